@@ -1,0 +1,4 @@
+package fsm
+
+// State is a policy lifecycle state.
+type State string
