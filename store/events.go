@@ -1,0 +1,319 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Attempt is one try at delivering an event's callback to TOP, as classified
+// by the TOP client.
+type Attempt struct {
+	BizID        string
+	Seq          int64
+	Attempt      int // 1 for the first try
+	StartedAt    time.Time
+	Duration     time.Duration // stored with microsecond precision
+	Class        string        // the TOP client's classification; ClassDelivered on success
+	HTTPStatus   int
+	Code         int
+	SubCode      string
+	Msg          string
+	SubMsg       string
+	FailCode     string
+	FailMessage  string
+	TOPRequestID string
+	Detail       string
+}
+
+const eventColumns = `biz_id, seq, request_id, stage, status, time_of_occurrence, payload, accepted_at,
+	state_after, endorsements_after, callback, attempts, last_class, last_error, delivered_at`
+
+type eventRow struct {
+	BizID             string        `db:"biz_id"`
+	Seq               int64         `db:"seq"`
+	RequestID         string        `db:"request_id"`
+	Stage             int           `db:"stage"`
+	Status            int           `db:"status"`
+	TimeOfOccurrence  string        `db:"time_of_occurrence"`
+	Payload           string        `db:"payload"`
+	AcceptedAt        int64         `db:"accepted_at"`
+	StateAfter        string        `db:"state_after"`
+	EndorsementsAfter int           `db:"endorsements_after"`
+	Callback          string        `db:"callback"`
+	Attempts          int           `db:"attempts"`
+	LastClass         string        `db:"last_class"`
+	LastError         string        `db:"last_error"`
+	DeliveredAt       sql.NullInt64 `db:"delivered_at"`
+}
+
+func (r eventRow) event() Event {
+	e := Event{
+		BizID:             r.BizID,
+		Seq:               r.Seq,
+		RequestID:         r.RequestID,
+		Stage:             r.Stage,
+		Status:            r.Status,
+		TimeOfOccurrence:  r.TimeOfOccurrence,
+		Payload:           r.Payload,
+		AcceptedAt:        fromMicros(r.AcceptedAt),
+		StateAfter:        r.StateAfter,
+		EndorsementsAfter: r.EndorsementsAfter,
+		Callback:          r.Callback,
+		Attempts:          r.Attempts,
+		LastClass:         r.LastClass,
+		LastError:         r.LastError,
+	}
+	if r.DeliveredAt.Valid {
+		t := fromMicros(r.DeliveredAt.Int64)
+		e.DeliveredAt = &t
+	}
+	return e
+}
+
+const attemptColumns = `biz_id, seq, attempt, started_at, duration_us, class, http_status, code, sub_code,
+	msg, sub_msg, fail_code, fail_message, top_request_id, detail`
+
+type attemptRow struct {
+	BizID        string `db:"biz_id"`
+	Seq          int64  `db:"seq"`
+	Attempt      int    `db:"attempt"`
+	StartedAt    int64  `db:"started_at"`
+	DurationUS   int64  `db:"duration_us"`
+	Class        string `db:"class"`
+	HTTPStatus   int    `db:"http_status"`
+	Code         int    `db:"code"`
+	SubCode      string `db:"sub_code"`
+	Msg          string `db:"msg"`
+	SubMsg       string `db:"sub_msg"`
+	FailCode     string `db:"fail_code"`
+	FailMessage  string `db:"fail_message"`
+	TOPRequestID string `db:"top_request_id"`
+	Detail       string `db:"detail"`
+}
+
+func (r attemptRow) attempt() Attempt {
+	return Attempt{
+		BizID:        r.BizID,
+		Seq:          r.Seq,
+		Attempt:      r.Attempt,
+		StartedAt:    fromMicros(r.StartedAt),
+		Duration:     time.Duration(r.DurationUS) * time.Microsecond,
+		Class:        r.Class,
+		HTTPStatus:   r.HTTPStatus,
+		Code:         r.Code,
+		SubCode:      r.SubCode,
+		Msg:          r.Msg,
+		SubMsg:       r.SubMsg,
+		FailCode:     r.FailCode,
+		FailMessage:  r.FailMessage,
+		TOPRequestID: r.TOPRequestID,
+		Detail:       r.Detail,
+	}
+}
+
+const insertAttempt = `INSERT INTO attempts (` + attemptColumns + `)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (biz_id, seq, attempt) DO NOTHING`
+
+// Attempts can be recorded out of order (a slow activity retried after a
+// later attempt finished), so the event's summary only takes an attempt's
+// class and error if it is at least as recent as the ones already counted.
+//
+// A failed attempt moves a waiting or in-flight callback to "retrying" but
+// leaves parked, skipped and delivered ones alone: those are decisions
+// (the workflow's, an operator's, TOP's) that a late attempt must not undo.
+const updateEventFailedAttempt = `UPDATE events SET
+	attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END,
+	last_class = CASE WHEN attempts <= ? THEN ? ELSE last_class END,
+	last_error = CASE WHEN attempts <= ? THEN ? ELSE last_error END,
+	callback = CASE WHEN callback IN ('queued', 'sending', 'retrying') THEN 'retrying' ELSE callback END
+WHERE biz_id = ? AND seq = ?`
+
+// A delivered attempt is a fact from TOP and wins over anything recorded
+// before it; delivered_at keeps the first delivery.
+const updateEventDelivered = `UPDATE events SET
+	attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END,
+	last_class = CASE WHEN attempts <= ? THEN ? ELSE last_class END,
+	last_error = CASE WHEN attempts <= ? THEN ? ELSE last_error END,
+	callback = 'delivered',
+	delivered_at = COALESCE(delivered_at, ?)
+WHERE biz_id = ? AND seq = ?`
+
+// RecordAttempt records one callback attempt and updates its event's summary
+// (attempts, last class and error, callback state), in one transaction. When
+// Class is ClassDelivered the event becomes delivered, with DeliveredAt =
+// StartedAt + Duration. Recording an attempt that is already recorded changes
+// nothing, so a retried activity is harmless. The event must have been
+// recorded; otherwise the error wraps ErrNotFound.
+func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
+	if err := validateAttempt(a); err != nil {
+		return fmt.Errorf("record attempt %d of biz_id %q seq %d: %w", a.Attempt, a.BizID, a.Seq, err)
+	}
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// The foreign key would refuse the insert too, but each driver words
+		// that differently; asking first gives one clear error. Events are
+		// never deleted, so the answer cannot go stale within the transaction.
+		if err := eventExists(ctx, tx, a.BizID, a.Seq); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, tx.Rebind(insertAttempt),
+			a.BizID, a.Seq, a.Attempt, micros(a.StartedAt), a.Duration.Microseconds(), a.Class,
+			a.HTTPStatus, a.Code, a.SubCode, a.Msg, a.SubMsg, a.FailCode, a.FailMessage, a.TOPRequestID, a.Detail,
+		)
+		if err != nil {
+			return fmt.Errorf("insert attempt: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("insert attempt: %w", err)
+		} else if n == 0 {
+			return nil // already recorded, and the event updated with it then
+		}
+		lastError := attemptError(a)
+		args := []any{a.Attempt, a.Attempt, a.Attempt, a.Class, a.Attempt, lastError}
+		query := updateEventFailedAttempt
+		if a.Class == ClassDelivered {
+			query = updateEventDelivered
+			args = append(args, micros(a.StartedAt.Add(a.Duration)))
+		}
+		args = append(args, a.BizID, a.Seq)
+		if _, err := tx.ExecContext(ctx, tx.Rebind(query), args...); err != nil {
+			return fmt.Errorf("update event: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record attempt %d of biz_id %q seq %d: %w", a.Attempt, a.BizID, a.Seq, err)
+	}
+	return nil
+}
+
+func validateAttempt(a Attempt) error {
+	switch {
+	case a.BizID == "":
+		return &InvalidError{Field: "attempt biz_id", Problem: "empty"}
+	case a.Seq < 1:
+		return &InvalidError{Field: "attempt seq", Problem: fmt.Sprintf("%d is not positive", a.Seq)}
+	case a.Attempt < 1:
+		return &InvalidError{Field: "attempt number", Problem: fmt.Sprintf("%d is not positive", a.Attempt)}
+	case a.Class == "":
+		return &InvalidError{Field: "attempt class", Problem: "empty"}
+	case a.StartedAt.IsZero():
+		return &InvalidError{Field: "attempt started_at", Problem: "zero"}
+	case a.Duration < 0:
+		return &InvalidError{Field: "attempt duration", Problem: fmt.Sprintf("%v is negative", a.Duration)}
+	}
+	return nil
+}
+
+// attemptError is the one-line summary of a failed attempt kept on its event:
+// the most specific message TOP gave, else the client's own detail.
+func attemptError(a Attempt) string {
+	if a.Class == ClassDelivered {
+		return ""
+	}
+	for _, msg := range []string{a.FailMessage, a.SubMsg, a.Msg, a.Detail} {
+		if msg != "" {
+			return msg
+		}
+	}
+	if a.HTTPStatus != 0 {
+		return fmt.Sprintf("HTTP %d", a.HTTPStatus)
+	}
+	return a.Class
+}
+
+// eventExists returns an error wrapping ErrNotFound if the event was never
+// recorded.
+func eventExists(ctx context.Context, tx *sqlx.Tx, bizID string, seq int64) error {
+	var one int
+	err := tx.GetContext(ctx, &one, tx.Rebind(`SELECT 1 FROM events WHERE biz_id = ? AND seq = ?`), bizID, seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("event %w", ErrNotFound) // the caller's wrapping names biz_id and seq
+	}
+	if err != nil {
+		return fmt.Errorf("look up event: %w", err)
+	}
+	return nil
+}
+
+// SetCallback sets one event's callback state and, unless policyCallbackState
+// is empty, its policy's CallbackState, in one transaction. Setting the same
+// values again changes nothing. A delivered event stays delivered: TOP's
+// acceptance is a fact that later bookkeeping must not erase. The error wraps
+// ErrNotFound if the event was never recorded.
+func (s *Store) SetCallback(ctx context.Context, bizID string, seq int64, callback string, policyCallbackState string) error {
+	wrap := func(err error) error {
+		return fmt.Errorf("set callback of biz_id %q seq %d to %q: %w", bizID, seq, callback, err)
+	}
+	if !slices.Contains(eventCallbacks, callback) {
+		return wrap(&InvalidError{Field: "event callback", Problem: unknownValue(callback, eventCallbacks)})
+	}
+	if policyCallbackState != "" && !slices.Contains(policyCallbackStates, policyCallbackState) {
+		return wrap(&InvalidError{Field: "policy callback_state", Problem: unknownValue(policyCallbackState, policyCallbackStates)})
+	}
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, tx.Rebind(
+			`UPDATE events SET callback = CASE WHEN callback = 'delivered' THEN callback ELSE ? END
+			WHERE biz_id = ? AND seq = ?`), callback, bizID, seq)
+		if err != nil {
+			return fmt.Errorf("update event: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("update event: %w", err)
+		} else if n == 0 {
+			return fmt.Errorf("event %w", ErrNotFound)
+		}
+		if policyCallbackState == "" {
+			return nil
+		}
+		// updated_at only moves when the state does, so a repeat is a no-op.
+		if _, err := tx.ExecContext(ctx, tx.Rebind(
+			`UPDATE policies SET
+				updated_at = CASE WHEN callback_state = ? THEN updated_at ELSE ? END,
+				callback_state = ?
+			WHERE biz_id = ?`), policyCallbackState, micros(s.now()), policyCallbackState, bizID); err != nil {
+			return fmt.Errorf("update policy: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return wrap(err)
+	}
+	return nil
+}
+
+// Events returns a policy's recorded events ordered by seq (none for a policy
+// never recorded).
+func (s *Store) Events(ctx context.Context, bizID string) ([]Event, error) {
+	var rows []eventRow
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(
+		`SELECT `+eventColumns+` FROM events WHERE biz_id = ? ORDER BY seq`), bizID); err != nil {
+		return nil, fmt.Errorf("read events of biz_id %q: %w", bizID, err)
+	}
+	out := make([]Event, len(rows))
+	for i, r := range rows {
+		out[i] = r.event()
+	}
+	return out, nil
+}
+
+// Attempts returns a policy's recorded callback attempts ordered by seq, then
+// attempt number.
+func (s *Store) Attempts(ctx context.Context, bizID string) ([]Attempt, error) {
+	var rows []attemptRow
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(
+		`SELECT `+attemptColumns+` FROM attempts WHERE biz_id = ? ORDER BY seq, attempt`), bizID); err != nil {
+		return nil, fmt.Errorf("read attempts of biz_id %q: %w", bizID, err)
+	}
+	out := make([]Attempt, len(rows))
+	for i, r := range rows {
+		out[i] = r.attempt()
+	}
+	return out, nil
+}

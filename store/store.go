@@ -1,0 +1,226 @@
+// Package store owns the SQL audit trail of insuranceflow: one row per policy
+// (the state a restarted or reopened workflow resumes from), one per accepted
+// insurance-result event, and one per TOP callback attempt. It opens the
+// database named by DATABASE_URL, applies the embedded schema migrations with
+// goose, and offers one transaction per method.
+//
+// The SQL is deliberately portable (question-mark placeholders rebound per
+// driver, INSERT … ON CONFLICT, BIGINT microsecond timestamps) so that adding
+// PostgreSQL is one more dialect in Open and the same migrations and tests.
+// Every write is idempotent and race-safe through ON CONFLICT clauses, because
+// Temporal retries activities and several workers may share one database.
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
+	"github.com/pressly/goose/v3"
+)
+
+//go:embed migrations/*.sql
+var embeddedMigrations embed.FS
+
+// ErrNotFound is wrapped (with the biz_id, and the seq for events) by every
+// lookup of a policy or event that the store has never recorded.
+var ErrNotFound = errors.New("not found")
+
+// sqliteBusyTimeout is how long a SQLite writer waits for another writer's
+// lock before giving up; several workers may share one database file.
+const sqliteBusyTimeout = 5 * time.Second
+
+// dialect is what differs between the databases the store runs on. Adding a
+// database means one more value of it and one more case in Open.
+type dialect struct {
+	scheme string        // DATABASE_URL scheme
+	driver string        // database/sql driver name; sqlx rebinds "?" for it
+	goose  goose.Dialect // goose's name for the same database
+}
+
+var sqliteDialect = dialect{scheme: "sqlite", driver: "sqlite3", goose: goose.DialectSQLite3}
+
+// supportedSchemes are listed in the error for any other scheme.
+var supportedSchemes = []string{sqliteDialect.scheme}
+
+// Store is the audit trail. It is safe for concurrent use, also by several
+// processes sharing one database.
+type Store struct {
+	db      *sqlx.DB
+	dialect dialect
+	now     func() time.Time // replaced in tests that need fixed timestamps
+}
+
+// connConfig is what Open needs to connect, as derived from a DATABASE_URL.
+type connConfig struct {
+	dialect dialect
+	dsn     string // driver data source name
+	target  string // what to call the database in errors; never holds a secret
+	single  bool   // exactly one connection: an in-memory database lives and dies with it
+	prepare func() error
+}
+
+// Open connects to the database named by databaseURL and applies any pending
+// migrations. Supported forms:
+//
+//	sqlite://relative/path.db   (relative to the working directory at Open)
+//	sqlite:///abs/path.db
+//	sqlite://:memory:           (private to this Store; one connection)
+//
+// The directory of a SQLite file is created if missing. SQLite databases run
+// in WAL mode with foreign keys on, a 5 s busy timeout, and write
+// transactions that take the write lock when they begin (BEGIN IMMEDIATE), so
+// concurrent writers queue instead of failing on a lock upgrade.
+func Open(ctx context.Context, databaseURL string) (*Store, error) {
+	return open(ctx, databaseURL, embeddedMigrations)
+}
+
+// open is Open with the migrations as a parameter, so tests can check how a
+// failing migration is reported.
+func open(ctx context.Context, databaseURL string, migrations fs.FS) (*Store, error) {
+	cfg, err := parseURL(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.prepare != nil {
+		if err := cfg.prepare(); err != nil {
+			return nil, &OpenError{Target: cfg.target, Err: err}
+		}
+	}
+	db, err := sqlx.Open(cfg.dialect.driver, cfg.dsn)
+	if err != nil {
+		return nil, &OpenError{Target: cfg.target, Err: err}
+	}
+	if cfg.single {
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, &OpenError{Target: cfg.target, Err: err}
+	}
+	s := &Store{db: db, dialect: cfg.dialect, now: time.Now}
+	if err := s.migrate(ctx, migrations); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// parseURL turns a DATABASE_URL into connection settings. Errors never quote
+// the URL itself: a PostgreSQL URL may carry a password.
+func parseURL(databaseURL string) (connConfig, error) {
+	if strings.TrimSpace(databaseURL) == "" {
+		return connConfig{}, &URLError{Reason: "database URL is empty (want e.g. sqlite://data/insuranceflow.db)"}
+	}
+	scheme, rest, ok := strings.Cut(databaseURL, "://")
+	if !ok || scheme == "" {
+		return connConfig{}, &URLError{Reason: "database URL has no scheme:// prefix (want e.g. sqlite://data/insuranceflow.db)"}
+	}
+	switch strings.ToLower(scheme) {
+	case sqliteDialect.scheme:
+		return sqliteConfig(rest)
+	default:
+		return connConfig{}, &UnsupportedSchemeError{Scheme: scheme, Supported: supportedSchemes}
+	}
+}
+
+// sqliteConfig builds the SQLite DSN for the part of the URL after "sqlite://".
+func sqliteConfig(path string) (connConfig, error) {
+	if path == "" {
+		return connConfig{}, &URLError{Reason: "sqlite URL has no path (want sqlite://relative/path.db, sqlite:///abs/path.db or sqlite://:memory:)"}
+	}
+	// The driver reads everything after '?' as its own parameters; ours are
+	// fixed, so a '?' or '#' is a mistake rather than a wish to tune them.
+	if strings.ContainsAny(path, "?#") {
+		return connConfig{}, &URLError{Reason: fmt.Sprintf("sqlite URL path %q contains '?' or '#'; parameters are not supported", path)}
+	}
+	params := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=on&_txlock=immediate", sqliteBusyTimeout.Milliseconds())
+	if path == ":memory:" {
+		// WAL does not apply to an in-memory database.
+		return connConfig{dialect: sqliteDialect, dsn: ":memory:?" + params, target: ":memory:", single: true}, nil
+	}
+	// Resolved now, so that every pooled connection opens the same file even
+	// if the working directory changes later.
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return connConfig{}, &URLError{Reason: fmt.Sprintf("sqlite path %q: %v", path, err)}
+	}
+	return connConfig{
+		dialect: sqliteDialect,
+		dsn:     abs + "?_journal_mode=WAL&" + params,
+		target:  abs,
+		prepare: func() error {
+			if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+				return fmt.Errorf("create database directory: %w", err)
+			}
+			return nil
+		},
+	}, nil
+}
+
+// migrate applies pending migrations with goose's Provider (no goose globals).
+func (s *Store) migrate(ctx context.Context, migrations fs.FS) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return &MigrationError{Err: err}
+	}
+	provider, err := goose.NewProvider(s.dialect.goose, s.db.DB, sub, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return &MigrationError{Err: err}
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		var partial *goose.PartialError
+		if errors.As(err, &partial) && partial.Failed != nil && partial.Failed.Source != nil {
+			return &MigrationError{
+				Version: partial.Failed.Source.Version,
+				Source:  filepath.Base(partial.Failed.Source.Path),
+				Err:     partial.Err,
+			}
+		}
+		return &MigrationError{Err: err}
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s database: %w", s.dialect.scheme, err)
+	}
+	return nil
+}
+
+// inTx runs fn in one transaction: committed if fn succeeds, rolled back
+// otherwise.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // a no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// micros stores a time as microseconds since the Unix epoch, the unit both
+// SQLite and PostgreSQL keep exactly.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// fromMicros is the inverse of micros, in UTC.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
