@@ -5,9 +5,11 @@
 package insurance
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 )
 
 // Stage is the stage of a policy that a result reports (API field "stage").
@@ -49,6 +51,13 @@ func ParseStage(v string) (Stage, error) {
 	return Stage(n), nil
 }
 
+// UnmarshalJSON accepts the API number (1) or a string holding it ("1"), so
+// events written by lenient clients still decode. Range is Validate's job;
+// null leaves s unchanged, as encoding/json does for plain ints.
+func (s *Stage) UnmarshalJSON(b []byte) error {
+	return unmarshalEnum(b, fieldStage, (*int)(s))
+}
+
 // Status says whether the reported stage succeeded (API field "status").
 type Status int
 
@@ -78,6 +87,11 @@ func ParseStatus(v string) (Status, error) {
 		return 0, fmt.Errorf("unknown status %q (want success, failure, 1 or 2)", v)
 	}
 	return Status(n), nil
+}
+
+// UnmarshalJSON accepts the API number (1) or a string holding it ("1").
+func (s *Status) UnmarshalJSON(b []byte) error {
+	return unmarshalEnum(b, fieldStatus, (*int)(s))
 }
 
 // Type is the kind of insurance (API field "insurance_type").
@@ -111,6 +125,11 @@ func ParseType(v string) (Type, error) {
 	return Type(n), nil
 }
 
+// UnmarshalJSON accepts the API number (1) or a string holding it ("1").
+func (t *Type) UnmarshalJSON(b []byte) error {
+	return unmarshalEnum(b, fieldInsuranceType, (*int)(t))
+}
+
 // Company is the insurer (API field "insurance_company"); zero means not given.
 type Company int
 
@@ -141,6 +160,11 @@ func ParseCompany(v string) (Company, error) {
 	return Company(n), nil
 }
 
+// UnmarshalJSON accepts the API number (1) or a string holding it ("1").
+func (c *Company) UnmarshalJSON(b []byte) error {
+	return unmarshalEnum(b, fieldInsuranceCompany, (*int)(c))
+}
+
 // Result mirrors the API's InsuranceResultApiRequest, with its exact JSON
 // names. Marshalled, it is the compact JSON string that TOP expects in the
 // insurance_result_a_p_i_request parameter: enums as numbers, empty optional
@@ -157,6 +181,65 @@ type Result struct {
 	InsuranceType          Type    `json:"insurance_type"`
 	AppKey                 string  `json:"appkey,omitempty"`
 	RequestID              string  `json:"request_id,omitempty"`
+}
+
+// The API's field names, in the order the API page lists them. Problems are
+// reported in this order so that the same body always yields the same error.
+const (
+	fieldBizID                  = "biz_id"
+	fieldPolicyNumber           = "policy_number"
+	fieldInsuranceCompany       = "insurance_company"
+	fieldStage                  = "stage"
+	fieldStatus                 = "status"
+	fieldTimeOfOccurrence       = "time_of_occurrence"
+	fieldBankAccountManagerName = "bank_account_manager_name"
+	fieldInsuranceDocument      = "insurance_document"
+	fieldInsuranceType          = "insurance_type"
+	fieldAppKey                 = "appkey"
+	fieldRequestID              = "request_id"
+)
+
+func fieldOrder() []string {
+	return []string{
+		fieldBizID, fieldPolicyNumber, fieldInsuranceCompany, fieldStage, fieldStatus,
+		fieldTimeOfOccurrence, fieldBankAccountManagerName, fieldInsuranceDocument,
+		fieldInsuranceType, fieldAppKey, fieldRequestID,
+	}
+}
+
+// APIJSON returns the compact JSON string TOP receives in the
+// insurance_result_a_p_i_request parameter: exactly json.Marshal(r), enums as
+// numbers, empty optional fields left out. It is the string that gets signed,
+// so every sender must use this one spelling. It does not validate; call
+// Validate first.
+func (r Result) APIJSON() (string, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("encode insurance result %s: %w", r.BizID, err)
+	}
+	return string(b), nil
+}
+
+// String describes r for humans without its personal data, so a Result that
+// slips into fmt.Errorf("%v") or a log line cannot leak the manager's name.
+func (r Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "insurance.Result{biz_id=%s stage=%s status=%s time_of_occurrence=%s insurance_type=%s",
+		quoteTrunc(r.BizID), r.Stage, r.Status, quoteTrunc(r.TimeOfOccurrence), r.InsuranceType)
+	if r.InsuranceCompany != 0 {
+		fmt.Fprintf(&b, " insurance_company=%s", r.InsuranceCompany)
+	}
+	if r.PolicyNumber != "" {
+		fmt.Fprintf(&b, " policy_number=%s", quoteTrunc(r.PolicyNumber))
+	}
+	if r.BankAccountManagerName != "" {
+		b.WriteString(" bank_account_manager_name=[redacted]")
+	}
+	if r.RequestID != "" {
+		fmt.Fprintf(&b, " request_id=%s", quoteTrunc(r.RequestID))
+	}
+	b.WriteString("}")
+	return b.String()
 }
 
 // LogValue keeps personal data out of logs: the account manager's name is
