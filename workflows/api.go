@@ -51,6 +51,43 @@ func SearchAttributeNames() []string {
 	return []string{"BizId", "PolicyState", "InsuranceType", "CallbackState"}
 }
 
+// PolicySearchAttributes are a policy's search attribute values: what the
+// starter sets when it starts a workflow (the state after the first event,
+// CallbackIdle) and what the workflow keeps current. Keyword values are the
+// readable names: the fsm.State, insurance.Type.String() ("home_property")
+// and the CallbackState.
+func PolicySearchAttributes(bizID string, state fsm.State, t insurance.Type, cb CallbackState) temporal.SearchAttributes {
+	values := searchAttributeValues(bizID, state, t, cb)
+	updates := make([]temporal.SearchAttributeUpdate, len(values))
+	for i, v := range values {
+		updates[i] = v.key.ValueSet(v.value)
+	}
+	return temporal.NewSearchAttributes(updates...)
+}
+
+// searchAttributeKeys are the custom search attributes, in
+// SearchAttributeNames order.
+func searchAttributeKeys() []temporal.SearchAttributeKeyKeyword {
+	return []temporal.SearchAttributeKeyKeyword{SearchBizID, SearchPolicyState, SearchInsuranceType, SearchCallbackState}
+}
+
+// searchValue is one search attribute and its value.
+type searchValue struct {
+	key   temporal.SearchAttributeKeyKeyword
+	value string
+}
+
+// searchAttributeValues is the one place that turns a policy into search
+// attribute values, in SearchAttributeNames order.
+func searchAttributeValues(bizID string, state fsm.State, t insurance.Type, cb CallbackState) []searchValue {
+	return []searchValue{
+		{SearchBizID, bizID},
+		{SearchPolicyState, string(state)},
+		{SearchInsuranceType, t.String()},
+		{SearchCallbackState, string(cb)},
+	}
+}
+
 // CallbackState is the policy-level state of its callback FIFO, as shown in
 // the CallbackState search attribute.
 type CallbackState string
@@ -121,6 +158,17 @@ type Callback struct {
 	LastError      string           `json:"last_error,omitempty"`
 	LastClass      string           `json:"last_class,omitempty"`
 	FirstAttemptAt time.Time        `json:"first_attempt_at,omitempty"`
+
+	// StateAfter and EndorsementsAfter are the policy's state and
+	// endorsement count right after this event was accepted, as the store
+	// records them with the event. A snapshot built from the store must
+	// fill them.
+	StateAfter        fsm.State `json:"state_after"`
+	EndorsementsAfter int       `json:"endorsements_after"`
+	// BudgetStartedAt is when the current retry budget began: the first
+	// attempt, or the first attempt after an operator's retry. Zero until
+	// the callback is first attempted.
+	BudgetStartedAt time.Time `json:"budget_started_at,omitzero"`
 }
 
 // PolicyInput starts (or continues) a policy workflow.
@@ -177,7 +225,20 @@ const (
 	ReasonPolicyNumberMismatch  = "policy_number_mismatch"
 	ReasonTimeWentBackwards     = "time_went_backwards"
 	ReasonNoParkedCallback      = "no_parked_callback"
+
+	// ReasonDuplicate rejects a report whose request id was already
+	// accepted; its details hold the original Acceptance with Duplicate
+	// set. It is a rejection rather than a successful answer because a
+	// rejected update leaves no trace in the workflow history, so a client
+	// that retries a lost response cannot grow the history. The policy
+	// client turns it back into a normal duplicate answer.
+	ReasonDuplicate = "duplicate"
 )
+
+// ErrorStoreUnavailable is the ApplicationError type of a retry-callback or
+// skip-callback update that was admitted but failed because the store could
+// not record the decision; nothing changed and the operator may try again.
+const ErrorStoreUnavailable = "store_unavailable"
 
 // IllegalTransitionDetails is the detail payload of an illegal_transition
 // rejection.

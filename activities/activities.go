@@ -1,0 +1,280 @@
+// Package activities owns the side effects of the policy workflow: sending
+// one event's callback to TOP and recording every attempt, and every
+// callback decision the workflow or an operator makes, in the SQL audit
+// trail. Everything here may run more than once for the same input, because
+// Temporal retries activities; the store's idempotent writes keep the trail
+// free of duplicate rows.
+//
+// The workflow never decides a retry from a Go error string: DeliverCallback
+// fails with an ApplicationError whose type is one of the ErrorType
+// constants and whose details are a DeliverFailure.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/insuranceflow/insuranceflow/fsm"
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/store"
+	"github.com/insuranceflow/insuranceflow/top"
+)
+
+// Caller sends one insurance result to TOP and classifies the answer; the
+// real *top.Client satisfies it, tests pass a fake.
+type Caller interface {
+	Callback(ctx context.Context, r insurance.Result) top.Outcome
+}
+
+var _ Caller = (*top.Client)(nil)
+
+// The ApplicationError types DeliverCallback fails with. The four TOP ones
+// are spelled as top.Class names, so the type tells the workflow exactly what
+// TOP's answer was classified as.
+const (
+	ErrorTypeRejected    = "rejected"       // TOP refused the result (call_success=false): non-retryable
+	ErrorTypePermanent   = "permanent"      // the request can never succeed as sent: non-retryable
+	ErrorTypeRetryable   = "retryable"      // a platform or transport fault: retry with backoff
+	ErrorTypeRateLimited = "rate_limited"   // an app ban: retry after the ban (NextRetryDelay)
+	ErrorTypeStore       = "store"          // the audit trail could not be written: retry
+	ErrorTypeInvalid     = "invalid_record" // the store refuses the record (a bug or a clash): non-retryable
+)
+
+// NonRetryableErrorTypes are the error types no retry can cure; the workflow
+// puts them in its retry policy and parks the callback when it sees one.
+// ErrorTypeInvalid is not listed because it is always raised non-retryable.
+func NonRetryableErrorTypes() []string {
+	return []string{ErrorTypeRejected, ErrorTypePermanent}
+}
+
+// Activities holds what the activities need. The worker registers a
+// *Activities; the workflow refers to the methods through a nil *Activities
+// so that a rename is a compile error.
+type Activities struct {
+	TOP    Caller
+	Store  *store.Store
+	Logger *slog.Logger     // nil discards
+	Now    func() time.Time // nil means time.Now
+}
+
+// DeliverInput is one event's callback, as the workflow hands it over.
+type DeliverInput struct {
+	BizID             string           `json:"biz_id"`
+	Seq               int64            `json:"seq"`
+	Event             insurance.Result `json:"event"` // RequestID set
+	AcceptedAt        time.Time        `json:"accepted_at"`
+	StateAfter        fsm.State        `json:"state_after"`
+	EndorsementsAfter int              `json:"endorsements_after"`
+	InsuranceType     insurance.Type   `json:"insurance_type"`           // the policy's, for the policy row
+	PolicyNumber      string           `json:"policy_number,omitempty"`  // the policy's, when known
+	AttemptOffset     int              `json:"attempt_offset,omitempty"` // attempts made before this activity was scheduled
+
+	// CallbackState is the policy's callback state (a workflows.CallbackState
+	// value) while this callback is being delivered; it goes into the policy
+	// row recorded with the event. CallbackStateAfter is the state once it
+	// is delivered; it is written only when it can differ from what the
+	// store holds (it differs from CallbackState, or the callback was
+	// attempted before), so a plain first-attempt delivery costs no extra
+	// write.
+	CallbackState      string `json:"callback_state,omitempty"`
+	CallbackStateAfter string `json:"callback_state_after,omitempty"`
+}
+
+// DeliverResult is a delivered callback.
+type DeliverResult struct {
+	Attempt      int           `json:"attempt"` // the attempt that succeeded, counted over the event's whole life
+	TOPRequestID string        `json:"top_request_id,omitempty"`
+	DeliveredAt  time.Time     `json:"delivered_at"`
+	Duration     time.Duration `json:"duration"`
+}
+
+// DeliverFailure is the detail payload of every error DeliverCallback
+// returns, so the workflow knows the exact attempt count and what TOP said
+// without parsing messages.
+type DeliverFailure struct {
+	Attempt    int           `json:"attempt"`
+	Class      string        `json:"class"` // a top.Class name, or ErrorTypeStore / ErrorTypeInvalid
+	Summary    string        `json:"summary"`
+	HTTPStatus int           `json:"http_status,omitempty"`
+	Code       int           `json:"code,omitempty"`
+	SubCode    string        `json:"sub_code,omitempty"`
+	FailCode   string        `json:"fail_code,omitempty"`
+	RetryAfter time.Duration `json:"retry_after,omitempty"` // rate_limited: the ban to wait out
+}
+
+// DeliverCallback records the event (idempotently, so the first attempt is
+// also what writes the accepted event to the audit trail), sends it to TOP
+// once, records the attempt and maps TOP's answer:
+//
+//   - delivered → DeliverResult;
+//   - rejected, permanent → a non-retryable ApplicationError of that type;
+//   - retryable → a retryable ApplicationError;
+//   - rate_limited → a retryable ApplicationError with NextRetryDelay set to
+//     the ban, so Temporal's own retry waits it out.
+//
+// A store failure is a retryable ErrorTypeStore error: the whole attempt is
+// repeated, and the store's idempotency keeps its rows single. If TOP had
+// already accepted the event, the repeat re-sends it with the same
+// request_id, which is what TOP's idempotency relies on.
+func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (DeliverResult, error) {
+	attempt := in.AttemptOffset + int(activity.GetInfo(ctx).Attempt)
+	payload, err := in.Event.APIJSON()
+	if err != nil {
+		return DeliverResult{}, a.invalid(attempt, err)
+	}
+	policy := store.Policy{
+		BizID:          in.BizID,
+		State:          string(in.StateAfter),
+		InsuranceType:  int(in.InsuranceType),
+		PolicyNumber:   in.PolicyNumber,
+		Endorsements:   in.EndorsementsAfter,
+		LastSeq:        in.Seq,
+		LastOccurredAt: in.Event.TimeOfOccurrence,
+		CallbackState:  in.CallbackState,
+	}
+	event := store.Event{
+		BizID:             in.BizID,
+		Seq:               in.Seq,
+		RequestID:         in.Event.RequestID,
+		Stage:             int(in.Event.Stage),
+		Status:            int(in.Event.Status),
+		TimeOfOccurrence:  in.Event.TimeOfOccurrence,
+		Payload:           payload,
+		AcceptedAt:        in.AcceptedAt,
+		StateAfter:        string(in.StateAfter),
+		EndorsementsAfter: in.EndorsementsAfter,
+		Callback:          "sending",
+	}
+	if err := a.Store.RecordEvents(ctx, policy, event); err != nil {
+		return DeliverResult{}, a.storeFailure(attempt, "record event", err)
+	}
+
+	started := a.now()
+	out := a.TOP.Callback(ctx, in.Event)
+	if out.Duration <= 0 {
+		out.Duration = a.now().Sub(started)
+	}
+	if err := a.Store.RecordAttempt(ctx, store.Attempt{
+		BizID:        in.BizID,
+		Seq:          in.Seq,
+		Attempt:      attempt,
+		StartedAt:    started,
+		Duration:     out.Duration,
+		Class:        out.Class.String(),
+		HTTPStatus:   out.HTTPStatus,
+		Code:         out.Code,
+		SubCode:      out.SubCode,
+		Msg:          out.Msg,
+		SubMsg:       out.SubMsg,
+		FailCode:     out.FailCode,
+		FailMessage:  out.FailMessage,
+		TOPRequestID: out.RequestID,
+		Detail:       out.Detail,
+	}); err != nil {
+		return DeliverResult{}, a.storeFailure(attempt, "record attempt", err)
+	}
+
+	level := slog.LevelInfo
+	if out.Class != top.ClassDelivered {
+		level = slog.LevelWarn
+	}
+	// One line per attempt. Only identifiers and TOP's classification: the
+	// event itself (and its account manager's name) is never logged.
+	a.logger().LogAttrs(ctx, level, "callback attempt",
+		slog.String("biz_id", in.BizID),
+		slog.Int64("seq", in.Seq),
+		slog.Int("attempt", attempt),
+		slog.String("class", out.Class.String()),
+		slog.Duration("duration", out.Duration),
+		slog.String("top_request_id", out.RequestID),
+	)
+
+	if out.Class == top.ClassDelivered {
+		if after := in.CallbackStateAfter; after != "" && (after != in.CallbackState || in.AttemptOffset > 0) {
+			if err := a.Store.SetCallback(ctx, in.BizID, in.Seq, "delivered", after); err != nil {
+				return DeliverResult{}, a.storeFailure(attempt, "record callback state", err)
+			}
+		}
+		return DeliverResult{
+			Attempt:      attempt,
+			TOPRequestID: out.RequestID,
+			DeliveredAt:  started.Add(out.Duration),
+			Duration:     out.Duration,
+		}, nil
+	}
+	return DeliverResult{}, OutcomeError(attempt, out)
+}
+
+// OutcomeError is the error DeliverCallback returns for an outcome that is
+// not delivered (nil for a delivered one). It is exported so workflow tests
+// can fail a mocked delivery exactly as the real activity would.
+func OutcomeError(attempt int, out top.Outcome) error {
+	summary := out.Summary()
+	failure := DeliverFailure{
+		Attempt:    attempt,
+		Class:      out.Class.String(),
+		Summary:    summary,
+		HTTPStatus: out.HTTPStatus,
+		Code:       out.Code,
+		SubCode:    out.SubCode,
+		FailCode:   out.FailCode,
+		RetryAfter: out.RetryAfter,
+	}
+	switch out.Class {
+	case top.ClassDelivered:
+		return nil
+	case top.ClassRejected:
+		return temporal.NewNonRetryableApplicationError(summary, ErrorTypeRejected, nil, failure)
+	case top.ClassPermanent:
+		return temporal.NewNonRetryableApplicationError(summary, ErrorTypePermanent, nil, failure)
+	case top.ClassRateLimited:
+		return temporal.NewApplicationErrorWithOptions(summary, ErrorTypeRateLimited, temporal.ApplicationErrorOptions{
+			NextRetryDelay: out.RetryAfter,
+			Details:        []any{failure},
+		})
+	default:
+		// ClassRetryable, and anything a future top version adds: retrying
+		// is the choice that never loses an event.
+		return temporal.NewApplicationError(summary, ErrorTypeRetryable, failure)
+	}
+}
+
+// storeFailure classifies a store error: a record the store refuses (bad
+// field, request id clash) will be refused again, so it is non-retryable and
+// the workflow parks the callback for an operator; anything else (a locked or
+// unreachable database) is retried.
+func (a *Activities) storeFailure(attempt int, what string, err error) error {
+	var invalid *store.InvalidError
+	var conflict *store.EventConflictError
+	if errors.As(err, &invalid) || errors.As(err, &conflict) {
+		return a.invalid(attempt, fmt.Errorf("%s: %w", what, err))
+	}
+	msg := fmt.Sprintf("%s: %v", what, err)
+	return temporal.NewApplicationErrorWithCause(msg, ErrorTypeStore, err,
+		DeliverFailure{Attempt: attempt, Class: ErrorTypeStore, Summary: msg})
+}
+
+func (a *Activities) invalid(attempt int, err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), ErrorTypeInvalid, err,
+		DeliverFailure{Attempt: attempt, Class: ErrorTypeInvalid, Summary: err.Error()})
+}
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Activities) logger() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}

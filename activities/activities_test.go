@@ -1,0 +1,450 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/insuranceflow/insuranceflow/fsm"
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/store"
+	"github.com/insuranceflow/insuranceflow/top"
+)
+
+const (
+	bizID       = "24010900100YSKSSG"
+	managerName = "王小明" // personal data: must never reach a log line
+)
+
+// fakeTOP answers every call with the next scripted outcome and remembers
+// what it was sent.
+type fakeTOP struct {
+	mu       sync.Mutex
+	outcomes []top.Outcome
+	sent     []insurance.Result
+}
+
+func (f *fakeTOP) Callback(_ context.Context, r insurance.Result) top.Outcome {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, r)
+	out := f.outcomes[0]
+	if len(f.outcomes) > 1 {
+		f.outcomes = f.outcomes[1:]
+	}
+	return out
+}
+
+func (f *fakeTOP) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sent)
+}
+
+type fixture struct {
+	t     *testing.T
+	store *store.Store
+	top   *fakeTOP
+	logs  *bytes.Buffer
+	acts  *Activities
+	env   *testsuite.TestActivityEnvironment
+}
+
+func newFixture(t *testing.T, outcomes ...top.Outcome) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	logs := &bytes.Buffer{}
+	clock := time.Date(2024, 1, 9, 2, 0, 0, 0, time.UTC)
+	f := &fixture{t: t, store: st, top: &fakeTOP{outcomes: outcomes}, logs: logs}
+	f.acts = &Activities{
+		TOP:    f.top,
+		Store:  st,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Now: func() time.Time {
+			clock = clock.Add(250 * time.Millisecond)
+			return clock
+		},
+	}
+	var suite testsuite.WorkflowTestSuite
+	f.env = suite.NewTestActivityEnvironment()
+	f.env.RegisterActivity(f.acts)
+	t.Cleanup(func() {
+		if strings.Contains(logs.String(), managerName) {
+			t.Errorf("logs contain the account manager's name:\n%s", logs)
+		}
+	})
+	return f
+}
+
+// event is the test policy's event for stage, an hour apart per stage.
+func event(stage insurance.Stage) insurance.Result {
+	return insurance.Result{
+		BizID:                  bizID,
+		PolicyNumber:           "PN-001",
+		Stage:                  stage,
+		Status:                 insurance.StatusSuccess,
+		TimeOfOccurrence:       time.Date(2024, 1, 9, 9+int(stage), 0, 0, 0, time.UTC).Format(insurance.TimeLayout),
+		BankAccountManagerName: managerName,
+		InsuranceType:          insurance.TypeHomeProperty,
+	}.WithRequestID()
+}
+
+// input is the first event's callback after offset earlier attempts.
+func input(offset int) DeliverInput {
+	return DeliverInput{
+		BizID:         bizID,
+		Seq:           1,
+		Event:         event(insurance.StagePreInsure),
+		AcceptedAt:    time.Date(2024, 1, 9, 2, 0, 0, 0, time.UTC),
+		StateAfter:    fsm.StatePreInsured,
+		InsuranceType: insurance.TypeHomeProperty,
+		PolicyNumber:  "PN-001",
+		AttemptOffset: offset,
+	}
+}
+
+func (f *fixture) deliver(in DeliverInput) (DeliverResult, error) {
+	f.t.Helper()
+	v, err := f.env.ExecuteActivity(f.acts.DeliverCallback, in)
+	if err != nil {
+		return DeliverResult{}, err
+	}
+	var res DeliverResult
+	if err := v.Get(&res); err != nil {
+		f.t.Fatalf("decode result: %v", err)
+	}
+	return res, nil
+}
+
+func (f *fixture) events() []store.Event {
+	f.t.Helper()
+	events, err := f.store.Events(context.Background(), bizID)
+	if err != nil {
+		f.t.Fatalf("read events: %v", err)
+	}
+	return events
+}
+
+func (f *fixture) attempts() []store.Attempt {
+	f.t.Helper()
+	attempts, err := f.store.Attempts(context.Background(), bizID)
+	if err != nil {
+		f.t.Fatalf("read attempts: %v", err)
+	}
+	return attempts
+}
+
+func (f *fixture) policy() store.Policy {
+	f.t.Helper()
+	p, err := f.store.Policy(context.Background(), bizID)
+	if err != nil {
+		f.t.Fatalf("read policy: %v", err)
+	}
+	return p
+}
+
+func TestErrorTypesAreTOPClassNames(t *testing.T) {
+	for class, errType := range map[top.Class]string{
+		top.ClassRejected:    ErrorTypeRejected,
+		top.ClassPermanent:   ErrorTypePermanent,
+		top.ClassRetryable:   ErrorTypeRetryable,
+		top.ClassRateLimited: ErrorTypeRateLimited,
+	} {
+		if class.String() != errType {
+			t.Errorf("error type %q differs from class name %q", errType, class)
+		}
+	}
+}
+
+func TestDeliverCallbackOutcomes(t *testing.T) {
+	tests := []struct {
+		name         string
+		outcome      top.Outcome
+		errType      string // "" for delivered
+		nonRetryable bool
+		retryDelay   time.Duration
+		summary      string
+		callback     string // the event's callback state in the store afterwards
+		lastError    string
+	}{
+		{
+			name:     "delivered",
+			outcome:  top.Outcome{Class: top.ClassDelivered, HTTPStatus: 200, RequestID: "top-req-1", Duration: 120 * time.Millisecond},
+			callback: "delivered",
+		},
+		{
+			name:         "rejected",
+			outcome:      top.Outcome{Class: top.ClassRejected, HTTPStatus: 200, FailCode: "POLICY_NOT_FOUND", FailMessage: "no such policy", RequestID: "top-req-2"},
+			errType:      ErrorTypeRejected,
+			nonRetryable: true,
+			summary:      "rejected: POLICY_NOT_FOUND: no such policy",
+			callback:     "retrying",
+			lastError:    "no such policy",
+		},
+		{
+			name:         "permanent",
+			outcome:      top.Outcome{Class: top.ClassPermanent, HTTPStatus: 200, Code: 25, Msg: "Invalid signature", SubCode: "isv.invalid-signature"},
+			errType:      ErrorTypePermanent,
+			nonRetryable: true,
+			summary:      "permanent: code 25 isv.invalid-signature: Invalid signature",
+			callback:     "retrying",
+			lastError:    "Invalid signature",
+		},
+		{
+			name:      "retryable",
+			outcome:   top.Outcome{Class: top.ClassRetryable, Detail: "connection refused"},
+			errType:   ErrorTypeRetryable,
+			summary:   "retryable: connection refused",
+			callback:  "retrying",
+			lastError: "connection refused",
+		},
+		{
+			name: "rate limited",
+			outcome: top.Outcome{Class: top.ClassRateLimited, HTTPStatus: 200, Code: 7, Msg: "App Call Limited",
+				SubMsg: "This ban will last for 40 more seconds", RetryAfter: 40 * time.Second},
+			errType:    ErrorTypeRateLimited,
+			retryDelay: 40 * time.Second,
+			summary:    "rate_limited: code 7: This ban will last for 40 more seconds (retry after 40s)",
+			callback:   "retrying",
+			lastError:  "This ban will last for 40 more seconds",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.outcome)
+			res, err := f.deliver(input(2)) // two earlier attempts: this is attempt 3
+
+			if got := f.top.sent; len(got) != 1 || got[0] != input(0).Event {
+				t.Fatalf("TOP was sent %v, want the event once", got)
+			}
+			if tt.errType == "" {
+				if err != nil {
+					t.Fatalf("DeliverCallback: %v", err)
+				}
+				if res.Attempt != 3 || res.TOPRequestID != "top-req-1" || res.Duration != 120*time.Millisecond || res.DeliveredAt.IsZero() {
+					t.Errorf("result = %+v, want attempt 3, TOP request id, duration", res)
+				}
+			} else {
+				var appErr *temporal.ApplicationError
+				if !errors.As(err, &appErr) {
+					t.Fatalf("error = %v, want an ApplicationError", err)
+				}
+				if appErr.Type() != tt.errType || appErr.NonRetryable() != tt.nonRetryable || appErr.NextRetryDelay() != tt.retryDelay {
+					t.Errorf("error type=%q nonRetryable=%v nextRetryDelay=%s, want %q %v %s",
+						appErr.Type(), appErr.NonRetryable(), appErr.NextRetryDelay(), tt.errType, tt.nonRetryable, tt.retryDelay)
+				}
+				if appErr.Message() != tt.summary {
+					t.Errorf("message = %q, want %q", appErr.Message(), tt.summary)
+				}
+				var d DeliverFailure
+				if err := appErr.Details(&d); err != nil {
+					t.Fatalf("details: %v", err)
+				}
+				want := DeliverFailure{Attempt: 3, Class: tt.outcome.Class.String(), Summary: tt.summary, HTTPStatus: tt.outcome.HTTPStatus,
+					Code: tt.outcome.Code, SubCode: tt.outcome.SubCode, FailCode: tt.outcome.FailCode, RetryAfter: tt.outcome.RetryAfter}
+				if d != want {
+					t.Errorf("details = %+v, want %+v", d, want)
+				}
+			}
+
+			events := f.events()
+			if len(events) != 1 {
+				t.Fatalf("events = %+v, want 1", events)
+			}
+			e := events[0]
+			if e.Seq != 1 || e.RequestID != input(0).Event.RequestID || e.StateAfter != "pre_insured" || e.Callback != tt.callback ||
+				e.Attempts != 3 || e.LastClass != tt.outcome.Class.String() || e.LastError != tt.lastError {
+				t.Errorf("event row = %+v, want callback %s after attempt 3", e, tt.callback)
+			}
+			if (e.DeliveredAt != nil) != (tt.errType == "") {
+				t.Errorf("delivered_at = %v for %s", e.DeliveredAt, tt.name)
+			}
+			if want, _ := input(0).Event.APIJSON(); e.Payload != want {
+				t.Errorf("payload = %s, want the event's API JSON", e.Payload)
+			}
+			attempts := f.attempts()
+			if len(attempts) != 1 {
+				t.Fatalf("attempts = %+v, want 1", attempts)
+			}
+			a := attempts[0]
+			o := tt.outcome
+			if a.Attempt != 3 || a.Class != o.Class.String() || a.HTTPStatus != o.HTTPStatus || a.Code != o.Code || a.SubCode != o.SubCode ||
+				a.SubMsg != o.SubMsg || a.FailCode != o.FailCode || a.TOPRequestID != o.RequestID || a.Detail != o.Detail || a.Duration <= 0 {
+				t.Errorf("attempt row = %+v, want outcome %+v as attempt 3", a, o)
+			}
+			if p := f.policy(); p.State != "pre_insured" || p.LastSeq != 1 || p.InsuranceType != 1 || p.PolicyNumber != "PN-001" {
+				t.Errorf("policy row = %+v", p)
+			}
+
+			line := f.logs.String()
+			for _, want := range []string{"msg=\"callback attempt\"", "biz_id=" + bizID, "seq=1", "attempt=3", "class=" + o.Class.String(), "duration="} {
+				if !strings.Contains(line, want) {
+					t.Errorf("log %q lacks %q", line, want)
+				}
+			}
+			if n := strings.Count(line, "callback attempt"); n != 1 {
+				t.Errorf("%d log lines, want 1 per attempt", n)
+			}
+		})
+	}
+}
+
+func TestDeliverCallbackRepeatedAttemptIsIdempotent(t *testing.T) {
+	retryable := top.Outcome{Class: top.ClassRetryable, Code: 15, SubCode: "isp.remote-service-error", SubMsg: "down"}
+	f := newFixture(t, retryable, retryable, top.Outcome{Class: top.ClassDelivered, RequestID: "top-ok"})
+
+	// The same attempt twice (a worker died after recording it), then the
+	// next attempt, which succeeds.
+	for range 2 {
+		if _, err := f.deliver(input(0)); err == nil {
+			t.Fatal("attempt 1 succeeded, want a retryable failure")
+		}
+	}
+	res, err := f.deliver(input(1))
+	if err != nil {
+		t.Fatalf("attempt 2: %v", err)
+	}
+	if res.Attempt != 2 || res.TOPRequestID != "top-ok" {
+		t.Errorf("result = %+v, want attempt 2", res)
+	}
+	if n := f.top.calls(); n != 3 {
+		t.Errorf("TOP called %d times, want 3 (a repeated attempt re-sends)", n)
+	}
+	if events := f.events(); len(events) != 1 || events[0].Callback != "delivered" || events[0].Attempts != 2 {
+		t.Errorf("events = %+v, want one delivered after 2 attempts", events)
+	}
+	attempts := f.attempts()
+	if len(attempts) != 2 || attempts[0].Attempt != 1 || attempts[0].Class != "retryable" ||
+		attempts[1].Attempt != 2 || attempts[1].Class != "delivered" {
+		t.Errorf("attempts = %+v, want attempt 1 retryable once, attempt 2 delivered", attempts)
+	}
+}
+
+func TestDeliverCallbackPolicyCallbackState(t *testing.T) {
+	retryable := top.Outcome{Class: top.ClassRetryable, Detail: "timeout"}
+	delivered := top.Outcome{Class: top.ClassDelivered}
+	tests := []struct {
+		name          string
+		outcome       top.Outcome
+		offset        int
+		before, after string
+		want          string
+	}{
+		{"first attempt, nothing queued", delivered, 0, "idle", "idle", "idle"},
+		{"first attempt, more queued", delivered, 0, "pending", "pending", "pending"},
+		{"queue drains", delivered, 0, "pending", "idle", "idle"},
+		{"failed attempt keeps the state", retryable, 0, "pending", "idle", "pending"},
+		{"delivered after retrying", delivered, 1, "retrying", "idle", "idle"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.outcome)
+			in := input(tt.offset)
+			in.CallbackState, in.CallbackStateAfter = tt.before, tt.after
+			_, _ = f.deliver(in)
+			if got := f.policy().CallbackState; got != tt.want {
+				t.Errorf("policy callback_state = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDeliverCallbackStoreFailures(t *testing.T) {
+	t.Run("store unavailable is retryable", func(t *testing.T) {
+		f := newFixture(t, top.Outcome{Class: top.ClassDelivered})
+		if err := f.store.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.deliver(input(0))
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != ErrorTypeStore || appErr.NonRetryable() {
+			t.Fatalf("error = %v, want a retryable %s error", err, ErrorTypeStore)
+		}
+		var d DeliverFailure
+		if err := appErr.Details(&d); err != nil || d.Attempt != 1 || d.Class != ErrorTypeStore ||
+			!strings.HasPrefix(d.Summary, "record event: ") {
+			t.Errorf("details = %+v (%v), want attempt 1 of class store", d, err)
+		}
+		if n := f.top.calls(); n != 0 {
+			t.Errorf("TOP called %d times, want 0: nothing is sent before the event is recorded", n)
+		}
+	})
+	t.Run("conflicting record is non-retryable", func(t *testing.T) {
+		f := newFixture(t, top.Outcome{Class: top.ClassDelivered})
+		if _, err := f.deliver(input(0)); err != nil {
+			t.Fatal(err)
+		}
+		other := input(0)
+		other.Event = event(insurance.StageUnderwrite) // another request id under seq 1
+		_, err := f.deliver(other)
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != ErrorTypeInvalid || !appErr.NonRetryable() ||
+			!strings.Contains(appErr.Message(), "seq 1 already holds request_id") {
+			t.Fatalf("error = %v, want a non-retryable %s error naming the clash", err, ErrorTypeInvalid)
+		}
+		if n := f.top.calls(); n != 1 {
+			t.Errorf("TOP called %d times, want 1", n)
+		}
+	})
+}
+
+func TestRecordCallbacks(t *testing.T) {
+	f := newFixture(t, top.Outcome{Class: top.ClassDelivered})
+	first, second := event(insurance.StagePreInsure), event(insurance.StageUnderwrite)
+	accepted := time.Date(2024, 1, 9, 2, 0, 0, 0, time.UTC)
+	park := RecordInput{
+		Policy: PolicyRecord{BizID: bizID, State: fsm.StateUnderwritten, InsuranceType: insurance.TypeHomeProperty,
+			PolicyNumber: "PN-001", LastSeq: 2, LastOccurredAt: second.TimeOfOccurrence, CallbackState: "parked"},
+		Events: []EventRecord{
+			{Seq: 1, Event: first, AcceptedAt: accepted, StateAfter: fsm.StatePreInsured, Callback: "parked"},
+			{Seq: 2, Event: second, AcceptedAt: accepted, StateAfter: fsm.StateUnderwritten, Callback: "queued"},
+		},
+		Callback: &CallbackChange{Seq: 1, Callback: "parked", PolicyCallbackState: "parked"},
+	}
+	run := func(in RecordInput) {
+		t.Helper()
+		if _, err := f.env.ExecuteLocalActivity(f.acts.RecordCallbacks, in); err != nil {
+			t.Fatalf("RecordCallbacks: %v", err)
+		}
+	}
+	run(park)
+	run(park) // a retried local activity changes nothing
+
+	events := f.events()
+	if len(events) != 2 || events[0].Callback != "parked" || events[1].Callback != "queued" || events[1].StateAfter != "underwritten" {
+		t.Fatalf("events = %+v, want seq 1 parked, seq 2 queued", events)
+	}
+	if p := f.policy(); p.State != "underwritten" || p.LastSeq != 2 || p.CallbackState != "parked" || p.PolicyNumber != "PN-001" {
+		t.Errorf("policy = %+v, want underwritten, last seq 2, parked", p)
+	}
+
+	skip := RecordInput{Policy: park.Policy, Events: park.Events[:1],
+		Callback: &CallbackChange{Seq: 1, Callback: "skipped", PolicyCallbackState: "idle"}}
+	skip.Policy.CallbackState = "idle"
+	run(skip)
+	if events := f.events(); events[0].Callback != "skipped" || events[1].Callback != "queued" {
+		t.Errorf("events after skip = %+v, want seq 1 skipped", events)
+	}
+	if p := f.policy(); p.CallbackState != "idle" {
+		t.Errorf("policy callback state = %q, want idle", p.CallbackState)
+	}
+
+	bad := RecordInput{Policy: park.Policy, Callback: &CallbackChange{Seq: 1, Callback: "lost"}}
+	if _, err := f.env.ExecuteLocalActivity(f.acts.RecordCallbacks, bad); err == nil || !strings.Contains(err.Error(), `"lost" is not one of`) {
+		t.Errorf("RecordCallbacks with an unknown callback state: %v, want the store's refusal", err)
+	}
+}

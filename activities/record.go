@@ -1,0 +1,104 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/insuranceflow/insuranceflow/fsm"
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/store"
+)
+
+// RecordInput is what RecordCallbacks writes: the policy row, any events the
+// store may not have yet, and optionally one callback decision.
+type RecordInput struct {
+	Policy   PolicyRecord    `json:"policy"`
+	Events   []EventRecord   `json:"events,omitempty"`
+	Callback *CallbackChange `json:"callback,omitempty"`
+}
+
+// PolicyRecord is the policy as the workflow knows it.
+type PolicyRecord struct {
+	BizID          string         `json:"biz_id"`
+	State          fsm.State      `json:"state"`
+	InsuranceType  insurance.Type `json:"insurance_type"`
+	PolicyNumber   string         `json:"policy_number,omitempty"`
+	Endorsements   int            `json:"endorsements"`
+	LastSeq        int64          `json:"last_seq"`
+	LastOccurredAt string         `json:"last_occurred_at,omitempty"`
+	CallbackState  string         `json:"callback_state,omitempty"` // a workflows.CallbackState value
+}
+
+// EventRecord is one accepted event and its callback state.
+type EventRecord struct {
+	Seq               int64            `json:"seq"`
+	Event             insurance.Result `json:"event"`
+	AcceptedAt        time.Time        `json:"accepted_at"`
+	StateAfter        fsm.State        `json:"state_after"`
+	EndorsementsAfter int              `json:"endorsements_after"`
+	Callback          string           `json:"callback"` // a workflows.EventCallback value
+}
+
+// CallbackChange sets one event's callback state and its policy's.
+type CallbackChange struct {
+	Seq                 int64  `json:"seq"`
+	Callback            string `json:"callback"`                        // a workflows.EventCallback value
+	PolicyCallbackState string `json:"policy_callback_state,omitempty"` // a workflows.CallbackState value
+}
+
+// RecordCallbacks is the local activity behind parking, skipping and the
+// recording of events accepted while a callback is parked: events are
+// recorded idempotently first (so the change below always finds its event),
+// then the callback change is applied. Both writes are idempotent, so the
+// SDK may retry the whole call.
+func (a *Activities) RecordCallbacks(ctx context.Context, in RecordInput) error {
+	policy := store.Policy{
+		BizID:          in.Policy.BizID,
+		State:          string(in.Policy.State),
+		InsuranceType:  int(in.Policy.InsuranceType),
+		PolicyNumber:   in.Policy.PolicyNumber,
+		Endorsements:   in.Policy.Endorsements,
+		LastSeq:        in.Policy.LastSeq,
+		LastOccurredAt: in.Policy.LastOccurredAt,
+		CallbackState:  in.Policy.CallbackState,
+	}
+	events := make([]store.Event, 0, len(in.Events))
+	for _, e := range in.Events {
+		payload, err := e.Event.APIJSON()
+		if err != nil {
+			return fmt.Errorf("record callbacks of seq %d: %w", e.Seq, err)
+		}
+		events = append(events, store.Event{
+			BizID:             in.Policy.BizID,
+			Seq:               e.Seq,
+			RequestID:         e.Event.RequestID,
+			Stage:             int(e.Event.Stage),
+			Status:            int(e.Event.Status),
+			TimeOfOccurrence:  e.Event.TimeOfOccurrence,
+			Payload:           payload,
+			AcceptedAt:        e.AcceptedAt,
+			StateAfter:        string(e.StateAfter),
+			EndorsementsAfter: e.EndorsementsAfter,
+			Callback:          e.Callback,
+		})
+	}
+	if err := a.Store.RecordEvents(ctx, policy, events...); err != nil {
+		return err
+	}
+	if c := in.Callback; c != nil {
+		if err := a.Store.SetCallback(ctx, in.Policy.BizID, c.Seq, c.Callback, c.PolicyCallbackState); err != nil {
+			return err
+		}
+	}
+	a.logger().InfoContext(ctx, "callbacks recorded",
+		"biz_id", in.Policy.BizID, "events", len(in.Events), "change", changeText(in.Callback))
+	return nil
+}
+
+func changeText(c *CallbackChange) string {
+	if c == nil {
+		return "none"
+	}
+	return fmt.Sprintf("seq %d %s", c.Seq, c.Callback)
+}

@@ -1,0 +1,331 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/insuranceflow/insuranceflow/activities"
+)
+
+// acts is how workflow code names activities: method values of a nil
+// *Activities, so that renaming a method breaks the build instead of a
+// running workflow. The worker registers the real one.
+var acts *activities.Activities
+
+// Activity option values.
+const (
+	// deliverAttemptTimeout bounds one DeliverCallback attempt: the TOP call
+	// is bounded at 30 s, plus two store writes.
+	deliverAttemptTimeout = 60 * time.Second
+	// recordAttemptTimeout and recordBudget bound the RecordCallbacks local
+	// activity: one attempt, and all of its retries.
+	recordAttemptTimeout = 10 * time.Second
+	recordBudget         = 2 * time.Minute
+)
+
+// deliverHead delivers the FIFO's head callback in two phases.
+//
+// Phase 1 is a single attempt (MaximumAttempts 1). It is how almost every
+// callback is delivered, and it spends nothing beyond the activity: no
+// search attribute upsert, no timer.
+//
+// Only when it fails retryably does the workflow say so (CallbackState
+// retrying), wait out the initial interval or the rate-limit ban, and start
+// phase 2: the same activity under Temporal's retry policy, bounded by what
+// is left of the retry budget. A non-retryable failure in either phase, or
+// phase 2 running out of budget, parks the callback for an operator.
+func (p *policy) deliverHead(ctx workflow.Context) error {
+	now := workflow.Now(ctx)
+	h := &p.fifo[0]
+	if h.FirstAttemptAt.IsZero() {
+		h.FirstAttemptAt = now
+	}
+	if h.BudgetStartedAt.IsZero() {
+		h.BudgetStartedAt = now
+	}
+	h.State = EventSending
+	p.updateEventStatus(*h, nil)
+	p.setCurrentDetails(ctx)
+
+	in := p.deliverInput(*h)
+	phase1 := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: deliverAttemptTimeout,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+		Summary:             deliverySummary(*h),
+	})
+	var res activities.DeliverResult
+	err := workflow.ExecuteActivity(phase1, acts.DeliverCallback, in).Get(ctx, &res)
+	if err == nil {
+		p.delivered(ctx, res)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	f := classifyFailure(err, in.AttemptOffset+1)
+	if f.final {
+		p.park(ctx, f)
+		return nil
+	}
+
+	h = &p.fifo[0] // handlers may have grown (and moved) the FIFO meanwhile
+	p.noteFailure(h, f, EventRetrying)
+	p.setCurrentDetails(ctx)
+	p.syncSearchAttributes(ctx) // retrying begins
+	wait := max(p.settings.RetryInitialInterval, f.retryAfter)
+	backoff := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{
+		Summary: fmt.Sprintf("callback #%d backoff", h.Seq),
+	})
+	if err := backoff.Get(ctx, nil); err != nil {
+		return err
+	}
+
+	h = &p.fifo[0]
+	left := p.settings.RetryBudget - workflow.Now(ctx).Sub(h.BudgetStartedAt)
+	if left <= 0 {
+		p.park(ctx, failure{attempt: h.Attempts, class: f.class, summary: "retry budget exhausted: " + f.summary})
+		return nil
+	}
+	in = p.deliverInput(*h)
+	phase2 := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    deliverAttemptTimeout,
+		ScheduleToCloseTimeout: left,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        p.settings.RetryInitialInterval,
+			BackoffCoefficient:     p.settings.RetryBackoff,
+			MaximumInterval:        p.settings.RetryMaxInterval,
+			NonRetryableErrorTypes: activities.NonRetryableErrorTypes(),
+		},
+		Summary: deliverySummary(*h) + " (retrying)",
+	})
+	err = workflow.ExecuteActivity(phase2, acts.DeliverCallback, in).Get(ctx, &res)
+	if err == nil {
+		p.delivered(ctx, res)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	f = classifyFailure(err, in.AttemptOffset+1)
+	if !f.final {
+		f.summary = "retry budget exhausted: " + f.summary
+	}
+	p.park(ctx, f)
+	return nil
+}
+
+// deliverySummary names a callback in the Temporal UI without personal
+// data: "callback #3 underwrite/success".
+func deliverySummary(cb Callback) string {
+	return fmt.Sprintf("callback #%d %s/%s", cb.Seq, cb.Event.Stage, cb.Event.Status)
+}
+
+func (p *policy) deliverInput(cb Callback) activities.DeliverInput {
+	return activities.DeliverInput{
+		BizID:             p.bizID,
+		Seq:               cb.Seq,
+		Event:             cb.Event,
+		AcceptedAt:        cb.AcceptedAt,
+		StateAfter:        cb.StateAfter,
+		EndorsementsAfter: cb.EndorsementsAfter,
+		InsuranceType:     p.insuranceType,
+		PolicyNumber:      p.policyNumber,
+		AttemptOffset:     cb.Attempts,
+		// The FIFO at scheduling time; events accepted during the call make
+		// "after" stale by one, and the next delivery's record corrects it.
+		CallbackState:      string(p.callbackState()),
+		CallbackStateAfter: string(callbackStateOf(p.fifo[1:])),
+	}
+}
+
+// failure is a failed delivery as the workflow understands it.
+type failure struct {
+	attempt    int // the attempt that failed, counted over the callback's life
+	class      string
+	summary    string
+	retryAfter time.Duration
+	final      bool // no retry can cure it: park
+}
+
+// classifyFailure reads a DeliverCallback error. The activity reports the
+// attempt number and TOP's classification in a DeliverFailure; an error
+// without one (an attempt that timed out, a worker that crashed) counts as
+// fallbackAttempt and is retryable, since retrying never loses an event.
+func classifyFailure(err error, fallbackAttempt int) failure {
+	f := failure{attempt: fallbackAttempt, class: activities.ErrorTypeRetryable, summary: err.Error()}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		f.class, f.summary = appErr.Type(), appErr.Message()
+		var d activities.DeliverFailure
+		if appErr.HasDetails() && appErr.Details(&d) == nil {
+			if d.Attempt > 0 {
+				f.attempt = d.Attempt
+			}
+			if d.Class != "" {
+				f.class = d.Class
+			}
+			if d.Summary != "" {
+				f.summary = d.Summary
+			}
+			f.retryAfter = d.RetryAfter
+		}
+		if f.retryAfter == 0 {
+			f.retryAfter = appErr.NextRetryDelay()
+		}
+		f.final = appErr.NonRetryable() || slices.Contains(activities.NonRetryableErrorTypes(), appErr.Type())
+		return f
+	}
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		f.class = "timeout"
+		f.summary = "attempt timed out (" + timeout.TimeoutType().String() + ")"
+	}
+	return f
+}
+
+// noteFailure records a failed attempt on a callback and its status view.
+func (p *policy) noteFailure(h *Callback, f failure, state EventCallback) {
+	h.State = state
+	h.Attempts = max(h.Attempts, f.attempt)
+	h.LastClass = f.class
+	h.LastError = f.summary
+	p.updateEventStatus(*h, nil)
+}
+
+// delivered pops the head after TOP accepted it.
+func (p *policy) delivered(ctx workflow.Context, res activities.DeliverResult) {
+	h := p.fifo[0]
+	h.State = EventDelivered
+	h.Attempts = max(h.Attempts, res.Attempt)
+	h.LastClass = "delivered"
+	deliveredAt := res.DeliveredAt
+	p.updateEventStatus(h, &deliveredAt)
+	p.popHead(ctx)
+	p.setCurrentDetails(ctx)
+	p.syncSearchAttributes(ctx) // a delivery completed
+}
+
+// popHead removes the head, which is delivered or skipped.
+func (p *policy) popHead(ctx workflow.Context) {
+	p.fifo = slices.Delete(p.fifo, 0, 1)
+	if len(p.fifo) == 0 {
+		p.quietSince = workflow.Now(ctx) // idleness counts from here
+	}
+}
+
+// park stops delivery until an operator retries or skips the head. Every
+// pending event is recorded in the store (the parked head as parked, the
+// rest as queued), so the audit trail shows what waits; events accepted
+// while parked are recorded as they come (recordAcceptedWhileParked).
+func (p *policy) park(ctx workflow.Context, f failure) {
+	h := &p.fifo[0]
+	p.noteFailure(h, f, EventParked)
+	head := *h
+	p.parked = true
+	p.logger.Warn("callback parked", "seq", head.Seq, "attempts", head.Attempts, "class", f.class)
+	p.setCurrentDetails(ctx)
+	p.syncSearchAttributes(ctx) // parking begins
+
+	records := make([]activities.EventRecord, len(p.fifo))
+	for i, cb := range p.fifo {
+		records[i] = eventRecord(cb, cb.State)
+	}
+	through := p.lastSeq
+	err := p.recordCallbacks(ctx, fmt.Sprintf("park callback #%d", head.Seq), activities.RecordInput{
+		Policy:   p.policyRecord(CallbackParked),
+		Events:   records,
+		Callback: &activities.CallbackChange{Seq: head.Seq, Callback: string(EventParked), PolicyCallbackState: string(CallbackParked)},
+	})
+	if err != nil {
+		// The workflow's state is the truth and the status query shows the
+		// parked callback; each event still reaches the store with its
+		// delivery. Retrying here could spin for as long as the store is
+		// down, so give up loudly instead.
+		p.logger.Error("parked callback not recorded in the store", "seq", head.Seq, "error", err)
+	}
+	p.storedThrough = through
+}
+
+// recordAcceptedWhileParked records the events accepted since the last
+// recording while the head is parked, so the audit trail is complete even
+// though no delivery will record them for a while.
+func (p *policy) recordAcceptedWhileParked(ctx workflow.Context) {
+	var records []activities.EventRecord
+	for _, cb := range p.fifo {
+		if cb.Seq > p.storedThrough {
+			records = append(records, eventRecord(cb, cb.State))
+		}
+	}
+	through := p.lastSeq
+	err := p.recordCallbacks(ctx, fmt.Sprintf("record events #%d-#%d queued behind parked callback #%d",
+		records[0].Seq, through, p.fifo[0].Seq),
+		activities.RecordInput{Policy: p.policyRecord(CallbackParked), Events: records})
+	if err != nil {
+		p.logger.Error("queued events not recorded in the store", "events", len(records), "error", err)
+	}
+	p.storedThrough = through
+}
+
+// recordCallbacks runs the RecordCallbacks local activity: a store write
+// too small and too frequent (per operator action) to deserve a scheduled
+// activity and its history events.
+func (p *policy) recordCallbacks(ctx workflow.Context, summary string, in activities.RecordInput) error {
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    recordAttemptTimeout,
+		ScheduleToCloseTimeout: recordBudget,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+		},
+		Summary: summary,
+	})
+	return workflow.ExecuteLocalActivity(lctx, acts.RecordCallbacks, in).Get(ctx, nil)
+}
+
+// policyRecord is the policy row as the workflow knows it now.
+func (p *policy) policyRecord(cb CallbackState) activities.PolicyRecord {
+	return activities.PolicyRecord{
+		BizID:          p.bizID,
+		State:          p.lifecycle.State(),
+		InsuranceType:  p.insuranceType,
+		PolicyNumber:   p.policyNumber,
+		Endorsements:   p.lifecycle.Endorsements(),
+		LastSeq:        p.lastSeq,
+		LastOccurredAt: p.lastOccurredAt,
+		CallbackState:  string(cb),
+	}
+}
+
+func eventRecord(cb Callback, state EventCallback) activities.EventRecord {
+	return activities.EventRecord{
+		Seq:               cb.Seq,
+		Event:             cb.Event,
+		AcceptedAt:        cb.AcceptedAt,
+		StateAfter:        cb.StateAfter,
+		EndorsementsAfter: cb.EndorsementsAfter,
+		Callback:          string(state),
+	}
+}
+
+// updateEventStatus copies a callback's state into its status view entry,
+// if that is still among the recent events.
+func (p *policy) updateEventStatus(cb Callback, deliveredAt *time.Time) {
+	i := p.eventIndex(cb.Seq)
+	if i < 0 {
+		return
+	}
+	e := &p.events[i]
+	e.Callback = cb.State
+	e.Attempts = cb.Attempts
+	e.LastError = cb.LastError
+	e.LastClass = cb.LastClass
+	if deliveredAt != nil {
+		e.DeliveredAt = deliveredAt
+	}
+}

@@ -1,0 +1,37 @@
+package workflows
+
+import (
+	"path/filepath"
+	"testing"
+
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// TestReplay replays every history recorded from a real server in
+// testdata/*.json against the current workflow code, so a change that would
+// break running policies (a reordered command, a new activity before an old
+// one) fails here instead of in production. Record a history with
+//
+//	temporal workflow show --workflow-id policy-<biz_id> --output json > workflows/testdata/<name>.json
+//
+// An empty directory fails the test: a replay test that checks nothing must
+// not look like one that passed.
+func TestReplay(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil {
+		t.Fatalf("list histories: %v", err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no workflow histories in testdata/*.json: record one from a real server (see the comment on TestReplay)")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			replayer := worker.NewWorkflowReplayer()
+			replayer.RegisterWorkflowWithOptions(Policy, workflow.RegisterOptions{Name: WorkflowName})
+			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
+				t.Fatalf("replay %s: %v", file, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,477 @@
+// Package workflows owns the policy workflow: one long-lived Temporal entity
+// workflow per policy (ID "policy-<biz_id>") that accepts insurance-result
+// events through the "report" update, enforces the lifecycle with the fsm
+// package, and delivers each accepted event's callback to TOP exactly in
+// acceptance order, one at a time, retrying durably and parking a callback
+// for an operator when no retry can help. api.go is its contract with the
+// rest of the project; this file holds the workflow's shape (setup, main
+// loop, lifetime), handlers.go the updates and the query, delivery.go the
+// callback FIFO, and visibility.go what the Temporal UI shows.
+//
+// Temporal actions of a normal five-event lifecycle (pre_insure, underwrite,
+// insure, endorse, cancel, each delivered before the next arrives): one
+// start (update-with-start carries the first event), five updates, five
+// DeliverCallback activities, three search attribute upserts (PolicyState
+// underwritten, insured, cancelled; the starter already set pre_insured and
+// CallbackState idle, and an upsert only ever carries values that differ),
+// and one timer (the idle timer, armed once per run). A burst of events adds
+// at most one upsert (CallbackState pending, then idle again). Nothing else
+// is spent on the happy path: the first attempt of a callback runs without a
+// backoff timer and without a search attribute change.
+package workflows
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/insuranceflow/insuranceflow/fsm"
+	"github.com/insuranceflow/insuranceflow/insurance"
+)
+
+// Setting defaults (see Settings).
+const (
+	DefaultRetryInitialInterval = time.Second
+	DefaultRetryBackoff         = 2.0
+	DefaultRetryMaxInterval     = 5 * time.Minute
+	DefaultRetryBudget          = 24 * time.Hour
+	DefaultIdleTimeout          = 30 * 24 * time.Hour
+	DefaultContinueAsNewAfter   = 500
+)
+
+// ErrorTypeInvalidInput is the ApplicationError type a run fails with when
+// its PolicyInput cannot be used (no biz_id, bad settings, a corrupt
+// snapshot). It is non-retryable: the same input fails the same way.
+const ErrorTypeInvalidInput = "invalid_input"
+
+// maxStatusEvents bounds the events a Status and a Snapshot carry, so both
+// stay small however long a policy lives; the store keeps every event.
+const maxStatusEvents = 100
+
+// SettingsError names a Settings field and what is wrong with it.
+type SettingsError struct {
+	Field   string
+	Problem string
+}
+
+func (e *SettingsError) Error() string { return "settings " + e.Field + ": " + e.Problem }
+
+// WithDefaults returns s with every zero field set to its default.
+func (s Settings) WithDefaults() Settings {
+	if s.RetryInitialInterval == 0 {
+		s.RetryInitialInterval = DefaultRetryInitialInterval
+	}
+	if s.RetryBackoff == 0 {
+		s.RetryBackoff = DefaultRetryBackoff
+	}
+	if s.RetryMaxInterval == 0 {
+		s.RetryMaxInterval = DefaultRetryMaxInterval
+	}
+	if s.RetryBudget == 0 {
+		s.RetryBudget = DefaultRetryBudget
+	}
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = DefaultIdleTimeout
+	}
+	if s.ContinueAsNewAfter == 0 {
+		s.ContinueAsNewAfter = DefaultContinueAsNewAfter
+	}
+	return s
+}
+
+// Validate returns a *SettingsError for the first unusable field: a negative
+// duration or count, a backoff coefficient below 1 (Temporal refuses it), or
+// a maximum retry interval below the initial one. Zero fields are fine.
+func (s Settings) Validate() error {
+	for _, d := range []struct {
+		field string
+		value time.Duration
+	}{
+		{"retry_initial_interval", s.RetryInitialInterval},
+		{"retry_max_interval", s.RetryMaxInterval},
+		{"retry_budget", s.RetryBudget},
+		{"idle_timeout", s.IdleTimeout},
+	} {
+		if d.value < 0 {
+			return &SettingsError{Field: d.field, Problem: fmt.Sprintf("%s is negative", d.value)}
+		}
+	}
+	if s.ContinueAsNewAfter < 0 {
+		return &SettingsError{Field: "continue_as_new_after", Problem: fmt.Sprintf("%d is negative", s.ContinueAsNewAfter)}
+	}
+	if s.RetryBackoff != 0 && s.RetryBackoff < 1 {
+		return &SettingsError{Field: "retry_backoff", Problem: fmt.Sprintf("%g is below 1", s.RetryBackoff)}
+	}
+	d := s.WithDefaults()
+	if d.RetryMaxInterval < d.RetryInitialInterval {
+		return &SettingsError{Field: "retry_max_interval", Problem: fmt.Sprintf("%s is below retry_initial_interval %s",
+			d.RetryMaxInterval, d.RetryInitialInterval)}
+	}
+	return nil
+}
+
+// Policy is the policy workflow, registered as WorkflowName. It returns the
+// final Status when the policy is finished (cancelled, every callback
+// delivered or skipped) or has been idle for Settings.IdleTimeout; it
+// continues as new with a Snapshot when its history grows long.
+func Policy(ctx workflow.Context, in PolicyInput) (Status, error) {
+	p := &policy{}
+	if err := p.setup(ctx, in); err != nil {
+		return Status{}, err
+	}
+	return p.run(ctx)
+}
+
+// policy is one run's state. Handlers and the main loop run as coroutines of
+// one workflow, never in parallel, so no locking is needed; but anything the
+// main loop holds across a blocking call (a pointer into fifo, say) may be
+// changed by a handler meanwhile, so it re-reads p.fifo[0] after each one.
+type policy struct {
+	bizID    string
+	input    PolicyInput // kept as given: its Settings go on unchanged at continue-as-new
+	settings Settings    // with defaults
+	logger   log.Logger
+
+	lifecycle      *fsm.Lifecycle
+	insuranceType  insurance.Type // zero until the first event
+	policyNumber   string
+	lastSeq        int64
+	lastOccurredAt string
+
+	// accepted is every accepted request id of the policy's life, carried
+	// from run to run; acceptedIdx indexes it by request id. Only the slice
+	// is ever iterated, so map order never matters.
+	accepted    []Acceptance
+	acceptedIdx map[string]int
+
+	events []EventStatus // the last maxStatusEvents events, by seq
+	fifo   []Callback    // callbacks not yet delivered or skipped, by seq; the head is fifo[0]
+
+	acceptedThisRun int
+	quietSince      time.Time // the last acceptance, or when the FIFO last emptied
+	idleExpired     bool      // set by the idle watcher
+
+	parked         bool  // the head is parked and the search attributes say so
+	storedThrough  int64 // while parked: events up to this seq are in the store
+	operatorActive bool  // a retry or skip is writing to the store
+
+	searchAttrs map[string]string // the values the workflow's search attributes hold now
+}
+
+// setup restores the policy from in.Snapshot (or starts it new), sets the
+// logger and registers the handlers. An unusable input fails the run with a
+// non-retryable ErrorTypeInvalidInput error.
+func (p *policy) setup(ctx workflow.Context, in PolicyInput) error {
+	if err := p.restore(ctx, in); err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrorTypeInvalidInput, err)
+	}
+	p.logger = log.With(workflow.GetLogger(ctx), "biz_id", p.bizID)
+
+	p.searchAttrs = make(map[string]string, len(SearchAttributeNames()))
+	current := workflow.GetTypedSearchAttributes(ctx)
+	for _, key := range searchAttributeKeys() {
+		if v, ok := current.GetKeyword(key); ok {
+			p.searchAttrs[key.GetName()] = v
+		}
+	}
+
+	if err := p.registerHandlers(ctx); err != nil {
+		return fmt.Errorf("register handlers: %w", err)
+	}
+	p.setCurrentDetails(ctx)
+	return nil
+}
+
+// restore fills p from the input.
+func (p *policy) restore(ctx workflow.Context, in PolicyInput) error {
+	if in.BizID == "" {
+		return errors.New("policy input has no biz_id")
+	}
+	if err := in.Settings.Validate(); err != nil {
+		return err
+	}
+	p.bizID = in.BizID
+	p.input = in
+	p.settings = in.Settings.WithDefaults()
+	p.acceptedIdx = make(map[string]int)
+	p.quietSince = workflow.Now(ctx)
+
+	s := in.Snapshot
+	if s == nil {
+		p.lifecycle = fsm.New()
+		return nil
+	}
+	lc, err := fsm.Restore(s.State, s.Endorsements)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if s.InsuranceType != 0 && !s.InsuranceType.Valid() {
+		return fmt.Errorf("snapshot: %s is not an insurance type", s.InsuranceType)
+	}
+	if s.LastSeq < 0 {
+		return fmt.Errorf("snapshot: last_seq %d is negative", s.LastSeq)
+	}
+	p.lifecycle = lc
+	p.insuranceType = s.InsuranceType
+	p.policyNumber = s.PolicyNumber
+	p.lastSeq = s.LastSeq
+	p.lastOccurredAt = s.LastOccurredAt
+
+	p.accepted = slices.Clone(s.Accepted)
+	for i, a := range p.accepted {
+		if a.RequestID == "" {
+			return fmt.Errorf("snapshot: accepted seq %d has no request_id", a.Seq)
+		}
+		p.acceptedIdx[a.RequestID] = i
+	}
+
+	p.events = slices.Clone(s.Events)
+	p.fifo = slices.Clone(s.PendingCallbacks)
+	for i := range p.fifo {
+		cb := &p.fifo[i]
+		if cb.Seq < 1 || cb.Seq > p.lastSeq || (i > 0 && cb.Seq <= p.fifo[i-1].Seq) {
+			return fmt.Errorf("snapshot: pending callback seq %d is out of order or beyond last_seq %d", cb.Seq, p.lastSeq)
+		}
+		if cb.Event.RequestID == "" {
+			return fmt.Errorf("snapshot: pending callback seq %d has no request_id", cb.Seq)
+		}
+		switch {
+		case cb.State == EventQueued, i == 0 && cb.State == EventParked:
+		case cb.State == EventSending, cb.State == EventRetrying, cb.State == EventParked, cb.State == "":
+			// In flight when its run ended (a store snapshot of a
+			// terminated run), or parked behind another callback, which
+			// only a store edited by hand can say: it starts over, with a
+			// fresh budget, in its place in the FIFO.
+			cb.State = EventQueued
+			cb.BudgetStartedAt = time.Time{}
+		default:
+			return fmt.Errorf("snapshot: pending callback seq %d is %s", cb.Seq, cb.State)
+		}
+		if p.eventIndex(cb.Seq) < 0 {
+			p.events = append(p.events, eventStatusOf(*cb))
+		} else {
+			p.updateEventStatus(*cb, nil)
+		}
+	}
+	slices.SortStableFunc(p.events, func(a, b EventStatus) int { return cmp.Compare(a.Seq, b.Seq) })
+	p.trimEvents()
+	if len(p.fifo) > 0 && p.fifo[0].State == EventParked {
+		// storedThrough 0 makes the first wait record every pending event:
+		// the previous run may have accepted some without recording them.
+		p.parked = true
+	}
+	return nil
+}
+
+// run is the main loop: wait for something to do, then do one step.
+func (p *policy) run(ctx workflow.Context) (Status, error) {
+	workflow.Go(ctx, p.watchIdleness)
+	for {
+		if p.parked && !p.headIs(EventParked) {
+			p.parked = false
+			p.syncSearchAttributes(ctx) // parking ended: an operator retried or skipped
+		}
+		if !p.ready(ctx) {
+			p.syncSearchAttributes(ctx) // about to block
+			if err := workflow.Await(ctx, func() bool { return p.ready(ctx) }); err != nil {
+				return p.status(), err // cancelled
+			}
+			continue // re-check from the top: the head may have left parking
+		}
+
+		switch {
+		case p.done(ctx):
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return p.status(), err
+			}
+			if !p.done(ctx) {
+				continue // a handler accepted an event while we waited
+			}
+			p.syncSearchAttributes(ctx)
+			p.logger.Info("policy workflow completing", "state", p.lifecycle.State(), "last_seq", p.lastSeq)
+			return p.status(), nil
+		case p.continueAsNewDue(ctx):
+			return p.continueAsNew(ctx)
+		case p.parked && p.lastSeq > p.storedThrough:
+			p.recordAcceptedWhileParked(ctx)
+		case p.headIs(EventQueued):
+			if err := p.deliverHead(ctx); err != nil {
+				return p.status(), err
+			}
+		}
+	}
+}
+
+// ready reports whether the main loop has a step to take.
+func (p *policy) ready(ctx workflow.Context) bool {
+	return p.done(ctx) || p.continueAsNewDue(ctx) ||
+		(p.parked && p.lastSeq > p.storedThrough) ||
+		p.headIs(EventQueued)
+}
+
+// done reports whether the run may complete: nothing left to deliver, and
+// the policy is terminal or has been quiet for IdleTimeout. The idle check
+// reads the clock itself rather than trusting the watcher's flag alone, so
+// an event accepted in the same workflow task always keeps the run alive.
+func (p *policy) done(ctx workflow.Context) bool {
+	if len(p.fifo) > 0 {
+		return false
+	}
+	if p.lifecycle.State().Terminal() {
+		return true
+	}
+	return p.idleExpired && workflow.Now(ctx).Sub(p.quietSince) >= p.settings.IdleTimeout
+}
+
+// watchIdleness sets idleExpired once the policy has been quiet (no accepted
+// event, empty FIFO) for IdleTimeout. It arms one timer for the whole
+// timeout and, when that fires early because events came meanwhile, re-arms
+// it for the remainder only: a busy policy costs one timer per timeout, not
+// one per event or loop iteration.
+func (p *policy) watchIdleness(ctx workflow.Context) {
+	for {
+		wait := p.quietSince.Add(p.settings.IdleTimeout).Sub(workflow.Now(ctx))
+		switch {
+		case wait > 0:
+			timer := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "idle timeout"})
+			if err := timer.Get(ctx, nil); err != nil {
+				return // cancelled
+			}
+		case len(p.fifo) > 0:
+			// Not idle while callbacks wait (a parked one can wait for
+			// weeks); quietSince moves when the FIFO empties.
+			if err := workflow.Await(ctx, func() bool { return len(p.fifo) == 0 }); err != nil {
+				return
+			}
+		default:
+			p.idleExpired = true
+			since := p.quietSince
+			if err := workflow.Await(ctx, func() bool { return !p.quietSince.Equal(since) }); err != nil {
+				return
+			}
+			p.idleExpired = false
+		}
+	}
+}
+
+// continueAsNewDue reports whether this run's history should end here.
+func (p *policy) continueAsNewDue(ctx workflow.Context) bool {
+	return p.acceptedThisRun >= p.settings.ContinueAsNewAfter || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+}
+
+// continueAsNew hands the policy to a new run. It is only called between
+// deliveries, so no activity is in flight and the FIFO holds only queued
+// callbacks and perhaps a parked head. The SDK copies the run's current
+// search attributes (upserts included) into the continue-as-new command, so
+// the next run starts with them and only upserts what it changes.
+func (p *policy) continueAsNew(ctx workflow.Context) (Status, error) {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return p.status(), err
+	}
+	snapshot := p.snapshot()
+	p.logger.Info("continuing as new", "last_seq", p.lastSeq, "pending_callbacks", len(snapshot.PendingCallbacks))
+	return Status{}, workflow.NewContinueAsNewError(ctx, WorkflowName, PolicyInput{
+		BizID:    p.bizID,
+		Settings: p.input.Settings,
+		Snapshot: &snapshot,
+	})
+}
+
+// snapshot is everything the next run needs.
+func (p *policy) snapshot() Snapshot {
+	return Snapshot{
+		State:            p.lifecycle.State(),
+		Endorsements:     p.lifecycle.Endorsements(),
+		InsuranceType:    p.insuranceType,
+		PolicyNumber:     p.policyNumber,
+		LastSeq:          p.lastSeq,
+		LastOccurredAt:   p.lastOccurredAt,
+		Accepted:         slices.Clone(p.accepted),
+		Events:           slices.Clone(p.events),
+		PendingCallbacks: slices.Clone(p.fifo),
+	}
+}
+
+// status is the QueryStatus answer.
+func (p *policy) status() Status {
+	events := slices.Clone(p.events)
+	if events == nil {
+		events = []EventStatus{}
+	}
+	return Status{
+		BizID:         p.bizID,
+		State:         p.lifecycle.State(),
+		Endorsements:  p.lifecycle.Endorsements(),
+		InsuranceType: p.insuranceType,
+		PolicyNumber:  p.policyNumber,
+		LastSeq:       p.lastSeq,
+		CallbackState: p.callbackState(),
+		Events:        events,
+	}
+}
+
+// callbackState summarises the FIFO for the CallbackState search attribute.
+// The head's first attempt counts as idle so that the happy path never
+// changes the attribute: most callbacks go through on that attempt.
+func (p *policy) callbackState() CallbackState { return callbackStateOf(p.fifo) }
+
+func callbackStateOf(fifo []Callback) CallbackState {
+	if len(fifo) == 0 {
+		return CallbackIdle
+	}
+	switch fifo[0].State {
+	case EventParked:
+		return CallbackParked
+	case EventRetrying:
+		return CallbackRetrying
+	}
+	if len(fifo) > 1 {
+		return CallbackPending
+	}
+	return CallbackIdle
+}
+
+func (p *policy) headIs(state EventCallback) bool {
+	return len(p.fifo) > 0 && p.fifo[0].State == state
+}
+
+// eventIndex is the index of seq in p.events, or -1 when it has been
+// trimmed away. Recent events are the ones looked up, so search from the end.
+func (p *policy) eventIndex(seq int64) int {
+	for i := len(p.events) - 1; i >= 0; i-- {
+		if p.events[i].Seq == seq {
+			return i
+		}
+	}
+	return -1
+}
+
+// trimEvents keeps the last maxStatusEvents events, copying so that the
+// dropped ones do not stay reachable through the slice's backing array.
+func (p *policy) trimEvents() {
+	if len(p.events) > maxStatusEvents {
+		p.events = slices.Clone(p.events[len(p.events)-maxStatusEvents:])
+	}
+}
+
+// eventStatusOf is the status view of a callback.
+func eventStatusOf(cb Callback) EventStatus {
+	return EventStatus{
+		Seq:              cb.Seq,
+		RequestID:        cb.Event.RequestID,
+		Stage:            cb.Event.Stage,
+		Status:           cb.Event.Status,
+		TimeOfOccurrence: cb.Event.TimeOfOccurrence,
+		AcceptedAt:       cb.AcceptedAt,
+		Callback:         cb.State,
+		Attempts:         cb.Attempts,
+		LastError:        cb.LastError,
+		LastClass:        cb.LastClass,
+	}
+}
