@@ -1,0 +1,116 @@
+package ingress
+
+import (
+	"encoding/base64"
+	"time"
+
+	"github.com/insuranceflow/insuranceflow/policyclient"
+	"github.com/insuranceflow/insuranceflow/workflows"
+)
+
+// The API's response bodies. Enumerations are written as their names
+// ("underwrite", "success", "home_property"), not the TOP API's numbers:
+// these bodies are read by people and by systems that never see TOP.
+
+type acceptanceView struct {
+	BizID     string `json:"biz_id"`
+	RequestID string `json:"request_id"`
+	Seq       int64  `json:"seq"`
+	Stage     string `json:"stage"`
+	Status    string `json:"status"`
+	State     string `json:"state"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+func acceptanceOf(a workflows.Acceptance) acceptanceView {
+	return acceptanceView{
+		BizID:     a.BizID,
+		RequestID: a.RequestID,
+		Seq:       a.Seq,
+		Stage:     a.Stage.String(),
+		Status:    a.Status.String(),
+		State:     string(a.State),
+		Duplicate: a.Duplicate,
+	}
+}
+
+type statusView struct {
+	BizID         string      `json:"biz_id"`
+	State         string      `json:"state"`
+	Endorsements  int         `json:"endorsements"`
+	InsuranceType string      `json:"insurance_type"`
+	PolicyNumber  string      `json:"policy_number,omitempty"`
+	LastSeq       int64       `json:"last_seq"`
+	CallbackState string      `json:"callback_state"`
+	Events        []eventView `json:"events"`
+}
+
+type eventView struct {
+	Seq              int64      `json:"seq"`
+	RequestID        string     `json:"request_id"`
+	Stage            string     `json:"stage"`
+	Status           string     `json:"status"`
+	TimeOfOccurrence string     `json:"time_of_occurrence"`
+	AcceptedAt       time.Time  `json:"accepted_at"`
+	Callback         string     `json:"callback"`
+	Attempts         int        `json:"attempts"`
+	LastClass        string     `json:"last_class,omitempty"`
+	LastError        string     `json:"last_error,omitempty"`
+	DeliveredAt      *time.Time `json:"delivered_at,omitempty"`
+}
+
+func statusOf(st workflows.Status) statusView {
+	v := statusView{
+		BizID:         st.BizID,
+		State:         string(st.State),
+		Endorsements:  st.Endorsements,
+		InsuranceType: st.InsuranceType.String(),
+		PolicyNumber:  st.PolicyNumber,
+		LastSeq:       st.LastSeq,
+		CallbackState: string(st.CallbackState),
+		Events:        make([]eventView, len(st.Events)),
+	}
+	for i, e := range st.Events {
+		v.Events[i] = eventView{
+			Seq:              e.Seq,
+			RequestID:        e.RequestID,
+			Stage:            e.Stage.String(),
+			Status:           e.Status.String(),
+			TimeOfOccurrence: e.TimeOfOccurrence,
+			AcceptedAt:       e.AcceptedAt,
+			Callback:         string(e.Callback),
+			Attempts:         e.Attempts,
+			LastClass:        e.LastClass,
+			LastError:        e.LastError,
+			DeliveredAt:      e.DeliveredAt,
+		}
+	}
+	return v
+}
+
+type listView struct {
+	Policies      []policyclient.PolicySummary `json:"policies"`
+	NextPageToken string                       `json:"next_page_token,omitempty"`
+}
+
+func listOf(page policyclient.ListPage) listView {
+	v := listView{Policies: page.Policies}
+	if v.Policies == nil {
+		v.Policies = []policyclient.PolicySummary{}
+	}
+	if len(page.NextPageToken) > 0 {
+		v.NextPageToken = encodePageToken(page.NextPageToken)
+	}
+	return v
+}
+
+// Temporal's page tokens are bytes; the API passes them as URL-safe text.
+func encodePageToken(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func decodePageToken(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+type operatorView struct {
+	BizID    string `json:"biz_id"`
+	Seq      int64  `json:"seq"`
+	Callback string `json:"callback"`
+}

@@ -1,0 +1,218 @@
+// Package policyclient owns the client side of the policy workflow: the
+// operations that the HTTP ingress and the starter CLI share. It reports an
+// insurance result (Update-with-Start on the policy's entity workflow),
+// answers a policy's status (a query, or the store once the workflow has
+// closed), lists policies through Temporal visibility, and carries the
+// operator's retry and skip actions on a parked callback. It turns every
+// Temporal outcome into this package's answers and typed errors, so no
+// caller needs to know an ApplicationError type or a gRPC status.
+package policyclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/insuranceflow/insuranceflow/fsm"
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/workflows"
+)
+
+// Client performs the policy operations against Temporal, falling back on
+// the store (through Snapshots) where Temporal no longer knows a policy.
+// Settings are handed to every run it starts, so that all runs of all
+// policies follow the worker's configuration.
+type Client struct {
+	Temporal  client.Client
+	Snapshots Snapshots
+	TaskQueue string // workflows.DefaultTaskQueue when empty
+	Settings  workflows.Settings
+}
+
+// Report delivers one insurance result to its policy's workflow and returns
+// the acceptance: the sequence number and the state the event leads to, or
+// (Duplicate set) the original acceptance of an event with the same request
+// id. An event the workflow refuses is a *Rejection; an invalid event is the
+// *insurance.ValidationError from Validate, returned as is.
+//
+// A policy whose store record is terminal (cancelled) is answered here,
+// without starting a run that could only refuse the event. Otherwise Report
+// uses Update-with-Start, so the first event of a policy, or the first after
+// its workflow closed when idle, starts the run that handles it.
+func (c *Client) Report(ctx context.Context, r insurance.Result) (workflows.Acceptance, error) {
+	if err := r.Validate(); err != nil {
+		return workflows.Acceptance{}, err
+	}
+	r = r.WithRequestID()
+	// Two attempts: if the run we reached closes before it accepts the
+	// update (its idle timer fired in between), the second attempt starts a
+	// new run from the store, which by then holds everything the old run knew.
+	for attempt := 1; ; attempt++ {
+		snap, err := c.Snapshots.Snapshot(ctx, r.BizID)
+		if err != nil {
+			return workflows.Acceptance{}, fmt.Errorf("load policy %s: %w", r.BizID, err)
+		}
+		if snap != nil && snap.State.Terminal() {
+			return answerTerminal(r, snap)
+		}
+		acc, err := c.report(ctx, r, snap)
+		if err != nil && attempt == 1 && runClosed(err) {
+			continue
+		}
+		return acc, err
+	}
+}
+
+// report runs one Update-with-Start.
+func (c *Client) report(ctx context.Context, r insurance.Result, snap *workflows.Snapshot) (workflows.Acceptance, error) {
+	start := c.startOptions(r, snap)
+	op := c.Temporal.NewWithStartWorkflowOperation(start, workflows.WorkflowName, workflows.PolicyInput{
+		BizID:    r.BizID,
+		Settings: c.Settings,
+		Snapshot: snap,
+	})
+	// An Update rather than a signal: the business system must learn in the
+	// same request whether its event was accepted, with which sequence
+	// number, or why not. WaitForStage Completed because the answer is the
+	// update's result, not merely its acceptance by the workflow.
+	handle, err := c.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: op,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   workflows.UpdateReport,
+			Args:         []any{r},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		return workflows.Acceptance{}, callError(ctx, "report event for policy "+r.BizID, err)
+	}
+	var acc workflows.Acceptance
+	if err := handle.Get(ctx, &acc); err != nil {
+		return updateAnswer(ctx, r.BizID, err)
+	}
+	return acc, nil
+}
+
+// startOptions describes the run Update-with-Start creates when the policy
+// has none running. The conflict policy is USE_EXISTING because a policy is
+// one entity: a running workflow must receive the event, never be replaced
+// or refused as "already started". When a run exists these options are
+// ignored, search attributes included.
+func (c *Client) startOptions(r insurance.Result, snap *workflows.Snapshot) client.StartWorkflowOptions {
+	queue := c.TaskQueue
+	if queue == "" {
+		queue = workflows.DefaultTaskQueue
+	}
+	typ := r.InsuranceType
+	if snap != nil && snap.InsuranceType.Valid() {
+		typ = snap.InsuranceType
+	}
+	return client.StartWorkflowOptions{
+		ID:                       workflows.WorkflowID(r.BizID),
+		TaskQueue:                queue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// A new run's attributes are right from its first moment in the UI,
+		// so the workflow need not upsert them before handling its event.
+		TypedSearchAttributes: workflows.PolicySearchAttributes(r.BizID, stateAfter(r, snap), typ, callbackState(snap)),
+		StaticSummary:         fmt.Sprintf("Policy %s · %s", r.BizID, typ),
+	}
+}
+
+// stateAfter is the state a new run will be in once it has handled r: the
+// state the event leads to when it is legal and new, the snapshot's state
+// when the workflow will refuse it or recognise it as a duplicate.
+func stateAfter(r insurance.Result, snap *workflows.Snapshot) fsm.State {
+	state, endorsements := fsm.StateNew, 0
+	if snap != nil {
+		state, endorsements = snap.State, snap.Endorsements
+		if _, dup := findAcceptance(snap, r.RequestID); dup {
+			return state
+		}
+	}
+	next, _, err := fsm.Next(state, endorsements, r.Stage, r.Status)
+	if err != nil {
+		return state
+	}
+	return next
+}
+
+// answerTerminal answers an event for a policy whose recorded state is
+// terminal: a re-sent event gets its original acceptance, anything else is
+// an illegal transition, exactly as the workflow would answer.
+func answerTerminal(r insurance.Result, snap *workflows.Snapshot) (workflows.Acceptance, error) {
+	if acc, ok := findAcceptance(snap, r.RequestID); ok {
+		acc.Duplicate = true
+		return acc, nil
+	}
+	lc, err := fsm.Restore(snap.State, snap.Endorsements)
+	if err != nil {
+		return workflows.Acceptance{}, fmt.Errorf("restore policy %s from the store: %w", r.BizID, err)
+	}
+	checkErr := lc.Check(r.Stage, r.Status)
+	var illegal *fsm.IllegalTransitionError
+	if !errors.As(checkErr, &illegal) {
+		// A terminal state allows no stage, and r is valid, so Check can
+		// only refuse with an IllegalTransitionError.
+		return workflows.Acceptance{}, fmt.Errorf("check event for terminal policy %s: unexpected answer %v", r.BizID, checkErr)
+	}
+	return workflows.Acceptance{}, &Rejection{
+		Reason:  workflows.ReasonIllegalTransition,
+		Message: illegal.Error(),
+		Details: illegalDetails(illegal),
+	}
+}
+
+func findAcceptance(snap *workflows.Snapshot, requestID string) (workflows.Acceptance, bool) {
+	for _, acc := range snap.Accepted {
+		if acc.RequestID == requestID {
+			return acc, true
+		}
+	}
+	return workflows.Acceptance{}, false
+}
+
+func illegalDetails(e *fsm.IllegalTransitionError) *workflows.IllegalTransitionDetails {
+	allowed := make([]string, len(e.Allowed))
+	for i, s := range e.Allowed {
+		allowed[i] = s.String()
+	}
+	return &workflows.IllegalTransitionDetails{State: e.State, Stage: e.Stage.String(), AllowedStages: allowed}
+}
+
+// updateAnswer turns the failure of a report update into the caller's
+// answer: a duplicate becomes the original acceptance, a rejection a
+// *Rejection, anything else an error.
+func updateAnswer(ctx context.Context, bizID string, err error) (workflows.Acceptance, error) {
+	var appErr *temporal.ApplicationError
+	// A duplicate is a rejection only inside Temporal (a rejected update
+	// leaves no history); to the caller it is the original acceptance.
+	if errors.As(err, &appErr) && appErr.Type() == workflows.ReasonDuplicate {
+		var acc workflows.Acceptance
+		if derr := appErr.Details(&acc); derr != nil {
+			return workflows.Acceptance{}, fmt.Errorf("decode the original acceptance of a duplicate for policy %s: %w", bizID, derr)
+		}
+		acc.Duplicate = true
+		return acc, nil
+	}
+	if rej := asRejection(err); rej != nil {
+		return workflows.Acceptance{}, rej
+	}
+	return workflows.Acceptance{}, callError(ctx, "report event for policy "+bizID, err)
+}
+
+// callError wraps a failed Temporal call: connectivity failures become
+// ErrUnavailable so callers can answer "try again later"; the caller's own
+// cancellation stays a context error.
+func callError(ctx context.Context, what string, err error) error {
+	if ctxErr := ctx.Err(); errors.Is(ctxErr, context.Canceled) {
+		return fmt.Errorf("%s: %w", what, ctxErr)
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,380 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/insuranceflow/insuranceflow/top"
+	"github.com/insuranceflow/insuranceflow/workflows"
+)
+
+// config is everything the worker reads from its flags and environment,
+// read once at start.
+type config struct {
+	TemporalAddress   string
+	TemporalNamespace string
+	TaskQueue         string
+	DatabaseURL       string
+
+	TOPGatewayURL     string
+	TOPAppKey         string
+	TOPAppSecret      top.Secret
+	TOPSignMethod     top.SignMethod
+	TOPSession        top.Secret
+	TOPQPS            float64       // activities per second on the whole task queue; 0 = no limit
+	TOPCallTimeout    time.Duration // one whole TOP call; 0 = the client's default (30s)
+	TOPConnectTimeout time.Duration // establishing the connection; 0 = the client's default (15s)
+
+	HTTPAddr      string
+	IngressTokens []top.Secret
+
+	IngressEnabled bool
+	WorkerEnabled  bool
+
+	Settings workflows.Settings
+
+	LogLevel  slog.Level
+	LogFormat string // text or json
+}
+
+// ConfigError names the flag or environment variable whose value is unusable.
+type ConfigError struct {
+	Name    string // "RETRY_BUDGET", or "--retry-budget" when the flag gave the value
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return e.Name + ": " + e.Problem }
+
+// option is one setting: its flag, its environment variable and its
+// default. Secrets have no flag, because command lines are visible to every
+// user of the host (ps, /proc); they come from the environment or a file.
+type option struct {
+	flag, env, def, help string
+	secret               bool
+}
+
+func options() []option {
+	return []option{
+		{flag: "temporal-address", env: "TEMPORAL_ADDRESS", def: "127.0.0.1:7233", help: "Temporal frontend host:port"},
+		{flag: "temporal-namespace", env: "TEMPORAL_NAMESPACE", def: "default", help: "Temporal namespace"},
+		{flag: "task-queue", env: "TASK_QUEUE", def: workflows.DefaultTaskQueue, help: "task queue of the policy workflows"},
+		{flag: "database-url", env: "DATABASE_URL", def: "sqlite://.data/insuranceflow.db", help: "audit trail database"},
+		{flag: "top-gateway-url", env: "TOP_GATEWAY_URL", def: "http://127.0.0.1:8788/router/rest", help: "TOP gateway URL"},
+		{flag: "top-app-key", env: "TOP_APP_KEY", help: "TOP app_key (required with the worker)"},
+		{env: "TOP_APP_SECRET", secret: true},
+		{flag: "top-app-secret-file", env: "TOP_APP_SECRET_FILE", help: "file holding the TOP app secret (or set TOP_APP_SECRET)"},
+		{flag: "top-sign-method", env: "TOP_SIGN_METHOD", def: string(top.DefaultSignMethod), help: "md5, hmac or hmac-sha256"},
+		{env: "TOP_SESSION", secret: true},
+		{flag: "top-call-timeout", env: "TOP_CALL_TIMEOUT", help: "bound on one whole TOP call (default 30s)"},
+		{flag: "top-connect-timeout", env: "TOP_CONNECT_TIMEOUT", help: "bound on connecting to the TOP gateway (default 15s)"},
+		{flag: "top-qps", env: "TOP_QPS", def: "0", help: "callback activities per second across the task queue; 0 = no limit"},
+		{flag: "http-addr", env: "HTTP_ADDR", def: "127.0.0.1:8080", help: "ingress listen address (port 0 picks a free one)"},
+		{env: "INGRESS_TOKENS", secret: true},
+		{env: "INGRESS_ENABLED", def: "true"},
+		{env: "WORKER_ENABLED", def: "true"},
+		{flag: "retry-initial-interval", env: "RETRY_INITIAL_INTERVAL", help: "first callback retry delay (default 1s)"},
+		{flag: "retry-max-interval", env: "RETRY_MAX_INTERVAL", help: "longest callback retry delay (default 5m)"},
+		{flag: "retry-budget", env: "RETRY_BUDGET", help: "how long a callback is retried before it is parked (default 24h)"},
+		{flag: "idle-timeout", env: "IDLE_TIMEOUT", help: "how long a quiet policy workflow stays open (default 720h)"},
+		{flag: "log-level", env: "LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
+		{flag: "log-format", env: "LOG_FORMAT", def: "text", help: "text or json"},
+	}
+}
+
+// values resolves each option: the flag when given, else the environment
+// variable when set, else the default. It remembers which one spoke, so an
+// error names what the operator actually wrote.
+type values struct {
+	val  map[string]string // by env name
+	name map[string]string // by env name: "--flag" or "ENV"
+}
+
+func (v values) get(env string) string { return v.val[env] }
+
+func (v values) bad(env, format string, args ...any) error {
+	return &ConfigError{Name: v.name[env], Problem: fmt.Sprintf(format, args...)}
+}
+
+// parseConfig reads the command line and the environment. It returns
+// flag.ErrHelp after printing usage for -h.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (config, error) {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	flags := map[string]*string{}
+	for _, o := range options() {
+		if o.flag == "" {
+			continue
+		}
+		note := "env " + o.env
+		if o.def != "" {
+			note += ", default " + o.def
+		}
+		flags[o.env] = fs.String(o.flag, "", fmt.Sprintf("%s (%s)", o.help, note))
+	}
+	noIngress := fs.Bool("no-ingress", false, "do not serve the HTTP ingress (env INGRESS_ENABLED=false)")
+	noWorker := fs.Bool("no-worker", false, "do not run the Temporal worker (env WORKER_ENABLED=false)")
+	fs.Usage = func() {
+		fmt.Fprintln(usage, "Usage: worker [flags]")
+		fmt.Fprintln(usage, "Runs the policy workflow worker and the HTTP ingress.")
+		fmt.Fprintln(usage, "Secrets come from the environment only: TOP_APP_SECRET (or TOP_APP_SECRET_FILE), TOP_SESSION, INGRESS_TOKENS (comma-separated).")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, &ConfigError{Name: "arguments", Problem: fmt.Sprintf("unexpected %q (the worker takes flags only)", fs.Arg(0))}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	v := values{val: map[string]string{}, name: map[string]string{}}
+	for _, o := range options() {
+		v.val[o.env], v.name[o.env] = o.def, o.env
+		if env := getenv(o.env); env != "" {
+			v.val[o.env] = env
+		}
+		if o.flag != "" && given[o.flag] {
+			v.val[o.env], v.name[o.env] = *flags[o.env], "--"+o.flag
+		}
+	}
+	if given["no-ingress"] {
+		v.val["INGRESS_ENABLED"], v.name["INGRESS_ENABLED"] = strconv.FormatBool(!*noIngress), "--no-ingress"
+	}
+	if given["no-worker"] {
+		v.val["WORKER_ENABLED"], v.name["WORKER_ENABLED"] = strconv.FormatBool(!*noWorker), "--no-worker"
+	}
+	return v.config()
+}
+
+// config turns the resolved strings into a config, checking every value.
+func (v values) config() (config, error) {
+	c := config{
+		TemporalAddress:   v.get("TEMPORAL_ADDRESS"),
+		TemporalNamespace: v.get("TEMPORAL_NAMESPACE"),
+		TaskQueue:         v.get("TASK_QUEUE"),
+		DatabaseURL:       v.get("DATABASE_URL"),
+		TOPGatewayURL:     v.get("TOP_GATEWAY_URL"),
+		TOPAppKey:         strings.TrimSpace(v.get("TOP_APP_KEY")),
+		TOPSession:        top.Secret(v.get("TOP_SESSION")),
+		HTTPAddr:          v.get("HTTP_ADDR"),
+		LogFormat:         v.get("LOG_FORMAT"),
+	}
+	var err error
+	var errs []error
+	check := func(e error) {
+		if e != nil {
+			errs = append(errs, e)
+		}
+	}
+	for _, env := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TASK_QUEUE", "DATABASE_URL"} {
+		if strings.TrimSpace(v.get(env)) == "" {
+			check(v.bad(env, "must not be empty"))
+		}
+	}
+	if c.IngressEnabled, err = strconv.ParseBool(v.get("INGRESS_ENABLED")); err != nil {
+		check(v.bad("INGRESS_ENABLED", "%q is not a boolean (true or false)", v.get("INGRESS_ENABLED")))
+	}
+	if c.WorkerEnabled, err = strconv.ParseBool(v.get("WORKER_ENABLED")); err != nil {
+		check(v.bad("WORKER_ENABLED", "%q is not a boolean (true or false)", v.get("WORKER_ENABLED")))
+	}
+	if len(errs) == 0 && !c.IngressEnabled && !c.WorkerEnabled {
+		check(&ConfigError{Name: "INGRESS_ENABLED/WORKER_ENABLED", Problem: "both the ingress and the worker are disabled; nothing to run"})
+	}
+
+	if c.WorkerEnabled {
+		check(v.topSettings(&c))
+	}
+	if c.IngressEnabled {
+		check(v.ingressSettings(&c))
+	}
+	check(v.workflowSettings(&c))
+
+	if err := c.LogLevel.UnmarshalText([]byte(v.get("LOG_LEVEL"))); err != nil {
+		check(v.bad("LOG_LEVEL", "%q is not a level (debug, info, warn or error)", v.get("LOG_LEVEL")))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		check(v.bad("LOG_FORMAT", "%q is not text or json", c.LogFormat))
+	}
+	if len(errs) > 0 {
+		return config{}, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// topSettings reads what the worker needs to call TOP.
+func (v values) topSettings(c *config) error {
+	var errs []error
+	u, err := url.Parse(c.TOPGatewayURL)
+	switch {
+	case err != nil:
+		// url's error would repeat the URL, which may hold a password.
+		errs = append(errs, v.bad("TOP_GATEWAY_URL", "is not a valid URL"))
+	case u.Scheme != "http" && u.Scheme != "https":
+		errs = append(errs, v.bad("TOP_GATEWAY_URL", "scheme must be http or https, got %q", u.Scheme))
+	case u.Host == "":
+		errs = append(errs, v.bad("TOP_GATEWAY_URL", "has no host"))
+	}
+	if c.TOPAppKey == "" {
+		errs = append(errs, v.bad("TOP_APP_KEY", "is required to run the worker (or pass --no-worker)"))
+	}
+	m, err := top.ParseSignMethod(v.get("TOP_SIGN_METHOD"))
+	if err != nil {
+		errs = append(errs, v.bad("TOP_SIGN_METHOD", "%q is not md5, hmac or hmac-sha256", v.get("TOP_SIGN_METHOD")))
+	}
+	c.TOPSignMethod = m
+
+	secret, file := v.get("TOP_APP_SECRET"), v.get("TOP_APP_SECRET_FILE")
+	switch {
+	case secret != "" && file != "":
+		errs = append(errs, &ConfigError{Name: "TOP_APP_SECRET", Problem: "set it or " + v.name["TOP_APP_SECRET_FILE"] + ", not both"})
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			errs = append(errs, v.bad("TOP_APP_SECRET_FILE", "cannot read the secret: %v", err))
+			break
+		}
+		// Editors and `echo` end files with a newline that is not part of
+		// the secret; anything else would be.
+		secret = strings.TrimRight(string(b), "\r\n")
+		if secret == "" {
+			errs = append(errs, v.bad("TOP_APP_SECRET_FILE", "file %s is empty", file))
+		}
+	case secret == "":
+		errs = append(errs, &ConfigError{Name: "TOP_APP_SECRET", Problem: "is required to run the worker (or set TOP_APP_SECRET_FILE, or pass --no-worker)"})
+	}
+	c.TOPAppSecret = top.Secret(secret)
+
+	qps, err := strconv.ParseFloat(v.get("TOP_QPS"), 64)
+	if err != nil || qps < 0 || qps != qps {
+		errs = append(errs, v.bad("TOP_QPS", "%q is not a non-negative number", v.get("TOP_QPS")))
+	}
+	c.TOPQPS = qps
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+	}{{"TOP_CALL_TIMEOUT", &c.TOPCallTimeout}, {"TOP_CONNECT_TIMEOUT", &c.TOPConnectTimeout}} {
+		s := v.get(d.env)
+		if s == "" {
+			continue // the client's default
+		}
+		t, err := time.ParseDuration(s)
+		if err != nil || t <= 0 {
+			errs = append(errs, v.bad(d.env, "%q is not a positive duration (e.g. 10s)", s))
+			continue
+		}
+		*d.dst = t
+	}
+	return errors.Join(errs...)
+}
+
+// ingressSettings reads what the HTTP ingress needs.
+func (v values) ingressSettings(c *config) error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, v.bad("HTTP_ADDR", "%q is not host:port (e.g. 127.0.0.1:8080, or :0 for a free port)", c.HTTPAddr))
+	}
+	for _, t := range strings.Split(v.get("INGRESS_TOKENS"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.IngressTokens = append(c.IngressTokens, top.Secret(t))
+		}
+	}
+	if len(c.IngressTokens) == 0 {
+		errs = append(errs, &ConfigError{Name: "INGRESS_TOKENS", Problem: "at least one bearer token is required to serve the ingress (or pass --no-ingress)"})
+	}
+	return errors.Join(errs...)
+}
+
+// workflowSettings reads the durations that tune every policy workflow.
+func (v values) workflowSettings(c *config) error {
+	var errs []error
+	duration := func(env string, dst *time.Duration) {
+		s := v.get(env)
+		if s == "" {
+			return // the workflow's default
+		}
+		d, err := time.ParseDuration(s)
+		switch {
+		case err != nil:
+			errs = append(errs, v.bad(env, "%q is not a duration (e.g. 30s, 5m, 24h)", s))
+		case d < 0:
+			errs = append(errs, v.bad(env, "%q is negative", s))
+		default:
+			*dst = d
+		}
+	}
+	duration("RETRY_INITIAL_INTERVAL", &c.Settings.RetryInitialInterval)
+	duration("RETRY_MAX_INTERVAL", &c.Settings.RetryMaxInterval)
+	duration("RETRY_BUDGET", &c.Settings.RetryBudget)
+	duration("IDLE_TIMEOUT", &c.Settings.IdleTimeout)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if err := c.Settings.Validate(); err != nil {
+		var serr *workflows.SettingsError
+		if errors.As(err, &serr) {
+			// The settings' field names are the variables' names in lower case.
+			env := strings.ToUpper(serr.Field)
+			if _, known := v.name[env]; known {
+				return v.bad(env, "%s", serr.Problem)
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+// LogValue is the configuration as logged at start: secrets are reduced to
+// whether they are set, and URLs lose any password.
+func (c config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("temporal_address", c.TemporalAddress),
+		slog.String("temporal_namespace", c.TemporalNamespace),
+		slog.String("task_queue", c.TaskQueue),
+		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.Bool("worker", c.WorkerEnabled),
+		slog.Bool("ingress", c.IngressEnabled),
+		slog.String("top_gateway_url", redactURL(c.TOPGatewayURL)),
+		slog.String("top_app_key", c.TOPAppKey),
+		slog.Bool("top_app_secret_set", !c.TOPAppSecret.IsZero()),
+		slog.String("top_sign_method", string(c.TOPSignMethod)),
+		slog.Bool("top_session_set", !c.TOPSession.IsZero()),
+		slog.Float64("top_qps", c.TOPQPS),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.Int("ingress_tokens", len(c.IngressTokens)),
+		slog.Duration("retry_initial_interval", c.Settings.RetryInitialInterval),
+		slog.Duration("retry_max_interval", c.Settings.RetryMaxInterval),
+		slog.Duration("retry_budget", c.Settings.RetryBudget),
+		slog.Duration("idle_timeout", c.Settings.IdleTimeout),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.String("log_format", c.LogFormat),
+	)
+}
+
+// redactURL drops the password from a URL for logging; a URL that does not
+// parse is not shown at all, since it might be one with a password.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparseable]"
+	}
+	return u.Redacted()
+}
+
+// tokens reveals the ingress tokens for the ingress, which compares them.
+func (c config) tokens() []string {
+	out := make([]string, len(c.IngressTokens))
+	for i, t := range c.IngressTokens {
+		out[i] = t.Reveal()
+	}
+	return out
+}

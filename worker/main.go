@@ -1,0 +1,265 @@
+// Command worker runs insuranceflow's service process: the Temporal worker
+// that executes the policy workflows and their TOP callback activities, and
+// the HTTP ingress through which business systems report events. Either can
+// be turned off (--no-ingress, --no-worker) to scale them apart. This
+// package owns only the wiring: configuration, connections, startup checks
+// and graceful shutdown.
+//
+//	go run ./worker --help
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/insuranceflow/insuranceflow/activities"
+	"github.com/insuranceflow/insuranceflow/ingress"
+	"github.com/insuranceflow/insuranceflow/policyclient"
+	"github.com/insuranceflow/insuranceflow/store"
+	"github.com/insuranceflow/insuranceflow/top"
+	"github.com/insuranceflow/insuranceflow/workflows"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // a dependency is missing or failed while running
+	exitConfig  = 2 // a flag or environment variable is unusable
+)
+
+// shutdownTimeout bounds how long in-flight HTTP requests may take to finish
+// once the process is asked to stop.
+const shutdownTimeout = 15 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run reads the configuration, serves until SIGINT or SIGTERM and returns
+// the exit code.
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: invalid configuration:\n%v\n", err)
+		return exitConfig
+	}
+	logger := newLogger(cfg, stderr)
+	logger.Info("starting", "config", cfg)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, logger); err != nil {
+		var (
+			cerr    *top.ConfigError
+			missing *SearchAttributesError
+		)
+		switch {
+		case errors.As(err, &missing):
+			// Printed as is, not logged: the commands to copy span lines,
+			// which a log handler would escape.
+			fmt.Fprintf(stderr, "worker: %v\n", err)
+		default:
+			logger.Error("worker stopped", "error", err)
+		}
+		if errors.As(err, &cerr) {
+			return exitConfig
+		}
+		return exitFailure
+	}
+	logger.Info("stopped")
+	return exitOK
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve connects to Temporal and the database, checks the namespace, and
+// runs the worker and the ingress until ctx ends or one of them fails.
+func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
+	tc, err := client.DialContext(ctx, client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
+	})
+	if err != nil {
+		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
+	}
+	defer tc.Close()
+	if err := checkSearchAttributes(ctx, tc.OperatorService(), cfg.TemporalNamespace); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			logger.Warn("close database", "error", err)
+		}
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	if cfg.WorkerEnabled {
+		w, fatal, err := newWorker(tc, st, cfg, logger)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return runWorker(gctx, w, fatal, logger) })
+	}
+	if cfg.IngressEnabled {
+		srv, ln, err := newIngress(tc, st, cfg, logger)
+		if err != nil {
+			return err
+		}
+		// The real address, so HTTP_ADDR=127.0.0.1:0 can be used.
+		logger.Info("ingress listening", "url", "http://"+ln.Addr().String())
+		g.Go(func() error { return runHTTP(gctx, srv, ln) })
+	}
+	return g.Wait()
+}
+
+// newWorker builds the Temporal worker with the policy workflow and its
+// activities. Fatal worker errors (the namespace deleted, say) arrive on the
+// returned channel.
+func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logger) (worker.Worker, <-chan error, error) {
+	caller, err := top.New(top.Config{
+		GatewayURL:     cfg.TOPGatewayURL,
+		AppKey:         cfg.TOPAppKey,
+		AppSecret:      cfg.TOPAppSecret,
+		SignMethod:     cfg.TOPSignMethod,
+		Session:        cfg.TOPSession,
+		CallTimeout:    cfg.TOPCallTimeout,
+		ConnectTimeout: cfg.TOPConnectTimeout,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("build TOP client: %w", err)
+	}
+	fatal := make(chan error, 1)
+	w := worker.New(tc, cfg.TaskQueue, worker.Options{
+		// Server-side and queue-wide, so the limit holds however many
+		// workers poll the queue. It counts every activity of the queue,
+		// the store-only ones included.
+		TaskQueueActivitiesPerSecond: cfg.TOPQPS,
+		OnFatalError: func(err error) {
+			select {
+			case fatal <- err:
+			default:
+			}
+		},
+	})
+	w.RegisterWorkflowWithOptions(workflows.Policy, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	w.RegisterActivity(&activities.Activities{
+		TOP:    caller,
+		Store:  st,
+		Logger: logger.With("component", "activities"),
+		Now:    time.Now,
+	})
+	return w, fatal, nil
+}
+
+// runWorker polls until ctx ends, then stops the worker, which waits for
+// running activities up to the worker's stop timeout.
+func runWorker(ctx context.Context, w worker.Worker, fatal <-chan error, logger *slog.Logger) error {
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start Temporal worker: %w", err)
+	}
+	logger.Info("worker polling")
+	defer w.Stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-fatal:
+		return fmt.Errorf("temporal worker: %w", err)
+	}
+}
+
+// newIngress builds the HTTP server and binds its listener, so the caller
+// can log the real address before serving.
+func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logger) (*http.Server, net.Listener, error) {
+	api, err := ingress.New(ingress.Config{
+		Policies: &policyclient.Client{
+			Temporal:  tc,
+			Snapshots: policyclient.StoreSnapshots{Store: st},
+			TaskQueue: cfg.TaskQueue,
+			Settings:  cfg.Settings,
+		},
+		Tokens: cfg.tokens(),
+		Ready:  readiness(tc, st),
+		Logger: logger.With("component", "ingress"),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	return &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Longer than the ingress's own bound on a Temporal call, so a slow
+		// report still gets its 503 rather than a cut connection.
+		WriteTimeout: ingress.DefaultCallTimeout + 10*time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
+	}, ln, nil
+}
+
+// runHTTP serves on ln until ctx ends, then lets in-flight requests finish
+// (up to shutdownTimeout).
+func runHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down HTTP server: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve HTTP: %w", err)
+	}
+	return nil
+}
+
+// readiness reports whether Temporal and the database answer.
+func readiness(tc client.Client, st *store.Store) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if _, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+			return fmt.Errorf("temporal: %w", err)
+		}
+		if err := st.Ping(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+		return nil
+	}
+}
