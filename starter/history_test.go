@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/store"
+)
+
+// seedStore records one policy with two events (the first delivered on its
+// second attempt, the second parked after a permanent refusal) in a real
+// SQLite file, and returns its DATABASE_URL.
+func seedStore(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	url := "sqlite://" + filepath.Join(t.TempDir(), "audit.db")
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	defer st.Close()
+
+	accepted := time.Date(2025, 4, 8, 1, 55, 1, 0, time.UTC)
+	event := func(seq int64, stage insurance.Stage, when, stateAfter string) store.Event {
+		r := insurance.Result{
+			BizID: "H1", Stage: stage, Status: insurance.StatusSuccess, TimeOfOccurrence: when,
+			InsuranceType: insurance.TypeHomeProperty, BankAccountManagerName: managerName,
+		}.WithRequestID()
+		payload, err := r.APIJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store.Event{
+			Seq: seq, RequestID: r.RequestID, Stage: int(stage), Status: int(r.Status), TimeOfOccurrence: when,
+			Payload: payload, AcceptedAt: accepted.Add(time.Duration(seq) * time.Minute), StateAfter: stateAfter,
+		}
+	}
+	if err := st.RecordEvents(ctx, store.Policy{BizID: "H1", InsuranceType: int(insurance.TypeHomeProperty), CallbackState: "parked"},
+		event(1, insurance.StagePreInsure, "2025-04-08 09:55:00", "pre_insured"),
+		event(2, insurance.StageUnderwrite, "2025-04-08 09:56:00", "underwritten"),
+	); err != nil {
+		t.Fatalf("record events: %v", err)
+	}
+	for _, a := range []store.Attempt{
+		{Seq: 1, Attempt: 1, StartedAt: accepted.Add(2 * time.Minute), Duration: 5 * time.Second, Class: "transient",
+			HTTPStatus: 503, Detail: "upstream said no to " + managerName},
+		{Seq: 1, Attempt: 2, StartedAt: accepted.Add(3 * time.Minute), Duration: 120 * time.Millisecond, Class: store.ClassDelivered,
+			HTTPStatus: 200, TOPRequestID: "top-req-2"},
+		{Seq: 2, Attempt: 1, StartedAt: accepted.Add(4 * time.Minute), Duration: 80 * time.Millisecond, Class: "permanent",
+			HTTPStatus: 200, Code: 15, SubCode: "isv.invalid-parameter", Msg: "Remote service error", SubMsg: "非法参数",
+			FailCode: "BIZ_PARKED", FailMessage: "refused", TOPRequestID: "top-req-3"},
+	} {
+		a.BizID = "H1"
+		if err := st.RecordAttempt(ctx, a); err != nil {
+			t.Fatalf("record attempt: %v", err)
+		}
+	}
+	return url
+}
+
+// unreachableAddress is a host:port nothing listens on.
+func unreachableAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func liveCLI() (cli, *liveBackends) {
+	b := &liveBackends{logger: slog.New(slog.DiscardHandler)}
+	return cli{backends: b}, b
+}
+
+func TestHistoryReadsTheStoreWithoutTemporal(t *testing.T) {
+	url := seedStore(t)
+	c, b := liveCLI()
+	res := c.run(t, "--database-url", url, "--address", unreachableAddress(t), "history", "H1")
+	if res.code != exitOK {
+		t.Fatalf("exit=%d, stderr=%s", res.code, res.stderr)
+	}
+	if b.temporal != nil {
+		t.Fatalf("history dialled Temporal")
+	}
+	for _, want := range [][]string{
+		{"state", "underwritten"},
+		{"callback", "parked"},
+		{"last_seq", "2"},
+	} {
+		if got := fieldsOfRow(t, res.stdout, want[0]); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("row %q=%q, want %q", want[0], got, want)
+		}
+	}
+	events, attempts, ok := strings.Cut(res.stdout, "\nAttempts\n")
+	if !ok {
+		t.Fatalf("no Attempts section:\n%s", res.stdout)
+	}
+	ev1 := insurance.DeriveRequestID("H1", insurance.StagePreInsure, insurance.StatusSuccess, "2025-04-08 09:55:00")
+	for _, want := range [][]string{
+		{"1", "pre_insure", "success", "2025-04-08", "09:55:00", "2025-04-08", "09:56:01", "pre_insured", "delivered", "2", "2025-04-08", "09:58:01", ev1},
+	} {
+		if got := fieldsOfRow(t, events, want[0]); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("event row=%q,\nwant %q", got, want)
+		}
+	}
+	wantAttempts := []string{
+		"1 1 2025-04-08 09:57:01 5s transient 503 - - -",
+		"1 2 2025-04-08 09:58:01 120ms delivered 200 - - top-req-2",
+		"2 1 2025-04-08 09:59:01 80ms permanent 200 15/isv.invalid-parameter BIZ_PARKED top-req-3",
+	}
+	var gotAttempts []string
+	for _, line := range strings.Split(strings.TrimSpace(attempts), "\n")[1:] {
+		gotAttempts = append(gotAttempts, strings.Join(strings.Fields(line), " "))
+	}
+	if strings.Join(gotAttempts, "\n") != strings.Join(wantAttempts, "\n") {
+		t.Errorf("attempt rows:\n%s\nwant:\n%s", strings.Join(gotAttempts, "\n"), strings.Join(wantAttempts, "\n"))
+	}
+	if strings.Contains(res.stdout, managerName) {
+		t.Fatalf("history shows the manager's name:\n%s", res.stdout)
+	}
+}
+
+func TestHistoryJSON(t *testing.T) {
+	url := seedStore(t)
+	c, _ := liveCLI()
+	res := c.run(t, "--json", "--database-url", url, "history", "H1")
+	if res.code != exitOK {
+		t.Fatalf("exit=%d, stderr=%s", res.code, res.stderr)
+	}
+	if strings.Contains(res.stdout, managerName) {
+		t.Fatalf("history JSON holds the manager's name:\n%s", res.stdout)
+	}
+	var got historyView
+	decodeOne(t, res.stdout, &got)
+	if got.BizID != "H1" || got.State != "underwritten" || got.InsuranceType != "home_property" || len(got.Events) != 2 {
+		t.Fatalf("history=%+v", got)
+	}
+	e2 := got.Events[1]
+	if e2.Stage != "underwrite" || e2.Callback != "retrying" || len(e2.Attempts) != 1 {
+		t.Fatalf("event 2=%+v", e2)
+	}
+	a := e2.Attempts[0]
+	if a.Attempt != 1 || a.Class != "permanent" || a.Code != 15 || a.SubCode != "isv.invalid-parameter" ||
+		a.SubMsg != "非法参数" || a.FailCode != "BIZ_PARKED" || a.TOPRequestID != "top-req-3" || a.DurationMS != 80 {
+		t.Fatalf("attempt=%+v", a)
+	}
+	if d := got.Events[0].DeliveredAt; d == nil || !d.Equal(time.Date(2025, 4, 8, 1, 58, 1, 120_000_000, time.UTC)) {
+		t.Fatalf("delivered_at=%v", d)
+	}
+}
+
+func TestHistoryErrors(t *testing.T) {
+	url := seedStore(t)
+	tests := []struct {
+		name string
+		args []string
+		code exitCode
+		want string
+	}{
+		{"unknown policy", []string{"--database-url", url, "history", "ghost"}, exitNotFound, `policy "ghost": not found`},
+		{"unsupported database", []string{"--database-url", "mysql://db/x", "history", "H1"}, exitBadInput, `unsupported database URL scheme "mysql"`},
+		{"no biz_id", []string{"--database-url", url, "history"}, exitBadInput, "accepts 1 arg(s), received 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := liveCLI()
+			res := c.run(t, tt.args...)
+			if res.code != tt.code {
+				t.Fatalf("exit=%d, want %d; stderr=%s", res.code, tt.code, res.stderr)
+			}
+			if !strings.Contains(res.stderr, tt.want) {
+				t.Fatalf("stderr=%q, want it to contain %q", res.stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestLiveTemporalUnreachable(t *testing.T) {
+	c, _ := liveCLI()
+	res := c.run(t, "--address", unreachableAddress(t), "--timeout", "2s", "status", "B1")
+	if res.code != exitUnavailable {
+		t.Fatalf("exit=%d, want %d; stderr=%s", res.code, exitUnavailable, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "temporal at 127.0.0.1:") {
+		t.Fatalf("stderr=%q", res.stderr)
+	}
+}

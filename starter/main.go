@@ -1,0 +1,144 @@
+// Command starter is the operator's and developer's CLI of insuranceflow. It
+// owns the command line only: reporting an insurance-result event to its
+// policy workflow, showing and listing policies, retrying or skipping a
+// parked callback, reading a policy's audit trail from the database, and
+// simulating traffic against a running stack. The policy operations
+// themselves belong to policyclient and the audit trail to store; this
+// package parses, connects lazily, prints and picks the exit code.
+//
+//	go run ./starter --help
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/insuranceflow/insuranceflow/policyclient"
+	"github.com/insuranceflow/insuranceflow/store"
+	"github.com/insuranceflow/insuranceflow/workflows"
+)
+
+func main() {
+	os.Exit(int(run()))
+}
+
+// run wires the real dependencies and runs the CLI once.
+func run() exitCode {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Warnings only: the SDK's info lines would drown the command's output.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return execute(ctx, deps{
+		stdin:    os.Stdin,
+		stdout:   os.Stdout,
+		stderr:   os.Stderr,
+		getenv:   os.Getenv,
+		now:      time.Now,
+		progress: isTerminal(os.Stderr),
+		backends: &liveBackends{logger: logger},
+	}, os.Args[1:])
+}
+
+// isTerminal reports whether f is a character device, which is what a
+// progress bar needs: redrawn lines are noise in a file or a pipe.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// liveBackends dials Temporal and opens the store on first use. The store
+// serves history directly and, behind policyclient, the snapshots that
+// report and status need for closed policies. simulate reports from many
+// goroutines, so the store is opened under a lock.
+type liveBackends struct {
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	temporal client.Client
+	policies *policyclient.Client
+	store    *store.Store
+}
+
+var _ backends = (*liveBackends)(nil)
+
+func (b *liveBackends) Policies(ctx context.Context, cfg config) (policyOps, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.policies != nil {
+		return b.policies, nil
+	}
+	tc, err := client.DialContext(ctx, client.Options{
+		HostPort:  cfg.Address,
+		Namespace: cfg.Namespace,
+		Logger:    tlog.NewStructuredLogger(b.logger),
+	})
+	if err != nil {
+		return nil, &unavailableError{Backend: "temporal", Target: cfg.Address, Err: err}
+	}
+	b.temporal = tc
+	b.policies = &policyclient.Client{
+		Temporal:  tc,
+		Snapshots: lazySnapshots{backends: b, databaseURL: cfg.DatabaseURL, timeout: cfg.Timeout},
+		TaskQueue: cfg.TaskQueue,
+	}
+	return b.policies, nil
+}
+
+func (b *liveBackends) History(ctx context.Context, cfg config) (historyReader, error) {
+	return b.openStore(ctx, cfg.DatabaseURL)
+}
+
+func (b *liveBackends) openStore(ctx context.Context, databaseURL string) (*store.Store, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.store != nil {
+		return b.store, nil
+	}
+	// store's errors never quote the URL, which may carry a password.
+	st, err := store.Open(ctx, databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	b.store = st
+	return st, nil
+}
+
+func (b *liveBackends) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.temporal != nil {
+		b.temporal.Close()
+	}
+	if b.store != nil {
+		return b.store.Close()
+	}
+	return nil
+}
+
+// lazySnapshots opens the store only when policyclient first needs a
+// snapshot, so commands that never do (list, retry of a running policy)
+// work without a database.
+type lazySnapshots struct {
+	backends    *liveBackends
+	databaseURL string
+	timeout     time.Duration
+}
+
+func (s lazySnapshots) Snapshot(ctx context.Context, bizID string) (*workflows.Snapshot, error) {
+	openCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	st, err := s.backends.openStore(openCtx, s.databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	return policyclient.StoreSnapshots{Store: st}.Snapshot(ctx, bizID)
+}

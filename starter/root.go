@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/policyclient"
+	"github.com/insuranceflow/insuranceflow/store"
+	"github.com/insuranceflow/insuranceflow/workflows"
+)
+
+// policyOps is what the CLI does to policies through Temporal.
+type policyOps interface {
+	Report(ctx context.Context, r insurance.Result) (workflows.Acceptance, error)
+	Status(ctx context.Context, bizID string) (workflows.Status, error)
+	List(ctx context.Context, f policyclient.ListFilter) (policyclient.ListPage, error)
+	Retry(ctx context.Context, bizID, reason string) (workflows.OperatorResult, error)
+	Skip(ctx context.Context, bizID, reason string) (workflows.OperatorResult, error)
+}
+
+// historyReader is what the CLI reads from the store.
+type historyReader interface {
+	Policy(ctx context.Context, bizID string) (store.Policy, error)
+	Events(ctx context.Context, bizID string) ([]store.Event, error)
+	Attempts(ctx context.Context, bizID string) ([]store.Attempt, error)
+}
+
+var (
+	_ policyOps     = (*policyclient.Client)(nil)
+	_ historyReader = (*store.Store)(nil)
+)
+
+// backends connects to Temporal and the database. Connections are made
+// only when a command asks for them, after the global flags are parsed, so
+// `history` works with Temporal down and `list` with no database.
+type backends interface {
+	Policies(ctx context.Context, cfg config) (policyOps, error)
+	History(ctx context.Context, cfg config) (historyReader, error)
+	Close() error
+}
+
+// deps is everything the command tree needs from outside, so tests can run
+// commands in-process against fakes.
+type deps struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	now            func() time.Time
+	// progress says whether stderr is a terminal a progress bar may draw on.
+	progress bool
+	backends backends
+}
+
+// config is the global flags, after environment fallbacks.
+type config struct {
+	Address     string
+	Namespace   string
+	TaskQueue   string
+	DatabaseURL string
+	JSON        bool
+	Timeout     time.Duration
+}
+
+const (
+	defaultAddress     = "127.0.0.1:7233"
+	defaultNamespace   = "default"
+	defaultDatabaseURL = "sqlite://.data/insuranceflow.db"
+	defaultTimeout     = 30 * time.Second
+)
+
+// app is one invocation of the CLI: its dependencies and parsed flags.
+type app struct {
+	deps
+	cfg config
+	// parsed is set once cobra has parsed flags and arguments and handed
+	// control to our code. An error before that is cobra's, and always
+	// means bad command-line input.
+	parsed bool
+}
+
+// execute runs the CLI with args and returns the exit code. It prints the
+// outcome of a failure once: a human line on stderr, and with --json one
+// error document on stdout.
+func execute(ctx context.Context, d deps, args []string) exitCode {
+	a := &app{deps: d}
+	root := newRootCmd(a)
+	if args == nil {
+		// cobra reads os.Args when given nil.
+		args = []string{}
+	}
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if cerr := d.backends.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close connections: %w", cerr)
+	}
+	if err == nil {
+		return exitOK
+	}
+	if !a.parsed {
+		err = &usageError{Command: cmd.CommandPath(), Err: err}
+	}
+	code := exitCodeOf(err)
+	a.printError(err, code)
+	return code
+}
+
+// newRootCmd builds the command tree around a.
+func newRootCmd(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "starter",
+		Short: "Report insurance results and operate policies of insuranceflow",
+		Long: "starter is the operator's and developer's CLI for insuranceflow: it reports\n" +
+			"insurance-result events through the policy workflows, shows and lists policies,\n" +
+			"retries or skips parked callbacks, reads delivery history from the database,\n" +
+			"and simulates traffic.\n\n" + exitCodeHelp(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			a.parsed = true
+			return a.validateConfig(cmd)
+		},
+	}
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+
+	env := func(key, def string) string {
+		if v := a.getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.cfg.Address, "address", env("TEMPORAL_ADDRESS", defaultAddress), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
+	pf.StringVar(&a.cfg.Namespace, "namespace", env("TEMPORAL_NAMESPACE", defaultNamespace), "Temporal namespace (env TEMPORAL_NAMESPACE)")
+	pf.StringVar(&a.cfg.TaskQueue, "task-queue", env("TASK_QUEUE", workflows.DefaultTaskQueue), "task queue of the policy workflows (env TASK_QUEUE)")
+	pf.StringVar(&a.cfg.DatabaseURL, "database-url", env("DATABASE_URL", defaultDatabaseURL), "database URL (env DATABASE_URL)")
+	pf.BoolVar(&a.cfg.JSON, "json", false, "print one JSON document instead of text")
+	pf.DurationVar(&a.cfg.Timeout, "timeout", defaultTimeout, "limit on each call to Temporal or the database")
+
+	root.AddCommand(
+		newReportCmd(a),
+		newStatusCmd(a),
+		newListCmd(a),
+		newOperatorCmd(a, operatorRetry),
+		newOperatorCmd(a, operatorSkip),
+		newHistoryCmd(a),
+		newSimulateCmd(a),
+	)
+	return root
+}
+
+func exitCodeHelp() string {
+	var b strings.Builder
+	b.WriteString("Exit codes:\n")
+	for _, d := range exitCodeDocs() {
+		fmt.Fprintf(&b, "  %d  %s\n", d.code, d.meaning)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func (a *app) validateConfig(cmd *cobra.Command) error {
+	var problems []string
+	for _, f := range []struct{ name, value string }{
+		{"address", a.cfg.Address},
+		{"namespace", a.cfg.Namespace},
+		{"task-queue", a.cfg.TaskQueue},
+		{"database-url", a.cfg.DatabaseURL},
+	} {
+		if strings.TrimSpace(f.value) == "" {
+			problems = append(problems, "--"+f.name+" must not be empty")
+		}
+	}
+	if a.cfg.Timeout <= 0 {
+		problems = append(problems, fmt.Sprintf("--timeout must be positive, got %s", a.cfg.Timeout))
+	}
+	if len(problems) > 0 {
+		return &usageError{Command: cmd.CommandPath(), Err: errors.New(strings.Join(problems, "; "))}
+	}
+	return nil
+}
+
+// call bounds one backend call by --timeout.
+func (a *app) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, a.cfg.Timeout)
+}
+
+func (a *app) policies(ctx context.Context) (policyOps, error) {
+	ctx, cancel := a.call(ctx)
+	defer cancel()
+	return a.backends.Policies(ctx, a.cfg)
+}
+
+func (a *app) history(ctx context.Context) (historyReader, error) {
+	ctx, cancel := a.call(ctx)
+	defer cancel()
+	return a.backends.History(ctx, a.cfg)
+}
+
+// emit prints a command's result: doc as JSON with --json, else text.
+func (a *app) emit(doc any, text func(w io.Writer) error) error {
+	if a.cfg.JSON {
+		return writeJSON(a.stdout, doc)
+	}
+	return text(a.stdout)
+}
+
+func writeJSON(w io.Writer, doc any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}
+
+// errorDoc is the --json document of a failed command.
+type errorDoc struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Kind     string                 `json:"kind"`
+	ExitCode int                    `json:"exit_code"`
+	Message  string                 `json:"message"`
+	Reason   string                 `json:"reason,omitempty"`   // rejections
+	State    string                 `json:"state,omitempty"`    // illegal transitions
+	Allowed  []string               `json:"allowed,omitempty"`  // illegal transitions
+	Problems []insurance.FieldError `json:"problems,omitempty"` // validation errors
+}
+
+func newErrorBody(err error, code exitCode) errorBody {
+	body := errorBody{Kind: code.kind(), ExitCode: int(code), Message: err.Error()}
+	var (
+		rejection  *policyclient.Rejection
+		validation *insurance.ValidationError
+	)
+	if errors.As(err, &rejection) {
+		body.Reason = rejection.Reason
+		body.Message = rejection.Message
+		if d := rejection.Details; d != nil {
+			body.State = string(d.State)
+			body.Allowed = d.AllowedStages
+		}
+	}
+	if errors.As(err, &validation) {
+		body.Problems = validation.Problems
+	}
+	return body
+}
+
+func (a *app) printError(err error, code exitCode) {
+	var shown *shownError
+	if a.cfg.JSON && !errors.As(err, &shown) {
+		// Nothing useful can be done if stdout is gone; stderr still gets the text.
+		_ = writeJSON(a.stdout, errorDoc{Error: newErrorBody(err, code)})
+	}
+	fmt.Fprintln(a.stderr, humanError(err))
+	var usage *usageError
+	if errors.As(err, &usage) && usage.Command != "" {
+		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", usage.Command)
+	}
+}
+
+// humanError renders an error for a person: a rejection as the report
+// line, a validation error with one field problem per line.
+func humanError(err error) string {
+	var (
+		simulation *simulationError
+		rejection  *policyclient.Rejection
+		validation *insurance.ValidationError
+	)
+	switch {
+	case errors.As(err, &simulation):
+		// Before the rejection case: the counts matter more than the first
+		// problem, which the message includes anyway.
+		return "error: " + simulation.Error()
+	case errors.As(err, &rejection):
+		return formatRejection(rejection)
+	case errors.As(err, &validation):
+		var b strings.Builder
+		b.WriteString("invalid insurance result:")
+		for _, p := range validation.Problems {
+			fmt.Fprintf(&b, "\n  %s: %s", p.Field, p.Message)
+		}
+		return b.String()
+	default:
+		return "error: " + err.Error()
+	}
+}
