@@ -1,0 +1,38 @@
+package integration
+
+import (
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/insuranceflow/insuranceflow/workflows"
+)
+
+var recordHistory = flag.Bool("record-history", false,
+	"write the histories of the tests' policies to workflows/testdata for the replay test")
+
+// recordHistoryOf saves a policy's history (from the real server) as
+// workflows/testdata/<name>.json when -record-history is given, so the replay
+// test guards exactly what a real server records.
+func recordHistoryOf(t *testing.T, name, bizID string) {
+	t.Helper()
+	if !*recordHistory {
+		return
+	}
+	cmd := exec.Command(temporalBin(), "workflow", "show", "--address", env.temporalAddr,
+		"--workflow-id", workflows.WorkflowID(bizID), "--output", "json")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("temporal workflow show %s: %v", bizID, err)
+	}
+	path := filepath.Join("..", "workflows", "testdata", name+".json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s", path)
+}
