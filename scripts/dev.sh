@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Starts the whole dev stack in the foreground: the pinned Temporal dev server
+# (state in .data/temporal.db, so a second run finds the first run's
+# policies), topsim as the TOP gateway, and the worker with its HTTP ingress.
+# Every default below can be overridden from the environment, e.g.
+#   TOP_GATEWAY_URL=https://gw.api.tbsandbox.com/router/rest make dev
+# Ctrl-C (or any process dying) stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=.bin
+DATA=${DATA_DIR:-.data}
+mkdir -p "$DATA"
+
+export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:7233}
+export TEMPORAL_NAMESPACE=${TEMPORAL_NAMESPACE:-default}
+TEMPORAL_UI_PORT=${TEMPORAL_UI_PORT:-8233}
+export DATABASE_URL=${DATABASE_URL:-sqlite://$DATA/insuranceflow.db}
+export TOP_APP_KEY=${TOP_APP_KEY:-dev-app-key}
+if [ -z "${TOP_APP_SECRET:-}" ] && [ -z "${TOP_APP_SECRET_FILE:-}" ]; then
+  export TOP_APP_SECRET=dev-app-secret
+fi
+export TOPSIM_ADDR=${TOPSIM_ADDR:-127.0.0.1:8788}
+export TOP_GATEWAY_URL=${TOP_GATEWAY_URL:-http://$TOPSIM_ADDR/router/rest}
+export HTTP_ADDR=${HTTP_ADDR:-127.0.0.1:8080}
+export INGRESS_TOKENS=${INGRESS_TOKENS:-dev-token}
+# The demo's parked callback: topsim answers call_success=false for these biz_ids.
+TOPSIM_REJECT_PATTERN=${TOPSIM_REJECT_PATTERN:-PARK}
+
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  echo
+  echo "stopping the dev stack..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop EXIT INT TERM
+
+temporal_port=${TEMPORAL_ADDRESS##*:}
+temporal_ip=${TEMPORAL_ADDRESS%:*}
+"$BIN/temporal" server start-dev \
+  --ip "$temporal_ip" --port "$temporal_port" --ui-port "$TEMPORAL_UI_PORT" \
+  --namespace "$TEMPORAL_NAMESPACE" \
+  --db-filename "$DATA/temporal.db" \
+  --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=NORMAL \
+  --search-attribute BizId=Keyword --search-attribute PolicyState=Keyword \
+  --search-attribute InsuranceType=Keyword --search-attribute CallbackState=Keyword \
+  --log-level error >"$DATA/temporal.log" 2>&1 &
+pids+=($!)
+
+echo "waiting for the Temporal dev server on $TEMPORAL_ADDRESS (log: $DATA/temporal.log)..."
+for _ in $(seq 1 120); do
+  if "$BIN/temporal" operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "${pids[0]}" 2>/dev/null; then echo "the Temporal dev server exited; see $DATA/temporal.log" >&2; exit 1; fi
+  sleep 0.5
+done
+
+"$BIN/topsim" -addr "$TOPSIM_ADDR" -reject-pattern "$TOPSIM_REJECT_PATTERN" -receipts "$DATA/topsim-receipts.jsonl" &
+pids+=($!)
+
+"$BIN/worker" &
+pids+=($!)
+
+sleep 1
+cat <<INFO
+
+insuranceflow dev stack is up
+  Temporal UI   http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/$TEMPORAL_NAMESPACE/workflows
+  ingress       http://$HTTP_ADDR   (token: $INGRESS_TOKENS)
+  topsim        http://$TOPSIM_ADDR  (callbacks: http://$TOPSIM_ADDR/_sim/callbacks)
+
+Try:
+  curl -sS -X POST http://$HTTP_ADDR/v1/insurance-results -H 'Authorization: Bearer ${INGRESS_TOKENS%%,*}' \\
+    -H 'Content-Type: application/json' \\
+    -d '{"biz_id":"24010900100YSKSSG","stage":1,"status":1,"time_of_occurrence":"$(TZ=Asia/Shanghai date '+%Y-%m-%d %H:%M:%S')","insurance_type":1}'
+  $BIN/starter status 24010900100YSKSSG
+
+Ctrl-C stops everything.
+INFO
+
+# Exit (and stop the rest) as soon as any of the three dies.
+wait -n "${pids[@]}"
+echo "a dev stack process exited" >&2
