@@ -88,17 +88,11 @@ func startStack() (*stack, error) {
 			return s, fmt.Errorf("building the pinned Temporal dev server (set TEMPORAL_BIN to skip): %w", err)
 		}
 	}
-	temporalBin := temporalBin()
-	grpcPort, uiPort, httpPort, metricsPort := freePort(), freePort(), freePort(), freePort()
-	s.temporalAddr = fmt.Sprintf("127.0.0.1:%d", grpcPort)
-	dbFile := filepath.Join(dir, "temporal.db")
-	if _, err := s.start("temporal", nil, temporalBin, "server", "start-dev",
-		"--ip", "127.0.0.1", "--port", fmt.Sprint(grpcPort), "--ui-port", fmt.Sprint(uiPort),
-		"--http-port", fmt.Sprint(httpPort), "--metrics-port", fmt.Sprint(metricsPort), "--headless",
-		"--db-filename", dbFile, "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=NORMAL",
-		"--search-attribute", "BizId=Keyword", "--search-attribute", "PolicyState=Keyword",
-		"--search-attribute", "InsuranceType=Keyword", "--search-attribute", "CallbackState=Keyword",
-		"--log-level", "error"); err != nil {
+	if addr := os.Getenv("IT_TEMPORAL_ADDRESS"); addr != "" {
+		// A server someone else runs (`make test-cluster`: Temporal on
+		// PostgreSQL), with the namespace and search attributes registered.
+		s.temporalAddr = addr
+	} else if err := s.startDevServer(); err != nil {
 		return s, err
 	}
 	if err := waitFor(60*time.Second, func() error {
@@ -113,7 +107,7 @@ func startStack() (*stack, error) {
 		s.temporal = c
 		return nil
 	}); err != nil {
-		return s, fmt.Errorf("temporal dev server not healthy: %w", err)
+		return s, fmt.Errorf("temporal server at %s not healthy: %w", s.temporalAddr, err)
 	}
 
 	topsimAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
@@ -127,13 +121,32 @@ func startStack() (*stack, error) {
 		return s, fmt.Errorf("topsim: %w", err)
 	}
 
-	s.databaseURL = "sqlite://" + filepath.Join(dir, "insuranceflow.db")
+	s.databaseURL = os.Getenv("IT_DATABASE_URL")
+	if s.databaseURL == "" {
+		s.databaseURL = "sqlite://" + filepath.Join(dir, "insuranceflow.db")
+	}
 	ingressAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 	s.ingressURL = "http://" + ingressAddr
 	if err := s.startWorker(ingressAddr); err != nil {
 		return s, err
 	}
 	return s, nil
+}
+
+// startDevServer starts the pinned Temporal dev server on free ports, its
+// state in a WAL-mode SQLite file in the stack's directory.
+func (s *stack) startDevServer() error {
+	grpcPort, uiPort, httpPort, metricsPort := freePort(), freePort(), freePort(), freePort()
+	s.temporalAddr = fmt.Sprintf("127.0.0.1:%d", grpcPort)
+	_, err := s.start("temporal", nil, temporalBin(), "server", "start-dev",
+		"--ip", "127.0.0.1", "--port", fmt.Sprint(grpcPort), "--ui-port", fmt.Sprint(uiPort),
+		"--http-port", fmt.Sprint(httpPort), "--metrics-port", fmt.Sprint(metricsPort), "--headless",
+		"--db-filename", filepath.Join(s.dir, "temporal.db"),
+		"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=NORMAL",
+		"--search-attribute", "BizId=Keyword", "--search-attribute", "PolicyState=Keyword",
+		"--search-attribute", "InsuranceType=Keyword", "--search-attribute", "CallbackState=Keyword",
+		"--log-level", "error")
+	return err
 }
 
 // workerEnv is the worker's configuration in the tests: short retry intervals
