@@ -155,6 +155,7 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 	if err := validateAttempt(a); err != nil {
 		return fmt.Errorf("record attempt %d of biz_id %q seq %d: %w", a.Attempt, a.BizID, a.Seq, err)
 	}
+	a = cleanAttempt(a)
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// The foreign key would refuse the insert too, but each driver words
 		// that differently; asking first gives one clear error. Events are
@@ -208,7 +209,22 @@ func validateAttempt(a Attempt) error {
 	case a.Duration < 0:
 		return &InvalidError{Field: "attempt duration", Problem: fmt.Sprintf("%v is negative", a.Duration)}
 	}
-	return nil
+	if err := checkTexts(field{"attempt biz_id", a.BizID}, field{"attempt class", a.Class}); err != nil {
+		return err
+	}
+	return checkInts(
+		intField{"attempt number", a.Attempt},
+		intField{"attempt http_status", a.HTTPStatus},
+		intField{"attempt code", a.Code},
+	)
+}
+
+// cleanAttempt makes an attempt's diagnostic text storable (see cleanText).
+func cleanAttempt(a Attempt) Attempt {
+	for _, s := range []*string{&a.SubCode, &a.Msg, &a.SubMsg, &a.FailCode, &a.FailMessage, &a.TOPRequestID, &a.Detail} {
+		*s = cleanText(*s)
+	}
+	return a
 }
 
 // attemptError is the one-line summary of a failed attempt kept on its event:
@@ -257,7 +273,24 @@ func (s *Store) SetCallback(ctx context.Context, bizID string, seq int64, callba
 	if policyCallbackState != "" && !slices.Contains(policyCallbackStates, policyCallbackState) {
 		return wrap(&InvalidError{Field: "policy callback_state", Problem: unknownValue(policyCallbackState, policyCallbackStates)})
 	}
+	if err := checkTexts(field{"biz_id", bizID}); err != nil {
+		return wrap(err)
+	}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// The policy row first: RecordEvents locks it before the event rows,
+		// and taking the two in the other order here would let the two
+		// deadlock on PostgreSQL. If the event turns out not to exist, the
+		// rollback undoes this update.
+		if policyCallbackState != "" {
+			// updated_at only moves when the state does, so a repeat is a no-op.
+			if _, err := tx.ExecContext(ctx, tx.Rebind(
+				`UPDATE policies SET
+					updated_at = CASE WHEN callback_state = ? THEN updated_at ELSE ? END,
+					callback_state = ?
+				WHERE biz_id = ?`), policyCallbackState, micros(s.now()), policyCallbackState, bizID); err != nil {
+				return fmt.Errorf("update policy: %w", err)
+			}
+		}
 		res, err := tx.ExecContext(ctx, tx.Rebind(
 			`UPDATE events SET callback = CASE WHEN callback = 'delivered' THEN callback ELSE ? END
 			WHERE biz_id = ? AND seq = ?`), callback, bizID, seq)
@@ -268,17 +301,6 @@ func (s *Store) SetCallback(ctx context.Context, bizID string, seq int64, callba
 			return fmt.Errorf("update event: %w", err)
 		} else if n == 0 {
 			return fmt.Errorf("event %w", ErrNotFound)
-		}
-		if policyCallbackState == "" {
-			return nil
-		}
-		// updated_at only moves when the state does, so a repeat is a no-op.
-		if _, err := tx.ExecContext(ctx, tx.Rebind(
-			`UPDATE policies SET
-				updated_at = CASE WHEN callback_state = ? THEN updated_at ELSE ? END,
-				callback_state = ?
-			WHERE biz_id = ?`), policyCallbackState, micros(s.now()), policyCallbackState, bizID); err != nil {
-			return fmt.Errorf("update policy: %w", err)
 		}
 		return nil
 	})
@@ -291,6 +313,9 @@ func (s *Store) SetCallback(ctx context.Context, bizID string, seq int64, callba
 // Events returns a policy's recorded events ordered by seq (none for a policy
 // never recorded).
 func (s *Store) Events(ctx context.Context, bizID string) ([]Event, error) {
+	if err := checkTexts(field{"biz_id", bizID}); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
 	var rows []eventRow
 	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(
 		`SELECT `+eventColumns+` FROM events WHERE biz_id = ? ORDER BY seq`), bizID); err != nil {
@@ -306,6 +331,9 @@ func (s *Store) Events(ctx context.Context, bizID string) ([]Event, error) {
 // Attempts returns a policy's recorded callback attempts ordered by seq, then
 // attempt number.
 func (s *Store) Attempts(ctx context.Context, bizID string) ([]Attempt, error) {
+	if err := checkTexts(field{"biz_id", bizID}); err != nil {
+		return nil, fmt.Errorf("read attempts: %w", err)
+	}
 	var rows []attemptRow
 	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(
 		`SELECT `+attemptColumns+` FROM attempts WHERE biz_id = ? ORDER BY seq, attempt`), bizID); err != nil {

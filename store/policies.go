@@ -181,6 +181,12 @@ func (s *Store) prepareRecord(p Policy, events []Event) (Policy, []Event, error)
 	if p.BizID == "" {
 		return p, nil, &InvalidError{Field: "policy biz_id", Problem: "empty"}
 	}
+	if err := checkTexts(field{"policy biz_id", p.BizID}, field{"policy policy_number", p.PolicyNumber}); err != nil {
+		return p, nil, err
+	}
+	if err := checkInts(intField{"policy insurance_type", p.InsuranceType}, intField{"policy endorsements", p.Endorsements}); err != nil {
+		return p, nil, err
+	}
 	now := s.now().UTC()
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = now
@@ -220,6 +226,10 @@ func (s *Store) prepareRecord(p Policy, events []Event) (Policy, []Event, error)
 	if p.State == "" {
 		return p, nil, &InvalidError{Field: "policy state", Problem: "empty"}
 	}
+	// State and LastOccurredAt may come from an event, checked above.
+	if err := checkTexts(field{"policy state", p.State}, field{"policy last_occurred_at", p.LastOccurredAt}); err != nil {
+		return p, nil, err
+	}
 	return p, out, nil
 }
 
@@ -241,7 +251,23 @@ func validateEvent(bizID string, e Event) error {
 	case e.Attempts < 0:
 		return &InvalidError{Field: fmt.Sprintf("event seq %d attempts", e.Seq), Problem: fmt.Sprintf("%d is negative", e.Attempts)}
 	}
-	return nil
+	name := func(column string) string { return fmt.Sprintf("event seq %d %s", e.Seq, column) }
+	if err := checkTexts(
+		field{name("request_id"), e.RequestID},
+		field{name("time_of_occurrence"), e.TimeOfOccurrence},
+		field{name("payload"), e.Payload},
+		field{name("state_after"), e.StateAfter},
+		field{name("last_class"), e.LastClass},
+		field{name("last_error"), e.LastError},
+	); err != nil {
+		return err
+	}
+	return checkInts(
+		intField{name("stage"), e.Stage},
+		intField{name("status"), e.Status},
+		intField{name("endorsements_after"), e.EndorsementsAfter},
+		intField{name("attempts"), e.Attempts},
+	)
 }
 
 // insertEventTx inserts one event, or confirms that it is already recorded.
@@ -293,6 +319,9 @@ func insertEventTx(ctx context.Context, tx *sqlx.Tx, e Event) error {
 // Policy returns one policy; the error wraps ErrNotFound if the store has
 // never recorded it.
 func (s *Store) Policy(ctx context.Context, bizID string) (Policy, error) {
+	if err := checkTexts(field{"biz_id", bizID}); err != nil {
+		return Policy{}, fmt.Errorf("read policy: %w", err)
+	}
 	// A single statement is its own consistent snapshot; no transaction
 	// needed (and with SQLite's BEGIN IMMEDIATE it would block writers).
 	var r policyRow
@@ -318,8 +347,18 @@ func (s *Store) ListPolicies(ctx context.Context, f ListFilter) ([]Policy, error
 	case limit > MaxListLimit:
 		limit = MaxListLimit
 	}
+	if err := checkTexts(
+		field{"list state", f.State},
+		field{"list callback_state", f.CallbackState},
+		field{"list after_biz_id", f.AfterBizID},
+	); err != nil {
+		return nil, fmt.Errorf("list policies: %w", err)
+	}
+	// Byte order on every database, so that pages follow Go's string order
+	// and a page boundary means the same thing to every backend.
+	byBytes := "biz_id" + s.dialect.byteOrder
 	var q strings.Builder
-	q.WriteString(`SELECT ` + policyColumns + ` FROM policies WHERE biz_id > ?`)
+	q.WriteString(`SELECT ` + policyColumns + ` FROM policies WHERE ` + byBytes + ` > ?`)
 	args := []any{f.AfterBizID}
 	if f.State != "" {
 		q.WriteString(` AND state = ?`)
@@ -329,7 +368,7 @@ func (s *Store) ListPolicies(ctx context.Context, f ListFilter) ([]Policy, error
 		q.WriteString(` AND callback_state = ?`)
 		args = append(args, f.CallbackState)
 	}
-	q.WriteString(` ORDER BY biz_id LIMIT ?`)
+	q.WriteString(` ORDER BY ` + byBytes + ` LIMIT ?`)
 	args = append(args, limit)
 
 	var rows []policyRow

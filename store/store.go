@@ -1,14 +1,16 @@
 // Package store owns the SQL audit trail of insuranceflow: one row per policy
 // (the state a restarted or reopened workflow resumes from), one per accepted
 // insurance-result event, and one per TOP callback attempt. It opens the
-// database named by DATABASE_URL, applies the embedded schema migrations with
-// goose, and offers one transaction per method.
+// database named by DATABASE_URL (SQLite or PostgreSQL), applies the embedded
+// schema migrations with goose, and offers one transaction per method.
 //
-// The SQL is deliberately portable (question-mark placeholders rebound per
-// driver, INSERT … ON CONFLICT, BIGINT microsecond timestamps) so that adding
-// PostgreSQL is one more dialect in Open and the same migrations and tests.
-// Every write is idempotent and race-safe through ON CONFLICT clauses, because
-// Temporal retries activities and several workers may share one database.
+// The SQL is portable (question-mark placeholders rebound per driver,
+// INSERT … ON CONFLICT, BIGINT microsecond timestamps), so both databases run
+// the same migrations and the same statements; what differs lives in one
+// dialect value per database. Every write is idempotent and race-safe through
+// ON CONFLICT clauses and a fixed lock order (policy row before event rows),
+// because Temporal retries activities and several workers may share one
+// database.
 package store
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed migrations/*.sql
@@ -39,17 +42,25 @@ var ErrNotFound = errors.New("not found")
 const sqliteBusyTimeout = 5 * time.Second
 
 // dialect is what differs between the databases the store runs on. Adding a
-// database means one more value of it and one more case in Open.
+// database means one more value of it and one more case in parseURL.
 type dialect struct {
-	scheme string        // DATABASE_URL scheme
-	driver string        // database/sql driver name; sqlx rebinds "?" for it
+	name   string        // what errors call the database
+	driver string        // sqlx's name for the placeholder style ("?" is rebound for it)
 	goose  goose.Dialect // goose's name for the same database
+	// byteOrder follows a text column in comparisons and ORDER BY so that it
+	// compares byte by byte whatever collation the database was created
+	// with: keyset pagination must agree with Go's string order everywhere.
+	byteOrder string
 }
 
-var sqliteDialect = dialect{scheme: "sqlite", driver: "sqlite3", goose: goose.DialectSQLite3}
+var (
+	// SQLite's default BINARY collation already compares bytes.
+	sqliteDialect   = dialect{name: "sqlite", driver: "sqlite3", goose: goose.DialectSQLite3}
+	postgresDialect = dialect{name: "postgres", driver: "pgx", goose: goose.DialectPostgres, byteOrder: ` COLLATE "C"`}
+)
 
 // supportedSchemes are listed in the error for any other scheme.
-var supportedSchemes = []string{sqliteDialect.scheme}
+var supportedSchemes = []string{"sqlite", "postgres", "postgresql"}
 
 // Store is the audit trail. It is safe for concurrent use, also by several
 // processes sharing one database.
@@ -62,23 +73,42 @@ type Store struct {
 // connConfig is what Open needs to connect, as derived from a DATABASE_URL.
 type connConfig struct {
 	dialect dialect
-	dsn     string // driver data source name
 	target  string // what to call the database in errors; never holds a secret
-	single  bool   // exactly one connection: an in-memory database lives and dies with it
 	prepare func() error
+	connect func() (*sqlx.DB, error) // a handle with its pool configured; connects lazily
+	// migrationLocker, if set, makes one process at a time migrate, so that
+	// several workers starting together on a fresh database neither race to
+	// create the same tables nor apply a migration twice.
+	migrationLocker func() (lock.SessionLocker, error)
+	secrets         []string // masked in every error Open returns
 }
 
 // Open connects to the database named by databaseURL and applies any pending
-// migrations. Supported forms:
+// migrations. The scheme is case-insensitive. Supported forms:
 //
 //	sqlite://relative/path.db   (relative to the working directory at Open)
 //	sqlite:///abs/path.db
 //	sqlite://:memory:           (private to this Store; one connection)
+//	postgres://user:password@host:5432/dbname?sslmode=verify-full
+//	postgresql://…              (the same)
 //
 // The directory of a SQLite file is created if missing. SQLite databases run
 // in WAL mode with foreign keys on, a 5 s busy timeout, and write
 // transactions that take the write lock when they begin (BEGIN IMMEDIATE), so
-// concurrent writers queue instead of failing on a lock upgrade.
+// concurrent writers queue instead of failing on a lock upgrade. Processes
+// opening one file together take turns migrating under a lock on the file
+// beside it named with the suffix "-migrations.lock".
+//
+// A PostgreSQL URL is a libpq connection URI as the pgx driver reads it:
+// several host:port pairs, the PG* environment variables and ~/.pgpass fill
+// in what it leaves out, and its query parameters (sslmode, sslrootcert,
+// connect_timeout, application_name, search_path=schema for a schema other
+// than public, …) apply. One parameter is the store's own: pool_max_conns=N
+// caps this Store's connections (default 10), so that many workers stay
+// within the server's max_connections. Workers that start together on a
+// fresh database take turns migrating under a PostgreSQL advisory lock.
+//
+// Errors never contain the URL's password.
 func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	return open(ctx, databaseURL, embeddedMigrations)
 }
@@ -90,27 +120,31 @@ func open(ctx context.Context, databaseURL string, migrations fs.FS) (*Store, er
 	if err != nil {
 		return nil, err
 	}
+	s, err := connect(ctx, cfg, migrations)
+	if err != nil {
+		// The drivers mean to keep passwords out of their errors; this makes
+		// sure of it for every error the URL's secrets could reach.
+		return nil, redact(err, cfg.secrets)
+	}
+	return s, nil
+}
+
+func connect(ctx context.Context, cfg connConfig, migrations fs.FS) (*Store, error) {
 	if cfg.prepare != nil {
 		if err := cfg.prepare(); err != nil {
 			return nil, &OpenError{Target: cfg.target, Err: err}
 		}
 	}
-	db, err := sqlx.Open(cfg.dialect.driver, cfg.dsn)
+	db, err := cfg.connect()
 	if err != nil {
 		return nil, &OpenError{Target: cfg.target, Err: err}
-	}
-	if cfg.single {
-		db.SetMaxOpenConns(1)
-		db.SetMaxIdleConns(1)
-		db.SetConnMaxLifetime(0)
-		db.SetConnMaxIdleTime(0)
 	}
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, &OpenError{Target: cfg.target, Err: err}
 	}
 	s := &Store{db: db, dialect: cfg.dialect, now: time.Now}
-	if err := s.migrate(ctx, migrations); err != nil {
+	if err := s.migrate(ctx, migrations, cfg.migrationLocker); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -127,15 +161,19 @@ func parseURL(databaseURL string) (connConfig, error) {
 	if !ok || scheme == "" {
 		return connConfig{}, &URLError{Reason: "database URL has no scheme:// prefix (want e.g. sqlite://data/insuranceflow.db)"}
 	}
-	switch strings.ToLower(scheme) {
-	case sqliteDialect.scheme:
+	switch lower := strings.ToLower(scheme); lower {
+	case "sqlite":
 		return sqliteConfig(rest)
+	case "postgres", "postgresql":
+		// pgx only recognises the lower-case schemes.
+		return postgresConfig(lower + "://" + rest)
 	default:
 		return connConfig{}, &UnsupportedSchemeError{Scheme: scheme, Supported: supportedSchemes}
 	}
 }
 
-// sqliteConfig builds the SQLite DSN for the part of the URL after "sqlite://".
+// sqliteConfig builds the SQLite settings for the part of the URL after
+// "sqlite://".
 func sqliteConfig(path string) (connConfig, error) {
 	if path == "" {
 		return connConfig{}, &URLError{Reason: "sqlite URL has no path (want sqlite://relative/path.db, sqlite:///abs/path.db or sqlite://:memory:)"}
@@ -147,8 +185,19 @@ func sqliteConfig(path string) (connConfig, error) {
 	}
 	params := fmt.Sprintf("_busy_timeout=%d&_foreign_keys=on&_txlock=immediate", sqliteBusyTimeout.Milliseconds())
 	if path == ":memory:" {
-		// WAL does not apply to an in-memory database.
-		return connConfig{dialect: sqliteDialect, dsn: ":memory:?" + params, target: ":memory:", single: true}, nil
+		// WAL does not apply to an in-memory database, and the database
+		// lives and dies with its one connection.
+		return connConfig{dialect: sqliteDialect, target: ":memory:", connect: func() (*sqlx.DB, error) {
+			db, err := sqlx.Open(sqliteDialect.driver, ":memory:?"+params)
+			if err != nil {
+				return nil, err
+			}
+			db.SetMaxOpenConns(1)
+			db.SetMaxIdleConns(1)
+			db.SetConnMaxLifetime(0)
+			db.SetConnMaxIdleTime(0)
+			return db, nil
+		}}, nil
 	}
 	// Resolved now, so that every pooled connection opens the same file even
 	// if the working directory changes later.
@@ -158,7 +207,6 @@ func sqliteConfig(path string) (connConfig, error) {
 	}
 	return connConfig{
 		dialect: sqliteDialect,
-		dsn:     abs + "?_journal_mode=WAL&" + params,
 		target:  abs,
 		prepare: func() error {
 			if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
@@ -166,16 +214,30 @@ func sqliteConfig(path string) (connConfig, error) {
 			}
 			return nil
 		},
+		connect: func() (*sqlx.DB, error) {
+			return sqlx.Open(sqliteDialect.driver, abs+"?_journal_mode=WAL&"+params)
+		},
+		migrationLocker: func() (lock.SessionLocker, error) {
+			return &fileLocker{path: abs + sqliteMigrationLockSuffix}, nil
+		},
 	}, nil
 }
 
 // migrate applies pending migrations with goose's Provider (no goose globals).
-func (s *Store) migrate(ctx context.Context, migrations fs.FS) error {
+func (s *Store) migrate(ctx context.Context, migrations fs.FS, newLocker func() (lock.SessionLocker, error)) error {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return &MigrationError{Err: err}
 	}
-	provider, err := goose.NewProvider(s.dialect.goose, s.db.DB, sub, goose.WithDisableGlobalRegistry(true))
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	if newLocker != nil {
+		locker, err := newLocker()
+		if err != nil {
+			return &MigrationError{Err: err}
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	provider, err := goose.NewProvider(s.dialect.goose, s.db.DB, sub, opts...)
 	if err != nil {
 		return &MigrationError{Err: err}
 	}
@@ -199,7 +261,7 @@ func (s *Store) Close() error { return s.db.Close() }
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("ping %s database: %w", s.dialect.scheme, err)
+		return fmt.Errorf("ping %s database: %w", s.dialect.name, err)
 	}
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,9 @@ import (
 // SQL), so another database joins it by adding a backend here.
 type backend struct {
 	name string
+	// skip, if set, says why this backend cannot run here; its tests skip
+	// with it.
+	skip string
 	// newURL returns the DATABASE_URL of a fresh, empty database that lives
 	// until the test ends. Opening it twice gives two handles on one database.
 	newURL func(t *testing.T) string
@@ -23,27 +28,46 @@ type backend struct {
 
 func backends(t *testing.T) []backend {
 	t.Helper()
-	return []backend{{
-		name: "sqlite",
-		newURL: func(t *testing.T) string {
-			return "sqlite://" + filepath.Join(t.TempDir(), "data", "insuranceflow.db")
+	return []backend{
+		{
+			name: "sqlite",
+			newURL: func(t *testing.T) string {
+				return "sqlite://" + filepath.Join(t.TempDir(), "data", "insuranceflow.db")
+			},
 		},
-	}}
+		postgresBackend(t),
+	}
+}
+
+// forEachBackend runs fn as one subtest per backend, named after it. The
+// backends run in parallel: their databases have nothing in common.
+func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
+	t.Helper()
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			if b.skip != "" {
+				t.Skip(b.skip)
+			}
+			t.Parallel()
+			fn(t, b)
+		})
+	}
 }
 
 // TestStore runs the whole suite against every backend.
 func TestStore(t *testing.T) {
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) { runSuite(t, b) })
-	}
+	forEachBackend(t, runSuite)
 }
 
 func runSuite(t *testing.T, b backend) {
 	t.Run("OpenMigratesAndReopenIsNoop", func(t *testing.T) { testMigrations(t, b) })
+	t.Run("ConcurrentOpenOnFreshDatabase", func(t *testing.T) { testConcurrentOpen(t, b) })
+	t.Run("MigrationFailure", func(t *testing.T) { testMigrationFailure(t, b) })
 	t.Run("RecordEventsIdempotent", func(t *testing.T) { testRecordEventsIdempotent(t, b) })
 	t.Run("PolicyMovesForwardOnly", func(t *testing.T) { testPolicyForwardOnly(t, b) })
 	t.Run("EventConflicts", func(t *testing.T) { testEventConflicts(t, b) })
 	t.Run("RecordEventsRejectsBadInput", func(t *testing.T) { testRecordEventsInvalid(t, b) })
+	t.Run("TextEveryBackendStores", func(t *testing.T) { testStorableText(t, b) })
 	t.Run("RecordAttemptIdempotent", func(t *testing.T) { testRecordAttemptIdempotent(t, b) })
 	t.Run("RecordAttemptOutOfOrder", func(t *testing.T) { testRecordAttemptOutOfOrder(t, b) })
 	t.Run("RecordAttemptDelivered", func(t *testing.T) { testRecordAttemptDelivered(t, b) })
@@ -51,8 +75,11 @@ func runSuite(t *testing.T, b backend) {
 	t.Run("SetCallback", func(t *testing.T) { testSetCallback(t, b) })
 	t.Run("PolicyNotFound", func(t *testing.T) { testPolicyNotFound(t, b) })
 	t.Run("ListPolicies", func(t *testing.T) { testListPolicies(t, b) })
+	t.Run("ListPoliciesByteOrder", func(t *testing.T) { testListPoliciesByteOrder(t, b) })
 	t.Run("ConcurrentRecordAttempt", func(t *testing.T) { testConcurrentRecordAttempt(t, b) })
 	t.Run("ConcurrentRecordEvents", func(t *testing.T) { testConcurrentRecordEvents(t, b) })
+	t.Run("TwoWorkersRecordEachAttemptOnce", func(t *testing.T) { testTwoWorkers(t, b) })
+	t.Run("TwoWorkersSetCallbackWhileRecording", func(t *testing.T) { testSetCallbackRacesRecordEvents(t, b) })
 }
 
 // clock is the fixed time the suite's stores use for defaults.
@@ -652,16 +679,16 @@ func testListPolicies(t *testing.T, b backend) {
 	})
 }
 
-// runConcurrently calls fn from n goroutines released at once, alternating
-// between the stores, and returns every error.
-func runConcurrently(n int, stores []*Store, fn func(s *Store) error) []error {
+// runConcurrently calls fn from n goroutines released at once, goroutine i
+// using store i modulo len(stores), and returns every error.
+func runConcurrently(n int, stores []*Store, fn func(i int, s *Store) error) []error {
 	start := make(chan struct{})
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			errs[i] = fn(stores[i%len(stores)])
+			errs[i] = fn(i, stores[i%len(stores)])
 		})
 	}
 	close(start)
@@ -674,7 +701,7 @@ func testConcurrentRecordAttempt(t *testing.T, b backend) {
 	s1, s2 := openStore(t, url), openStore(t, url)
 	mustRecord(t, s1, policy("B1"), event("B1", 1, 1, "pre_insured"))
 	a := attempt("B1", 1, 1, "transient")
-	errs := runConcurrently(8, []*Store{s1, s2}, func(s *Store) error {
+	errs := runConcurrently(8, []*Store{s1, s2}, func(_ int, s *Store) error {
 		return s.RecordAttempt(context.Background(), a)
 	})
 	for i, err := range errs {
@@ -694,7 +721,7 @@ func testConcurrentRecordEvents(t *testing.T, b backend) {
 	url := b.newURL(t)
 	s1, s2 := openStore(t, url), openStore(t, url)
 	evs := []Event{event("B1", 1, 1, "pre_insured"), event("B1", 2, 2, "underwritten")}
-	errs := runConcurrently(8, []*Store{s1, s2}, func(s *Store) error {
+	errs := runConcurrently(8, []*Store{s1, s2}, func(_ int, s *Store) error {
 		return s.RecordEvents(context.Background(), policy("B1"), evs...)
 	})
 	for i, err := range errs {
@@ -708,4 +735,163 @@ func testConcurrentRecordEvents(t *testing.T, b backend) {
 	if p := mustPolicy(t, s1, "B1"); p.LastSeq != 2 || p.State != "underwritten" {
 		t.Fatalf("policy=%+v, want seq 2 underwritten", p)
 	}
+}
+
+// testListPoliciesByteOrder checks that ListPolicies orders and pages by
+// bytes (Go's string order) whatever the database's collation would say.
+func testListPoliciesByteOrder(t *testing.T, b backend) {
+	s := newStore(t, b)
+	ctx := context.Background()
+	ids := []string{"b1", "B2", "a3", "Z4", "_5", "B-6", "ä7", "A8", "10", "9", "B_1", "bb", "B"}
+	for _, id := range ids {
+		mustRecord(t, s, Policy{BizID: id, InsuranceType: 1}, event(id, 1, 1, "pre_insured"))
+	}
+	want := slices.Sorted(slices.Values(ids))
+	list := func(f ListFilter) []string {
+		t.Helper()
+		ps, err := s.ListPolicies(ctx, f)
+		if err != nil {
+			t.Fatalf("ListPolicies(%+v): %v", f, err)
+		}
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = p.BizID
+		}
+		return out
+	}
+	if got := list(ListFilter{}); !slices.Equal(got, want) {
+		t.Fatalf("ListPolicies=%q, want byte order %q", got, want)
+	}
+	t.Run("Pages", func(t *testing.T) {
+		var paged []string
+		for after := ""; ; {
+			page := list(ListFilter{AfterBizID: after, Limit: 4})
+			if len(page) == 0 {
+				break
+			}
+			paged = append(paged, page...)
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(paged, want) {
+			t.Fatalf("paged=%q, want %q", paged, want)
+		}
+	})
+	t.Run("AfterComparesBytes", func(t *testing.T) {
+		var after []string
+		for _, id := range want {
+			if id > "B" {
+				after = append(after, id)
+			}
+		}
+		if got := list(ListFilter{AfterBizID: "B"}); !slices.Equal(got, after) {
+			t.Fatalf("after \"B\"=%q, want %q", got, after)
+		}
+	})
+}
+
+// testStorableText checks that values one backend could store and another
+// could not are refused (or, for diagnostic text, cleaned) alike everywhere.
+func testStorableText(t *testing.T, b backend) {
+	s := newStore(t, b)
+	ctx := context.Background()
+	mustRecord(t, s, policy("B1"), event("B1", 1, 1, "pre_insured"))
+
+	for _, bad := range []struct{ name, value, problem string }{
+		{"NUL", "a\x00b", "contains a NUL byte"},
+		{"InvalidUTF8", "a\xffb", "is not valid UTF-8"},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			v := bad.value
+			withEvent := func(edit func(*Event)) func() error {
+				return func() error {
+					e := event("B1", 2, 2, "underwritten")
+					edit(&e)
+					return s.RecordEvents(ctx, policy("B1"), e)
+				}
+			}
+			calls := []struct {
+				name  string
+				field string
+				call  func() error
+			}{
+				{"PolicyBizID", "policy biz_id", func() error { return s.RecordEvents(ctx, policy(v), event(v, 1, 1, "x")) }},
+				{"PolicyNumber", "policy policy_number", func() error {
+					p := policy("B1")
+					p.PolicyNumber = v
+					return s.RecordEvents(ctx, p, event("B1", 2, 2, "underwritten"))
+				}},
+				{"RequestID", "event seq 2 request_id", withEvent(func(e *Event) { e.RequestID = v })},
+				{"TimeOfOccurrence", "event seq 2 time_of_occurrence", withEvent(func(e *Event) { e.TimeOfOccurrence = v })},
+				{"StateAfter", "event seq 2 state_after", withEvent(func(e *Event) { e.StateAfter = v })},
+				{"AttemptClass", "attempt class", func() error { return s.RecordAttempt(ctx, attempt("B1", 1, 1, v)) }},
+				{"SetCallback", "biz_id", func() error { return s.SetCallback(ctx, v, 1, "queued", "") }},
+				{"Policy", "biz_id", func() error { _, err := s.Policy(ctx, v); return err }},
+				{"Events", "biz_id", func() error { _, err := s.Events(ctx, v); return err }},
+				{"Attempts", "biz_id", func() error { _, err := s.Attempts(ctx, v); return err }},
+				{"ListAfter", "list after_biz_id", func() error { _, err := s.ListPolicies(ctx, ListFilter{AfterBizID: v}); return err }},
+				{"ListState", "list state", func() error { _, err := s.ListPolicies(ctx, ListFilter{State: v}); return err }},
+			}
+			for _, c := range calls {
+				t.Run(c.name, func(t *testing.T) {
+					err := c.call()
+					var invalid *InvalidError
+					if !errors.As(err, &invalid) {
+						t.Fatalf("err=%v (%T), want *InvalidError", err, err)
+					}
+					if invalid.Field != c.field || invalid.Problem != bad.problem {
+						t.Fatalf("invalid %q: %q, want %q: %q", invalid.Field, invalid.Problem, c.field, bad.problem)
+					}
+				})
+			}
+			// The payload is checked too; a NUL byte makes it invalid JSON first.
+			err := withEvent(func(e *Event) { e.Payload = `{"name":"` + v + `"}` })()
+			var invalid *InvalidError
+			if !errors.As(err, &invalid) || invalid.Field != "event seq 2 payload" {
+				t.Fatalf("payload %q: err=%v, want *InvalidError on event seq 2 payload", bad.name, err)
+			}
+		})
+	}
+	t.Run("IntegerRange", func(t *testing.T) {
+		e := event("B1", 2, math.MaxInt32+1, "underwritten")
+		var invalid *InvalidError
+		if err := s.RecordEvents(ctx, policy("B1"), e); !errors.As(err, &invalid) || invalid.Field != "event seq 2 stage" {
+			t.Fatalf("err=%v, want *InvalidError on event seq 2 stage", err)
+		}
+		a := attempt("B1", 1, 1, "transient")
+		a.Code = math.MinInt32 - 1
+		if err := s.RecordAttempt(ctx, a); !errors.As(err, &invalid) || invalid.Field != "attempt code" {
+			t.Fatalf("err=%v, want *InvalidError on attempt code", err)
+		}
+	})
+	if evs := mustEvents(t, s, "B1"); len(evs) != 1 {
+		t.Fatalf("events=%d after refused calls, want 1", len(evs))
+	}
+	if as := mustAttempts(t, s, "B1"); len(as) != 0 {
+		t.Fatalf("attempts=%d after refused calls, want 0", len(as))
+	}
+
+	t.Run("EscapedNULInPayloadIsFine", func(t *testing.T) {
+		e := event("B1", 2, 2, "underwritten")
+		e.Payload = `{"note":"a\u0000b"}`
+		mustRecord(t, s, policy("B1"), e)
+		if got := mustEvents(t, s, "B1")[1].Payload; got != e.Payload {
+			t.Fatalf("payload=%q, want %q", got, e.Payload)
+		}
+	})
+	t.Run("DiagnosticTextIsCleaned", func(t *testing.T) {
+		a := attempt("B1", 1, 1, "transient")
+		a.Msg = "busy\x00now"
+		a.SubMsg = "bad \xff byte"
+		a.Detail = "gateway said \xfe\xfd"
+		if err := s.RecordAttempt(ctx, a); err != nil {
+			t.Fatalf("RecordAttempt: %v", err)
+		}
+		got := mustAttempts(t, s, "B1")[0]
+		if got.Msg != "busy\uFFFDnow" || got.SubMsg != "bad \uFFFD byte" || got.Detail != "gateway said \uFFFD" {
+			t.Fatalf("stored msg=%q sub_msg=%q detail=%q, want invalid bytes replaced by U+FFFD", got.Msg, got.SubMsg, got.Detail)
+		}
+		if ev := mustEvents(t, s, "B1")[0]; ev.LastError != "bad \uFFFD byte" {
+			t.Fatalf("event last_error=%q, want the cleaned sub_msg", ev.LastError)
+		}
+	})
 }
