@@ -39,10 +39,13 @@ type Client struct {
 // id. An event the workflow refuses is a *Rejection; an invalid event is the
 // *insurance.ValidationError from Validate, returned as is.
 //
-// A policy whose store record is terminal (cancelled) is answered here,
-// without starting a run that could only refuse the event. Otherwise Report
-// uses Update-with-Start, so the first event of a policy, or the first after
-// its workflow closed when idle, starts the run that handles it.
+// Two answers come from the store alone, without calling Temporal: a
+// re-sent event whose request id (explicit or derived) the store already
+// holds gets its original acceptance, and an event for a policy whose
+// store record is terminal (cancelled) is refused. Neither starts a run
+// that could only give the same answer. Everything else goes through
+// Update-with-Start, so the first event of a policy, or the first after its
+// workflow closed when idle, starts the run that handles it.
 func (c *Client) Report(ctx context.Context, r insurance.Result) (workflows.Acceptance, error) {
 	if err := r.Validate(); err != nil {
 		return workflows.Acceptance{}, err
@@ -56,8 +59,16 @@ func (c *Client) Report(ctx context.Context, r insurance.Result) (workflows.Acce
 		if err != nil {
 			return workflows.Acceptance{}, fmt.Errorf("load policy %s: %w", r.BizID, err)
 		}
-		if snap != nil && snap.State.Terminal() {
-			return answerTerminal(r, snap)
+		if snap != nil {
+			// The store holds only accepted events, so a request id it
+			// knows is a duplicate whatever the workflow holds now.
+			if acc, ok := findAcceptance(snap, r.RequestID); ok {
+				acc.Duplicate = true
+				return acc, nil
+			}
+			if snap.State.Terminal() {
+				return answerTerminal(r, snap)
+			}
 		}
 		acc, err := c.report(ctx, r, snap)
 		if err != nil && attempt == 1 && runClosed(err) {
@@ -123,15 +134,14 @@ func (c *Client) startOptions(r insurance.Result, snap *workflows.Snapshot) clie
 }
 
 // stateAfter is the state a new run will be in once it has handled r: the
-// state the event leads to when it is legal and new, the snapshot's state
-// when the workflow will refuse it or recognise it as a duplicate.
+// state the event leads to when it is legal, the snapshot's state when the
+// workflow will refuse it. (A duplicate the store knows never gets here; one
+// it does not know yet belongs to a running workflow, which ignores these
+// start options.)
 func stateAfter(r insurance.Result, snap *workflows.Snapshot) fsm.State {
 	state, endorsements := fsm.StateNew, 0
 	if snap != nil {
 		state, endorsements = snap.State, snap.Endorsements
-		if _, dup := findAcceptance(snap, r.RequestID); dup {
-			return state
-		}
 	}
 	next, _, err := fsm.Next(state, endorsements, r.Stage, r.Status)
 	if err != nil {
@@ -140,14 +150,10 @@ func stateAfter(r insurance.Result, snap *workflows.Snapshot) fsm.State {
 	return next
 }
 
-// answerTerminal answers an event for a policy whose recorded state is
-// terminal: a re-sent event gets its original acceptance, anything else is
-// an illegal transition, exactly as the workflow would answer.
+// answerTerminal answers a new event (Report has answered re-sent ones) for
+// a policy whose recorded state is terminal: an illegal transition, exactly
+// as the workflow would answer.
 func answerTerminal(r insurance.Result, snap *workflows.Snapshot) (workflows.Acceptance, error) {
-	if acc, ok := findAcceptance(snap, r.RequestID); ok {
-		acc.Duplicate = true
-		return acc, nil
-	}
 	lc, err := fsm.Restore(snap.State, snap.Endorsements)
 	if err != nil {
 		return workflows.Acceptance{}, fmt.Errorf("restore policy %s from the store: %w", r.BizID, err)

@@ -101,17 +101,6 @@ func TestReportStartsThePolicyWorkflow(t *testing.T) {
 		{"illegal stage keeps the state", nil, event(insurance.StageCancel, insurance.StatusSuccess), "new", "home_property", "idle"},
 		{"stored type and parked head win", parked, event(insurance.StageEndorse, insurance.StatusSuccess), "insured", "performance_bond", "parked"},
 	}
-	dup := event(insurance.StageUnderwrite, insurance.StatusSuccess)
-	dup.RequestID = "sent-before"
-	tests = append(tests, struct {
-		name          string
-		snap          *workflows.Snapshot
-		event         insurance.Result
-		wantState     string
-		wantType      string
-		wantCallbacks string
-	}{"duplicate keeps the state", underwritten, dup, "underwritten", "home_property", "idle"})
-
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &frontend{multiOp: acceptAll(t)}
@@ -180,6 +169,66 @@ func TestReportStartsThePolicyWorkflow(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestReportKnownRequestIDIsAnsweredFromTheStore(t *testing.T) {
+	preInsure := event(insurance.StagePreInsure, insurance.StatusSuccess).WithRequestID()
+	// The policy has moved on since pre_insure, and its workflow has
+	// closed: a run started for the re-sent event could only answer
+	// "duplicate" and then idle.
+	underwritten := &workflows.Snapshot{
+		State: fsm.StateUnderwritten, InsuranceType: insurance.TypeHomeProperty, LastSeq: 2,
+		Accepted: []workflows.Acceptance{
+			{BizID: bizID, RequestID: preInsure.RequestID, Seq: 1, Stage: insurance.StagePreInsure, Status: insurance.StatusSuccess, State: fsm.StatePreInsured},
+			{BizID: bizID, RequestID: "erp-0002", Seq: 2, Stage: insurance.StageUnderwrite, Status: insurance.StatusSuccess, State: fsm.StateUnderwritten},
+		},
+	}
+	explicit := event(insurance.StageUnderwrite, insurance.StatusSuccess)
+	explicit.RequestID = "erp-0002"
+	explicit.TimeOfOccurrence = "2025-04-08 10:30:00" // the same request id names the same event, whatever else differs
+
+	tests := []struct {
+		name  string
+		event insurance.Result
+		want  workflows.Acceptance
+	}{
+		{"derived request id", event(insurance.StagePreInsure, insurance.StatusSuccess), underwritten.Accepted[0]},
+		{"explicit request id", explicit, underwritten.Accepted[1]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &frontend{multiOp: acceptAll(t)}
+			c, snaps := newClient(t, f, map[string]*workflows.Snapshot{bizID: underwritten})
+			got, err := c.Report(context.Background(), tt.event)
+			if err != nil {
+				t.Fatalf("Report: %v", err)
+			}
+			want := tt.want
+			want.Duplicate = true
+			if got != want {
+				t.Fatalf("acceptance=%+v, want %+v", got, want)
+			}
+			if f.calls() != 0 || snaps.loadCount() != 1 {
+				t.Fatalf("temporal calls=%d snapshot loads=%d, want 0 and 1", f.calls(), snaps.loadCount())
+			}
+		})
+	}
+
+	t.Run("unknown request id goes to the workflow", func(t *testing.T) {
+		f := &frontend{multiOp: acceptAll(t)}
+		c, _ := newClient(t, f, map[string]*workflows.Snapshot{bizID: underwritten})
+		insure := event(insurance.StageInsure, insurance.StatusSuccess)
+		got, err := c.Report(context.Background(), insure)
+		if err != nil {
+			t.Fatalf("Report: %v", err)
+		}
+		if got.Duplicate || got.RequestID != insure.WithRequestID().RequestID {
+			t.Fatalf("acceptance=%+v, want the workflow's answer for the new event", got)
+		}
+		if len(f.multiOps) != 1 {
+			t.Fatalf("update-with-start calls=%d, want 1", len(f.multiOps))
+		}
+	})
 }
 
 func TestReportAnswers(t *testing.T) {

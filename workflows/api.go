@@ -111,15 +111,22 @@ const (
 	EventSkipped   EventCallback = "skipped"   // an operator gave up on it
 )
 
-// Settings tune one policy workflow. Zero values take the defaults below; the
-// starter passes the worker's configuration so runs are deterministic.
+// Settings tune one policy workflow. Zero values take the defaults (see
+// WithDefaults). They travel in the run's input, so a run keeps the settings
+// it started with; every process that starts runs reads them with
+// SettingsFromEnv, so runs behave alike whoever started them.
 type Settings struct {
 	RetryInitialInterval time.Duration `json:"retry_initial_interval,omitempty"` // default 1s
 	RetryBackoff         float64       `json:"retry_backoff,omitempty"`          // default 2.0
 	RetryMaxInterval     time.Duration `json:"retry_max_interval,omitempty"`     // default 5m
 	RetryBudget          time.Duration `json:"retry_budget,omitempty"`           // default 24h
 	IdleTimeout          time.Duration `json:"idle_timeout,omitempty"`           // default 30 days
-	ContinueAsNewAfter   int           `json:"continue_as_new_after,omitempty"`  // accepted events per run; default 500
+	// EmptyRunGrace is how long a run that has accepted no event (and
+	// holds no callback) stays open: one started by an event the workflow
+	// refused, or by a re-sent duplicate. Default 1 minute; never longer
+	// than IdleTimeout.
+	EmptyRunGrace      time.Duration `json:"empty_run_grace,omitempty"`
+	ContinueAsNewAfter int           `json:"continue_as_new_after,omitempty"` // accepted events per run; default 500
 }
 
 // Acceptance is the answer to an accepted event (and, with Duplicate set, to

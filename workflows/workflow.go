@@ -18,6 +18,11 @@
 // at most one upsert (CallbackState pending, then idle again). Nothing else
 // is spent on the happy path: the first attempt of a callback runs without a
 // backoff timer and without a search attribute change.
+//
+// A run that accepts nothing (Update-with-Start brought an event the
+// validator refused, or a re-sent duplicate) costs its start and that same
+// one timer, armed for Settings.EmptyRunGrace instead of IdleTimeout, and
+// then completes: no policy lingers in the UI for a month in state "new".
 package workflows
 
 import (
@@ -35,16 +40,6 @@ import (
 	"github.com/insuranceflow/insuranceflow/insurance"
 )
 
-// Setting defaults (see Settings).
-const (
-	DefaultRetryInitialInterval = time.Second
-	DefaultRetryBackoff         = 2.0
-	DefaultRetryMaxInterval     = 5 * time.Minute
-	DefaultRetryBudget          = 24 * time.Hour
-	DefaultIdleTimeout          = 30 * 24 * time.Hour
-	DefaultContinueAsNewAfter   = 500
-)
-
 // ErrorTypeInvalidInput is the ApplicationError type a run fails with when
 // its PolicyInput cannot be used (no biz_id, bad settings, a corrupt
 // snapshot). It is non-retryable: the same input fails the same way.
@@ -53,68 +48,6 @@ const ErrorTypeInvalidInput = "invalid_input"
 // maxStatusEvents bounds the events a Status and a Snapshot carry, so both
 // stay small however long a policy lives; the store keeps every event.
 const maxStatusEvents = 100
-
-// SettingsError names a Settings field and what is wrong with it.
-type SettingsError struct {
-	Field   string
-	Problem string
-}
-
-func (e *SettingsError) Error() string { return "settings " + e.Field + ": " + e.Problem }
-
-// WithDefaults returns s with every zero field set to its default.
-func (s Settings) WithDefaults() Settings {
-	if s.RetryInitialInterval == 0 {
-		s.RetryInitialInterval = DefaultRetryInitialInterval
-	}
-	if s.RetryBackoff == 0 {
-		s.RetryBackoff = DefaultRetryBackoff
-	}
-	if s.RetryMaxInterval == 0 {
-		s.RetryMaxInterval = DefaultRetryMaxInterval
-	}
-	if s.RetryBudget == 0 {
-		s.RetryBudget = DefaultRetryBudget
-	}
-	if s.IdleTimeout == 0 {
-		s.IdleTimeout = DefaultIdleTimeout
-	}
-	if s.ContinueAsNewAfter == 0 {
-		s.ContinueAsNewAfter = DefaultContinueAsNewAfter
-	}
-	return s
-}
-
-// Validate returns a *SettingsError for the first unusable field: a negative
-// duration or count, a backoff coefficient below 1 (Temporal refuses it), or
-// a maximum retry interval below the initial one. Zero fields are fine.
-func (s Settings) Validate() error {
-	for _, d := range []struct {
-		field string
-		value time.Duration
-	}{
-		{"retry_initial_interval", s.RetryInitialInterval},
-		{"retry_max_interval", s.RetryMaxInterval},
-		{"retry_budget", s.RetryBudget},
-		{"idle_timeout", s.IdleTimeout},
-	} {
-		if d.value < 0 {
-			return &SettingsError{Field: d.field, Problem: fmt.Sprintf("%s is negative", d.value)}
-		}
-	}
-	if s.ContinueAsNewAfter < 0 {
-		return &SettingsError{Field: "continue_as_new_after", Problem: fmt.Sprintf("%d is negative", s.ContinueAsNewAfter)}
-	}
-	if s.RetryBackoff != 0 && s.RetryBackoff < 1 {
-		return &SettingsError{Field: "retry_backoff", Problem: fmt.Sprintf("%g is below 1", s.RetryBackoff)}
-	}
-	d := s.WithDefaults()
-	if d.RetryMaxInterval < d.RetryInitialInterval {
-		return &SettingsError{Field: "retry_max_interval", Problem: fmt.Sprintf("%s is below retry_initial_interval %s",
-			d.RetryMaxInterval, d.RetryInitialInterval)}
-	}
-	return nil
-}
 
 // Policy is the policy workflow, registered as WorkflowName. It returns the
 // final Status when the policy is finished (cancelled, every callback
@@ -156,6 +89,16 @@ type policy struct {
 	acceptedThisRun int
 	quietSince      time.Time // the last acceptance, or when the FIFO last emptied
 	idleExpired     bool      // set by the idle watcher
+
+	// startedAt is when this run began. graceAllowed says whether the run
+	// may complete after EmptyRunGrace while it has accepted nothing: not
+	// when it continues a run (that policy was busy, and its idle clock
+	// runs on), nor when replaying a history recorded before the grace
+	// existed (see checkGraceVersion). graceVersioned is set once that
+	// version has been decided.
+	startedAt      time.Time
+	graceAllowed   bool
+	graceVersioned bool
 
 	parked         bool  // the head is parked and the search attributes say so
 	storedThrough  int64 // while parked: events up to this seq are in the store
@@ -200,7 +143,9 @@ func (p *policy) restore(ctx workflow.Context, in PolicyInput) error {
 	p.input = in
 	p.settings = in.Settings.WithDefaults()
 	p.acceptedIdx = make(map[string]int)
-	p.quietSince = workflow.Now(ctx)
+	p.startedAt = workflow.Now(ctx)
+	p.quietSince = p.startedAt
+	p.graceAllowed = workflow.GetInfo(ctx).ContinuedExecutionRunID == ""
 
 	s := in.Snapshot
 	if s == nil {
@@ -316,7 +261,7 @@ func (p *policy) ready(ctx workflow.Context) bool {
 }
 
 // done reports whether the run may complete: nothing left to deliver, and
-// the policy is terminal or has been quiet for IdleTimeout. The idle check
+// the policy is terminal or has been quiet for quietLimit. The idle check
 // reads the clock itself rather than trusting the watcher's flag alone, so
 // an event accepted in the same workflow task always keeps the run alive.
 func (p *policy) done(ctx workflow.Context) bool {
@@ -326,20 +271,64 @@ func (p *policy) done(ctx workflow.Context) bool {
 	if p.lifecycle.State().Terminal() {
 		return true
 	}
-	return p.idleExpired && workflow.Now(ctx).Sub(p.quietSince) >= p.settings.IdleTimeout
+	return p.idleExpired && workflow.Now(ctx).Sub(p.quietSince) >= p.quietLimit()
+}
+
+// quietLimit is how long the policy must stay quiet before the run may
+// complete: EmptyRunGrace while the run has accepted nothing (it exists
+// only because Update-with-Start brought an event it refused or already
+// knew, and the store has everything a later run needs), IdleTimeout once
+// it has accepted an event.
+func (p *policy) quietLimit() time.Duration {
+	if p.graceAllowed && p.acceptedThisRun == 0 {
+		return min(p.settings.EmptyRunGrace, p.settings.IdleTimeout)
+	}
+	return p.settings.IdleTimeout
+}
+
+// changeEmptyRunGrace versions the one decision where the grace changes the
+// commands of a history recorded before it existed (see checkGraceVersion).
+const changeEmptyRunGrace = "empty-run-grace"
+
+// checkGraceVersion keeps histories recorded before EmptyRunGrace existed
+// replaying. In those, an empty run armed its one timer for IdleTimeout; the
+// grace arms it shorter, which replay does not notice (a timer is matched by
+// its ID, not its duration), and when it fires an empty run that never had
+// a callback completes either way. The commands differ only for a run that
+// accepted nothing but restored callbacks from the store and has delivered
+// them since: the old code then armed a new timer for the rest of
+// IdleTimeout, the grace completes the run. So that case, and only that
+// case, asks GetVersion, and a normal lifecycle (its event accepted before
+// the watcher first looks) never records a version marker.
+func (p *policy) checkGraceVersion(ctx workflow.Context) {
+	if p.graceVersioned || !p.graceAllowed || p.acceptedThisRun > 0 || !p.quietSince.After(p.startedAt) {
+		return
+	}
+	p.graceVersioned = true
+	if workflow.GetVersion(ctx, changeEmptyRunGrace, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		p.graceAllowed = false
+	}
 }
 
 // watchIdleness sets idleExpired once the policy has been quiet (no accepted
-// event, empty FIFO) for IdleTimeout. It arms one timer for the whole
-// timeout and, when that fires early because events came meanwhile, re-arms
-// it for the remainder only: a busy policy costs one timer per timeout, not
-// one per event or loop iteration.
+// event, empty FIFO) for quietLimit. It arms one timer for the whole limit
+// and, when that fires early because events came meanwhile, re-arms it for
+// the remainder only: a busy policy costs one timer per timeout, not one per
+// event or loop iteration. A run whose first event was refused arms it for
+// the grace; if an event is accepted within the grace, the timer is re-armed
+// for the rest of IdleTimeout when it fires.
 func (p *policy) watchIdleness(ctx workflow.Context) {
 	for {
-		wait := p.quietSince.Add(p.settings.IdleTimeout).Sub(workflow.Now(ctx))
+		p.checkGraceVersion(ctx)
+		limit := p.quietLimit()
+		wait := p.quietSince.Add(limit).Sub(workflow.Now(ctx))
 		switch {
 		case wait > 0:
-			timer := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "idle timeout"})
+			summary := "idle timeout"
+			if limit < p.settings.IdleTimeout {
+				summary = "empty run grace"
+			}
+			timer := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: summary})
 			if err := timer.Get(ctx, nil); err != nil {
 				return // cancelled
 			}

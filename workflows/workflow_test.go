@@ -233,7 +233,7 @@ func TestReportRejections(t *testing.T) {
 func TestIllegalFirstEvent(t *testing.T) {
 	h := newHarness(t)
 	r := h.report(0, ev(insurance.StageUnderwrite, insurance.StatusSuccess, "2024-01-09 10:00:00"))
-	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour}})
+	h.run(PolicyInput{BizID: testBizID})
 	appErr := r.rejected(t, ReasonIllegalTransition)
 	if want := "stage underwrite is not allowed in state new (allowed: pre_insure)"; appErr.Message() != want {
 		t.Errorf("message = %q, want %q", appErr.Message(), want)
@@ -250,6 +250,14 @@ func TestIllegalFirstEvent(t *testing.T) {
 	}
 	if st := h.result(); st.State != fsm.StateNew || st.LastSeq != 0 {
 		t.Errorf("final status = %+v, want new with nothing accepted", st)
+	}
+	// The run that Update-with-Start created for the refused event does not
+	// idle for 30 days: it completes after the grace, on its one timer.
+	if got := h.env.Now().Sub(h.start); got != DefaultEmptyRunGrace {
+		t.Errorf("completed after %s, want the empty-run grace %s", got, DefaultEmptyRunGrace)
+	}
+	if want := []time.Duration{DefaultEmptyRunGrace}; !slices.Equal(h.timers, want) {
+		t.Errorf("timers = %v, want %v", h.timers, want)
 	}
 }
 
@@ -554,6 +562,7 @@ func TestContinueAsNewCarriesFIFOAndDedupe(t *testing.T) {
 	// Run 2 starts from that input: duplicates are still recognised, the
 	// parked head still waits for an operator, and the FIFO order holds.
 	h2 := newHarness(t)
+	h2.env.SetContinuedExecutionRunID("run-1")
 	h2.startAttributes(fsm.StateUnderwritten)
 	dup := h2.report(time.Minute, events[0])
 	retry := h2.operator(2*time.Minute, UpdateRetryCallback)
@@ -606,7 +615,7 @@ func TestRestartFromStoreSnapshot(t *testing.T) {
 	h := newHarness(t)
 	h.startAttributes(fsm.StateInsured)
 	dup := h.report(0, events[2])
-	endorse := h.report(time.Minute, events[3])
+	endorse := h.report(30*time.Second, events[3]) // within the empty-run grace
 	cancel := h.report(2*time.Minute, events[4])
 	h.run(PolicyInput{BizID: testBizID, Snapshot: snapshot})
 
@@ -736,7 +745,7 @@ func TestInvalidInput(t *testing.T) {
 func TestSettings(t *testing.T) {
 	d := Settings{}.WithDefaults()
 	want := Settings{RetryInitialInterval: time.Second, RetryBackoff: 2, RetryMaxInterval: 5 * time.Minute,
-		RetryBudget: 24 * time.Hour, IdleTimeout: 30 * 24 * time.Hour, ContinueAsNewAfter: 500}
+		RetryBudget: 24 * time.Hour, IdleTimeout: 30 * 24 * time.Hour, EmptyRunGrace: time.Minute, ContinueAsNewAfter: 500}
 	if d != want {
 		t.Errorf("defaults = %+v, want %+v", d, want)
 	}
@@ -747,6 +756,7 @@ func TestSettings(t *testing.T) {
 	}{
 		{"zero is fine", Settings{}, ""},
 		{"negative budget", Settings{RetryBudget: -time.Second}, "retry_budget"},
+		{"negative grace", Settings{EmptyRunGrace: -time.Second}, "empty_run_grace"},
 		{"negative count", Settings{ContinueAsNewAfter: -1}, "continue_as_new_after"},
 		{"max below initial", Settings{RetryInitialInterval: time.Minute, RetryMaxInterval: time.Second}, "retry_max_interval"},
 		{"max below default initial", Settings{RetryMaxInterval: time.Millisecond}, "retry_max_interval"},
