@@ -20,8 +20,10 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/insuranceflow/insuranceflow/codec"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/workflows"
@@ -44,7 +46,7 @@ func run() exitCode {
 		getenv:   os.Getenv,
 		now:      time.Now,
 		progress: isTerminal(os.Stderr),
-		backends: &liveBackends{logger: logger},
+		backends: &liveBackends{logger: logger, keysFile: payloadKeysFile(os.LookupEnv)},
 	}, os.Args[1:])
 }
 
@@ -61,6 +63,9 @@ func isTerminal(f *os.File) bool {
 // goroutines, so the store is opened under a lock.
 type liveBackends struct {
 	logger *slog.Logger
+	// keysFile is PAYLOAD_KEYS_FILE: with it, payloads are encrypted as
+	// the worker encrypts them, or neither could read the other's.
+	keysFile string
 
 	mu       sync.Mutex
 	temporal client.Client
@@ -76,10 +81,16 @@ func (b *liveBackends) Policies(ctx context.Context, cfg config) (policyOps, err
 	if b.policies != nil {
 		return b.policies, nil
 	}
+	dc, fc, err := b.converters()
+	if err != nil {
+		return nil, err
+	}
 	tc, err := client.DialContext(ctx, client.Options{
-		HostPort:  cfg.Address,
-		Namespace: cfg.Namespace,
-		Logger:    tlog.NewStructuredLogger(b.logger),
+		HostPort:         cfg.Address,
+		Namespace:        cfg.Namespace,
+		Logger:           tlog.NewStructuredLogger(b.logger),
+		DataConverter:    dc,
+		FailureConverter: fc,
 	})
 	if err != nil {
 		return nil, &unavailableError{Backend: "temporal", Target: cfg.Address, Err: err}
@@ -89,8 +100,39 @@ func (b *liveBackends) Policies(ctx context.Context, cfg config) (policyOps, err
 		Temporal:  tc,
 		Snapshots: lazySnapshots{backends: b, databaseURL: cfg.DatabaseURL, timeout: cfg.Timeout},
 		TaskQueue: cfg.TaskQueue,
+		Settings:  cfg.Settings,
 	}
 	return b.policies, nil
+}
+
+// devKeysFile is where `make dev` keeps its generated payload key.
+const devKeysFile = ".data/payload-keys"
+
+// payloadKeysFile is PAYLOAD_KEYS_FILE; unset, it is the dev stack's key file
+// when that exists (as DATABASE_URL defaults to the dev stack's database), so
+// the CLI reads what `make dev` encrypts. Set to "", encryption is off.
+func payloadKeysFile(lookup func(string) (string, bool)) string {
+	if v, ok := lookup("PAYLOAD_KEYS_FILE"); ok {
+		return v
+	}
+	if _, err := os.Stat(devKeysFile); err == nil {
+		return devKeysFile
+	}
+	return ""
+}
+
+// converters are the payload-encrypting converters when PAYLOAD_KEYS_FILE
+// is set, and nil (the SDK's defaults) otherwise.
+func (b *liveBackends) converters() (converter.DataConverter, converter.FailureConverter, error) {
+	if b.keysFile == "" {
+		return nil, nil, nil
+	}
+	pc, err := codec.LoadKeyFile(b.keysFile)
+	if err != nil {
+		// codec's errors name the file and line, never key material.
+		return nil, nil, &usageError{Err: fmt.Errorf("PAYLOAD_KEYS_FILE: %w", err)}
+	}
+	return pc.DataConverter(), pc.FailureConverter(), nil
 }
 
 func (b *liveBackends) History(ctx context.Context, cfg config) (historyReader, error) {

@@ -59,7 +59,8 @@ type deps struct {
 	backends backends
 }
 
-// config is the global flags, after environment fallbacks.
+// config is the global flags, after environment fallbacks, and the
+// workflow settings.
 type config struct {
 	Address     string
 	Namespace   string
@@ -67,6 +68,11 @@ type config struct {
 	DatabaseURL string
 	JSON        bool
 	Timeout     time.Duration
+	// Settings go to every policy run the CLI starts. They come from the
+	// same environment variables the worker reads (RETRY_BUDGET,
+	// IDLE_TIMEOUT, …), so a run started here behaves like one the
+	// ingress starts.
+	Settings workflows.Settings
 }
 
 const (
@@ -120,7 +126,11 @@ func newRootCmd(a *app) *cobra.Command {
 		Long: "starter is the operator's and developer's CLI for insuranceflow: it reports\n" +
 			"insurance-result events through the policy workflows, shows and lists policies,\n" +
 			"retries or skips parked callbacks, reads delivery history from the database,\n" +
-			"and simulates traffic.\n\n" + exitCodeHelp(),
+			"and simulates traffic.\n\n" +
+			"Policy runs it starts take their settings from the same environment variables\n" +
+			"as the worker's: RETRY_INITIAL_INTERVAL, RETRY_BACKOFF, RETRY_MAX_INTERVAL,\n" +
+			"RETRY_BUDGET, IDLE_TIMEOUT, EMPTY_RUN_GRACE and CONTINUE_AS_NEW_AFTER.\n\n" +
+			exitCodeHelp(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -182,6 +192,16 @@ func (a *app) validateConfig(cmd *cobra.Command) error {
 	if a.cfg.Timeout <= 0 {
 		problems = append(problems, fmt.Sprintf("--timeout must be positive, got %s", a.cfg.Timeout))
 	}
+	settings, err := workflows.SettingsFromEnv(a.getenv)
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		// One problem per unusable variable, each naming its variable.
+		for _, e := range joined.Unwrap() {
+			problems = append(problems, e.Error())
+		}
+	} else if err != nil {
+		problems = append(problems, err.Error())
+	}
+	a.cfg.Settings = settings
 	if len(problems) > 0 {
 		return &usageError{Command: cmd.CommandPath(), Err: errors.New(strings.Join(problems, "; "))}
 	}
