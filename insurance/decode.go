@@ -205,11 +205,67 @@ func (d *decoder) str(field string, raw json.RawMessage, dst *string, required b
 		}
 	case raw[0] != '"':
 		d.problem(field, "must be a string, got "+rawKind(raw))
+	case hasLoneSurrogate(raw):
+		// encoding/json would silently turn it into U+FFFD, and TOP would
+		// then store a value nobody sent (as with raw invalid UTF-8).
+		d.problem(field, "must be valid UTF-16 text: an escaped surrogate (\\uD800-\\uDFFF) is not paired")
 	default:
 		if err := json.Unmarshal(raw, dst); err != nil {
 			d.problem(field, "must be a string, got a malformed string")
 		}
 	}
+}
+
+// hasLoneSurrogate reports whether a raw JSON string holds a \uD800-\uDFFF
+// escape that is not a high surrogate immediately followed by a low one.
+func hasLoneSurrogate(raw json.RawMessage) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' || i+1 >= len(raw) {
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i++ // skip the escaped character (it may be a backslash)
+			continue
+		}
+		r, ok := hexEscape(raw, i)
+		if !ok {
+			continue // json.Unmarshal reports the malformed escape
+		}
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true // a low surrogate with no high one before it
+		case r >= 0xD800 && r <= 0xDBFF:
+			lo, ok := hexEscape(raw, i+6)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 11 // past both escapes
+		default:
+			i += 5
+		}
+	}
+	return false
+}
+
+// hexEscape decodes the \uXXXX escape starting at raw[i].
+func hexEscape(raw json.RawMessage, i int) (rune, bool) {
+	if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+		return 0, false
+	}
+	var r rune
+	for _, c := range raw[i+2 : i+6] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 func (d *decoder) num(field string, raw json.RawMessage, dst *int, required bool) {

@@ -37,6 +37,12 @@ func FuzzDecode(f *testing.F) {
 		if err := r.Validate(); err != nil {
 			t.Fatalf("accepted result does not validate: %v", err)
 		}
+		// Nothing sent may be silently replaced: U+FFFD in a decoded field
+		// must have been in the input (raw or as the escape \ufffd).
+		if s, _ := r.APIJSON(); strings.ContainsRune(s, '\uFFFD') &&
+			!strings.ContainsRune(string(data), '\uFFFD') && !strings.Contains(strings.ToLower(string(data)), `\ufffd`) {
+			t.Fatalf("accepted %q decodes to U+FFFD that was not sent", data)
+		}
 		s, err := r.APIJSON()
 		if err != nil {
 			t.Fatalf("APIJSON() error = %v", err)
