@@ -203,6 +203,12 @@ func (p *policy) skipCallback(ctx workflow.Context, _ OperatorRequest) (Operator
 	head.State = EventSkipped
 	p.updateEventStatus(head, nil)
 	p.popHead(ctx)
+	// A skip that empties the FIFO gave the main loop nothing to do, so the
+	// CallbackState search attribute stayed "parked". Runs recorded before
+	// this fix never woke here; GetVersion keeps their histories replaying.
+	if workflow.GetVersion(ctx, "skip-wakes-main-loop", workflow.DefaultVersion, 1) == 1 {
+		p.unparked = true
+	}
 	p.logger.Warn("operator skipped callback", "seq", head.Seq, "attempts", head.Attempts)
 	p.setCurrentDetails(ctx)
 	return OperatorResult{Seq: head.Seq, Callback: EventSkipped}, nil

@@ -101,6 +101,7 @@ type policy struct {
 	graceVersioned bool
 
 	parked         bool  // the head is parked and the search attributes say so
+	unparked       bool  // an operator ended parking: wake the main loop to sync
 	storedThrough  int64 // while parked: events up to this seq are in the store
 	operatorActive bool  // a retry or skip is writing to the store
 
@@ -219,7 +220,7 @@ func (p *policy) run(ctx workflow.Context) (Status, error) {
 	workflow.Go(ctx, p.watchIdleness)
 	for {
 		if p.parked && !p.headIs(EventParked) {
-			p.parked = false
+			p.parked, p.unparked = false, false
 			p.syncSearchAttributes(ctx) // parking ended: an operator retried or skipped
 		}
 		if !p.ready(ctx) {
@@ -257,7 +258,7 @@ func (p *policy) run(ctx workflow.Context) (Status, error) {
 func (p *policy) ready(ctx workflow.Context) bool {
 	return p.done(ctx) || p.continueAsNewDue(ctx) ||
 		(p.parked && p.lastSeq > p.storedThrough) ||
-		p.headIs(EventQueued)
+		p.headIs(EventQueued) || p.unparked
 }
 
 // done reports whether the run may complete: nothing left to deliver, and

@@ -843,3 +843,24 @@ func TestPolicySearchAttributes(t *testing.T) {
 		t.Errorf("WorkflowID = %q", got)
 	}
 }
+
+// A skip that empties the FIFO must still clear the parked search attribute
+// (operators and the parked-callbacks gauge read it).
+func TestSkipOfLastCallbackClearsParked(t *testing.T) {
+	h := newHarness(t)
+	h.startAttributes(fsm.StatePreInsured)
+	h.fail(1, permanent)
+	h.report(0, lifecycle()[0])
+	h.operator(time.Minute, UpdateSkipCallback)
+	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour}})
+
+	var states []string
+	for _, u := range h.upserts {
+		if cs, ok := u["CallbackState"]; ok {
+			states = append(states, cs)
+		}
+	}
+	if want := []string{"parked", "idle"}; !slices.Equal(states, want) {
+		t.Fatalf("CallbackState upserts = %v, want %v", states, want)
+	}
+}
