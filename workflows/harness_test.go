@@ -77,8 +77,9 @@ type harness struct {
 	outcomes map[int64][]top.Outcome // per seq, the outcome of attempt 1, 2, …; delivered after that
 	recordFn func(activities.RecordInput) error
 
-	upserts []map[string]string // each UpsertTypedSearchAttributes call's values
-	timers  []time.Duration
+	upserts  []map[string]string // each UpsertTypedSearchAttributes call's values
+	upsertAt []time.Duration     // when each upsert happened, since the start
+	timers   []time.Duration
 }
 
 func newHarness(t *testing.T) *harness {
@@ -113,6 +114,7 @@ func newHarness(t *testing.T) *harness {
 			}
 		}
 		h.upserts = append(h.upserts, got)
+		h.upsertAt = append(h.upsertAt, env.Now().Sub(h.start))
 	})
 	env.SetOnTimerScheduledListener(func(_ string, d time.Duration) { h.timers = append(h.timers, d) })
 	return h

@@ -855,12 +855,13 @@ func TestSkipOfLastCallbackClearsParked(t *testing.T) {
 	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour}})
 
 	var states []string
-	for _, u := range h.upserts {
+	for i, u := range h.upserts {
 		if cs, ok := u["CallbackState"]; ok {
-			states = append(states, cs)
+			states = append(states, fmt.Sprintf("%s@%s", cs, h.upsertAt[i]))
 		}
 	}
-	if want := []string{"parked", "idle"}; !slices.Equal(states, want) {
+	// idle right at the skip, not only when the run completes an hour later.
+	if want := []string{"parked@0s", "idle@1m0s"}; !slices.Equal(states, want) {
 		t.Fatalf("CallbackState upserts = %v, want %v", states, want)
 	}
 }
