@@ -61,6 +61,10 @@ type Activities struct {
 	Store  *store.Store
 	Logger *slog.Logger     // nil discards
 	Now    func() time.Time // nil means time.Now
+
+	// Metrics records deliveries, retries, parks and each TOP call's
+	// latency and error code; nil records nothing.
+	Metrics Metrics
 }
 
 // DeliverInput is one event's callback, as the workflow hands it over.
@@ -122,7 +126,8 @@ type DeliverFailure struct {
 // repeated, and the store's idempotency keeps its rows single. If TOP had
 // already accepted the event, the repeat re-sends it with the same
 // request_id, which is what TOP's idempotency relies on.
-func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (DeliverResult, error) {
+func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ DeliverResult, err error) {
+	defer func() { a.countDelivery(err) }()
 	attempt := in.AttemptOffset + int(activity.GetInfo(ctx).Attempt)
 	payload, err := in.Event.APIJSON()
 	if err != nil {
@@ -160,6 +165,7 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (Deli
 	if out.Duration <= 0 {
 		out.Duration = a.now().Sub(started)
 	}
+	a.metrics().CallbackAttempt(out)
 	if err := a.Store.RecordAttempt(ctx, store.Attempt{
 		BizID:        in.BizID,
 		Seq:          in.Seq,
@@ -271,6 +277,59 @@ func (a *Activities) now() time.Time {
 	}
 	return time.Now()
 }
+
+// Metrics receives what the activities observe, for monitoring. Calls
+// happen on the delivery path, so an implementation must not block.
+type Metrics interface {
+	// CallbackAttempt is one TOP call and its classified outcome.
+	CallbackAttempt(out top.Outcome)
+	// CallbackDelivered is a callback TOP accepted and the store recorded.
+	CallbackDelivered()
+	// CallbackRetried is a DeliverCallback attempt that failed retryably;
+	// class is its error type, one of RetriedClasses. The workflow retries
+	// it unless the retry budget ran out meanwhile, in which case it is
+	// also counted as parked.
+	CallbackRetried(class string)
+	// CallbackParked is a callback the workflow parked for an operator:
+	// counted when RecordCallbacks records the park, which every park
+	// (rejected, permanent, invalid record, retry budget exhausted) goes
+	// through. A RecordCallbacks retried after it recorded (its completion
+	// lost with a crashed worker) counts the park again.
+	CallbackParked()
+}
+
+// RetriedClasses are the classes Metrics.CallbackRetried is called with.
+func RetriedClasses() []string {
+	return []string{ErrorTypeRetryable, ErrorTypeRateLimited, ErrorTypeStore}
+}
+
+// countDelivery counts what a DeliverCallback attempt came to. Failures
+// that cannot be retried are counted when the workflow parks them.
+func (a *Activities) countDelivery(err error) {
+	if err == nil {
+		a.metrics().CallbackDelivered()
+		return
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && !appErr.NonRetryable() {
+		a.metrics().CallbackRetried(appErr.Type())
+	}
+}
+
+func (a *Activities) metrics() Metrics {
+	if a.Metrics != nil {
+		return a.Metrics
+	}
+	return noMetrics{}
+}
+
+// noMetrics records nothing.
+type noMetrics struct{}
+
+func (noMetrics) CallbackAttempt(top.Outcome) {}
+func (noMetrics) CallbackDelivered()          {}
+func (noMetrics) CallbackRetried(string)      {}
+func (noMetrics) CallbackParked()             {}
 
 func (a *Activities) logger() *slog.Logger {
 	if a.Logger != nil {

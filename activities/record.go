@@ -40,6 +40,10 @@ type EventRecord struct {
 	Callback          string           `json:"callback"` // a workflows.EventCallback value
 }
 
+// callbackParked is workflows.EventParked, which this package cannot import
+// (workflows imports it): the CallbackChange that parks a callback.
+const callbackParked = "parked"
+
 // CallbackChange sets one event's callback state and its policy's.
 type CallbackChange struct {
 	Seq                 int64  `json:"seq"`
@@ -53,6 +57,7 @@ type CallbackChange struct {
 // then the callback change is applied. Both writes are idempotent, so the
 // SDK may retry the whole call.
 func (a *Activities) RecordCallbacks(ctx context.Context, in RecordInput) error {
+	parks := a.parks(ctx, in)
 	policy := store.Policy{
 		BizID:          in.Policy.BizID,
 		State:          string(in.Policy.State),
@@ -90,10 +95,34 @@ func (a *Activities) RecordCallbacks(ctx context.Context, in RecordInput) error 
 		if err := a.Store.SetCallback(ctx, in.Policy.BizID, c.Seq, c.Callback, c.PolicyCallbackState); err != nil {
 			return err
 		}
+		if parks {
+			a.metrics().CallbackParked()
+		}
 	}
 	a.logger().InfoContext(ctx, "callbacks recorded",
 		"biz_id", in.Policy.BizID, "events", len(in.Events), "change", changeText(in.Callback))
 	return nil
+}
+
+// parks reports whether in parks a callback the store does not hold as
+// parked yet, so that the metric counts each park once even though the SDK
+// may run this local activity again after it recorded. It reads before
+// anything is written, and only when metrics are on; a failed read counts
+// the park rather than lose it.
+func (a *Activities) parks(ctx context.Context, in RecordInput) bool {
+	if a.Metrics == nil || in.Callback == nil || in.Callback.Callback != callbackParked {
+		return false
+	}
+	events, err := a.Store.Events(ctx, in.Policy.BizID)
+	if err != nil {
+		return true
+	}
+	for _, e := range events {
+		if e.Seq == in.Callback.Seq {
+			return e.Callback != callbackParked
+		}
+	}
+	return true
 }
 
 func changeText(c *CallbackChange) string {

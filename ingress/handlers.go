@@ -28,11 +28,13 @@ const maxOperatorBody = 4 << 10
 func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	body, apiErr := readJSONBody(w, r, insurance.MaxBodyBytes)
 	if apiErr != nil {
+		s.countRejected(APIJSON, workflows.ReasonInvalidRequest)
 		writeError(w, apiErr)
 		return
 	}
 	result, err := insurance.Decode(body)
 	if err != nil {
+		s.countReport(r.Context(), APIJSON, workflows.Acceptance{}, err)
 		s.fail(w, r, err)
 		return
 	}
@@ -40,6 +42,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.callTimeout)
 	defer cancel()
 	acc, err := s.policies.Report(ctx, result)
+	s.countReport(r.Context(), APIJSON, acc, err)
 	if err != nil {
 		s.fail(w, r, err)
 		return

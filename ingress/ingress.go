@@ -8,6 +8,10 @@
 //
 // It logs one access line per request, never a body, a token or personal
 // data. The work itself is policyclient's; this package only speaks HTTP.
+//
+// One endpoint speaks another protocol: POST /router/rest, when configured,
+// is a drop-in for a TOP gateway (see toprouter.go). It authenticates by the
+// TOP signature instead of a bearer token and answers in TOP's envelopes.
 package ingress
 
 import (
@@ -20,6 +24,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
+	"github.com/insuranceflow/insuranceflow/top"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -61,6 +66,18 @@ type Config struct {
 	Logger *slog.Logger // slog.Default() when nil
 	// CallTimeout bounds each call into Policies; DefaultCallTimeout when zero.
 	CallTimeout time.Duration
+
+	// TOPAppKey and TOPAppSecret are the credentials callers of the
+	// TOP-compatible endpoint (POST /router/rest) sign their requests with;
+	// the endpoint is served only when both are set.
+	TOPAppKey    string
+	TOPAppSecret top.Secret
+	// Now is the clock TOP request timestamps are checked against; nil
+	// means time.Now.
+	Now func() time.Time
+	// Metrics receives the outcome of every reported event; nil records
+	// nothing.
+	Metrics Metrics
 }
 
 // ConfigError is returned by New when the configuration is unusable.
@@ -78,6 +95,8 @@ type Server struct {
 	ready       func(ctx context.Context) error
 	logger      *slog.Logger
 	callTimeout time.Duration
+	router      *topRouter // nil when the TOP-compatible endpoint is off
+	metrics     Metrics
 }
 
 // New checks cfg and returns a Server.
@@ -97,12 +116,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CallTimeout < 0 {
 		return nil, &ConfigError{Field: "CallTimeout", Problem: fmt.Sprintf("%v is negative", cfg.CallTimeout)}
 	}
+	router, err := newTOPRouter(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		policies:    cfg.Policies,
 		tokens:      newTokenSet(cfg.Tokens),
 		ready:       cfg.Ready,
 		logger:      cfg.Logger,
 		callTimeout: cfg.CallTimeout,
+		router:      router,
+		metrics:     cfg.Metrics,
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -123,7 +148,7 @@ type route struct {
 }
 
 func (s *Server) routes() []route {
-	return []route{
+	return append([]route{
 		{http.MethodPost, "/v1/insurance-results", true, s.report},
 		{http.MethodGet, "/v1/policies", true, s.list},
 		{http.MethodGet, "/v1/policies/{biz_id}", true, s.status},
@@ -131,7 +156,7 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/v1/policies/{biz_id}/callbacks/skip", true, s.skip},
 		{http.MethodGet, "/healthz", false, s.healthz},
 		{http.MethodGet, "/readyz", false, s.readyz},
-	}
+	}, s.topRoutes()...)
 }
 
 // Handler returns the API's handler. Every route, the 405 answer for a

@@ -37,6 +37,7 @@ type stack struct {
 	ingressURL   string
 	topsimURL    string
 	databaseURL  string
+	metricsAddr  string // where the main worker serves /metrics
 	temporal     client.Client
 	procs        []*process
 	worker       *process
@@ -127,6 +128,7 @@ func startStack() (*stack, error) {
 	}
 	ingressAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 	s.ingressURL = "http://" + ingressAddr
+	s.metricsAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
 	if err := s.startWorker(ingressAddr); err != nil {
 		return s, err
 	}
@@ -161,6 +163,8 @@ func (s *stack) workerEnv(ingressAddr string) []string {
 		"TOP_CALL_TIMEOUT=2s",
 		"HTTP_ADDR=" + ingressAddr,
 		"INGRESS_TOKENS=" + testToken,
+		"INGRESS_TOP_APP_KEY=" + testRouterAppKey,
+		"INGRESS_TOP_APP_SECRET=" + testRouterAppSecret,
 		"RETRY_INITIAL_INTERVAL=200ms",
 		"RETRY_MAX_INTERVAL=1s",
 		"LOG_LEVEL=info",
@@ -168,7 +172,12 @@ func (s *stack) workerEnv(ingressAddr string) []string {
 }
 
 func (s *stack) startWorker(ingressAddr string) error {
-	p, err := s.start("worker", s.workerEnv(ingressAddr), filepath.Join(s.bin, "worker"))
+	// Metrics only on the main worker: a second worker started with
+	// workerEnv would otherwise try to bind the same port.
+	workerEnv := append(s.workerEnv(ingressAddr),
+		"METRICS_ADDR="+s.metricsAddr,
+		"METRICS_PARKED_INTERVAL=300ms")
+	p, err := s.start("worker", workerEnv, filepath.Join(s.bin, "worker"))
 	if err != nil {
 		return err
 	}

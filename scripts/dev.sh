@@ -24,6 +24,29 @@ export TOPSIM_ADDR=${TOPSIM_ADDR:-127.0.0.1:8788}
 export TOP_GATEWAY_URL=${TOP_GATEWAY_URL:-http://$TOPSIM_ADDR/router/rest}
 export HTTP_ADDR=${HTTP_ADDR:-127.0.0.1:8080}
 export INGRESS_TOKENS=${INGRESS_TOKENS:-dev-token}
+# Payload encryption: a dev key generated once and kept with the dev data,
+# so earlier runs' histories still decrypt. The worker serves /codec, through
+# which the UI shows the decrypted payloads. PAYLOAD_KEYS_FILE= (set, empty)
+# turns encryption off.
+if [ -z "${PAYLOAD_KEYS_FILE+set}" ]; then
+  PAYLOAD_KEYS_FILE=$DATA/payload-keys
+  if [ ! -f "$PAYLOAD_KEYS_FILE" ]; then
+    (umask 077 && printf '# dev payload keys: key-id:base64-key, the first encrypts\ndev-%s:%s\n' \
+      "$(date +%Y%m%d)" "$(head -c32 /dev/urandom | base64)" >"$PAYLOAD_KEYS_FILE")
+    echo "generated a dev payload key in $PAYLOAD_KEYS_FILE"
+  fi
+fi
+export PAYLOAD_KEYS_FILE
+export CODEC_CORS_ORIGINS=${CODEC_CORS_ORIGINS:-http://localhost:$TEMPORAL_UI_PORT,http://127.0.0.1:$TEMPORAL_UI_PORT}
+codec_host=${HTTP_ADDR%:*}
+case "$codec_host" in ""|0.0.0.0|"[::]") codec_host=127.0.0.1 ;; esac
+CODEC_ENDPOINT=${CODEC_ENDPOINT:-http://$codec_host:${HTTP_ADDR##*:}/codec}
+codec_args=()
+payload_info="not encrypted (PAYLOAD_KEYS_FILE is empty)"
+if [ -n "$PAYLOAD_KEYS_FILE" ]; then
+  codec_args=(--ui-codec-endpoint "$CODEC_ENDPOINT")
+  payload_info="encrypted with the keys in $PAYLOAD_KEYS_FILE; the UI decodes them through $CODEC_ENDPOINT"
+fi
 # The demo's parked callback: topsim answers call_success=false for these biz_ids.
 TOPSIM_REJECT_PATTERN=${TOPSIM_REJECT_PATTERN:-PARK}
 
@@ -46,6 +69,7 @@ temporal_ip=${TEMPORAL_ADDRESS%:*}
   --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=NORMAL \
   --search-attribute BizId=Keyword --search-attribute PolicyState=Keyword \
   --search-attribute InsuranceType=Keyword --search-attribute CallbackState=Keyword \
+  ${codec_args[@]+"${codec_args[@]}"} \
   --log-level error >"$DATA/temporal.log" 2>&1 &
 pids+=($!)
 
@@ -69,12 +93,13 @@ insuranceflow dev stack is up
   Temporal UI   http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/$TEMPORAL_NAMESPACE/workflows
   ingress       http://$HTTP_ADDR   (token: $INGRESS_TOKENS)
   topsim        http://$TOPSIM_ADDR  (callbacks: http://$TOPSIM_ADDR/_sim/callbacks)
+  payloads      $payload_info
 
 Try:
   curl -sS -X POST http://$HTTP_ADDR/v1/insurance-results -H 'Authorization: Bearer ${INGRESS_TOKENS%%,*}' \\
     -H 'Content-Type: application/json' \\
     -d '{"biz_id":"24010900100YSKSSG","stage":1,"status":1,"time_of_occurrence":"$(TZ=Asia/Shanghai date '+%Y-%m-%d %H:%M:%S')","insurance_type":1}'
-  $BIN/starter status 24010900100YSKSSG
+  ${PAYLOAD_KEYS_FILE:+PAYLOAD_KEYS_FILE=$PAYLOAD_KEYS_FILE }$BIN/starter status 24010900100YSKSSG
 
 Ctrl-C stops everything.
 INFO

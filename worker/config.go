@@ -13,6 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/converter"
+
+	"github.com/insuranceflow/insuranceflow/codec"
+	"github.com/insuranceflow/insuranceflow/metrics"
 	"github.com/insuranceflow/insuranceflow/top"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
@@ -41,6 +45,21 @@ type config struct {
 	WorkerEnabled  bool
 
 	Settings workflows.Settings
+
+	// Payload encryption, off (Codec nil) without PAYLOAD_KEYS_FILE. The
+	// CORS origins and tokens are those of the ingress's codec endpoint.
+	PayloadKeysFile  string
+	Codec            *codec.Codec
+	CodecCORSOrigins []string
+	CodecAuthTokens  []top.Secret
+
+	// The TOP-compatible endpoint's inbound credentials; both empty: off.
+	IngressTOPAppKey    string
+	IngressTOPAppSecret top.Secret
+
+	// Prometheus metrics, off when MetricsAddr is empty.
+	MetricsAddr           string
+	MetricsParkedInterval time.Duration
 
 	LogLevel  slog.Level
 	LogFormat string // text or json
@@ -79,12 +98,23 @@ func options() []option {
 		{flag: "top-qps", env: "TOP_QPS", def: "0", help: "callback activities per second across the task queue; 0 = no limit"},
 		{flag: "http-addr", env: "HTTP_ADDR", def: "127.0.0.1:8080", help: "ingress listen address (port 0 picks a free one)"},
 		{env: "INGRESS_TOKENS", secret: true},
+		{flag: "ingress-top-app-key", env: "INGRESS_TOP_APP_KEY", help: "app_key that callers of the TOP-compatible POST /router/rest sign with, with INGRESS_TOP_APP_SECRET (unset: the endpoint is off)"},
+		{env: "INGRESS_TOP_APP_SECRET", secret: true},
+		{flag: "ingress-top-app-secret-file", env: "INGRESS_TOP_APP_SECRET_FILE", help: "file holding the /router/rest app secret (or set INGRESS_TOP_APP_SECRET)"},
+		{flag: "metrics-addr", env: "METRICS_ADDR", help: "Prometheus /metrics listen address, e.g. 127.0.0.1:9090 (unset: no metrics)"},
+		{flag: "metrics-parked-interval", env: "METRICS_PARKED_INTERVAL", help: "how often the parked callbacks gauge is recounted (default 30s)"},
 		{env: "INGRESS_ENABLED", def: "true"},
 		{env: "WORKER_ENABLED", def: "true"},
 		{flag: "retry-initial-interval", env: "RETRY_INITIAL_INTERVAL", help: "first callback retry delay (default 1s)"},
 		{flag: "retry-max-interval", env: "RETRY_MAX_INTERVAL", help: "longest callback retry delay (default 5m)"},
 		{flag: "retry-budget", env: "RETRY_BUDGET", help: "how long a callback is retried before it is parked (default 24h)"},
 		{flag: "idle-timeout", env: "IDLE_TIMEOUT", help: "how long a quiet policy workflow stays open (default 720h)"},
+		{flag: "retry-backoff", env: "RETRY_BACKOFF", help: "factor between callback retry delays (default 2)"},
+		{flag: "empty-run-grace", env: "EMPTY_RUN_GRACE", help: "how long a run that accepted nothing stays open (default 1m)"},
+		{flag: "continue-as-new-after", env: "CONTINUE_AS_NEW_AFTER", help: "accepted events per run before continue-as-new (default 500)"},
+		{flag: "payload-keys-file", env: "PAYLOAD_KEYS_FILE", help: "payload encryption keys, one key-id:base64-key per line, the first encrypts; also serves /codec for the Temporal UI (unset: no encryption)"},
+		{flag: "codec-cors-origins", env: "CODEC_CORS_ORIGINS", def: strings.Join(codec.DefaultCORSOrigins, ","), help: "Temporal UI origins allowed to call /codec, comma-separated"},
+		{env: "CODEC_AUTH_TOKENS", secret: true},
 		{flag: "log-level", env: "LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
 		{flag: "log-format", env: "LOG_FORMAT", def: "text", help: "text or json"},
 	}
@@ -125,7 +155,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.Usage = func() {
 		fmt.Fprintln(usage, "Usage: worker [flags]")
 		fmt.Fprintln(usage, "Runs the policy workflow worker and the HTTP ingress.")
-		fmt.Fprintln(usage, "Secrets come from the environment only: TOP_APP_SECRET (or TOP_APP_SECRET_FILE), TOP_SESSION, INGRESS_TOKENS (comma-separated).")
+		fmt.Fprintln(usage, "Secrets come from the environment only: TOP_APP_SECRET (or TOP_APP_SECRET_FILE), TOP_SESSION, INGRESS_TOKENS and CODEC_AUTH_TOKENS (comma-separated), INGRESS_TOP_APP_SECRET (or INGRESS_TOP_APP_SECRET_FILE).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -196,8 +226,11 @@ func (v values) config() (config, error) {
 	}
 	if c.IngressEnabled {
 		check(v.ingressSettings(&c))
+		check(v.ingressTOPSettings(&c))
 	}
 	check(v.workflowSettings(&c))
+	check(v.metricsSettings(&c))
+	check(v.codecSettings(&c))
 
 	if err := c.LogLevel.UnmarshalText([]byte(v.get("LOG_LEVEL"))); err != nil {
 		check(v.bad("LOG_LEVEL", "%q is not a level (debug, info, warn or error)", v.get("LOG_LEVEL")))
@@ -296,41 +329,61 @@ func (v values) ingressSettings(c *config) error {
 
 // workflowSettings reads the durations that tune every policy workflow.
 func (v values) workflowSettings(c *config) error {
-	var errs []error
-	duration := func(env string, dst *time.Duration) {
-		s := v.get(env)
-		if s == "" {
-			return // the workflow's default
-		}
-		d, err := time.ParseDuration(s)
-		switch {
-		case err != nil:
-			errs = append(errs, v.bad(env, "%q is not a duration (e.g. 30s, 5m, 24h)", s))
-		case d < 0:
-			errs = append(errs, v.bad(env, "%q is negative", s))
-		default:
-			*dst = d
-		}
+	// One parser for the worker, the ingress and the CLI, so a workflow
+	// started from any of them runs with the same settings.
+	settings, err := workflows.SettingsFromEnv(v.get)
+	if err == nil {
+		c.Settings = settings
+		return nil
 	}
-	duration("RETRY_INITIAL_INTERVAL", &c.Settings.RetryInitialInterval)
-	duration("RETRY_MAX_INTERVAL", &c.Settings.RetryMaxInterval)
-	duration("RETRY_BUDGET", &c.Settings.RetryBudget)
-	duration("IDLE_TIMEOUT", &c.Settings.IdleTimeout)
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
 	}
-	if err := c.Settings.Validate(); err != nil {
-		var serr *workflows.SettingsError
-		if errors.As(err, &serr) {
-			// The settings' field names are the variables' names in lower case.
-			env := strings.ToUpper(serr.Field)
-			if _, known := v.name[env]; known {
-				return v.bad(env, "%s", serr.Problem)
+	for i, e := range errs {
+		var envErr *workflows.EnvError
+		if errors.As(e, &envErr) {
+			if _, known := v.name[envErr.Variable]; known {
+				errs[i] = v.bad(envErr.Variable, "%s", envErr.Problem) // names the flag when a flag gave it
 			}
 		}
-		return err
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// codecSettings reads the payload encryption keys and, when the ingress
+// serves the codec endpoint, who may call it. Without a key file
+// encryption is off and the codec settings are not read.
+func (v values) codecSettings(c *config) error {
+	c.PayloadKeysFile = v.get("PAYLOAD_KEYS_FILE")
+	if c.PayloadKeysFile == "" {
+		return nil
+	}
+	var errs []error
+	pc, err := codec.LoadKeyFile(c.PayloadKeysFile)
+	if err != nil {
+		// codec's errors name the file and line, never key material.
+		errs = append(errs, v.bad("PAYLOAD_KEYS_FILE", "%v", err))
+	}
+	c.Codec = pc
+	if !c.IngressEnabled {
+		return errors.Join(errs...)
+	}
+	origins, err := codec.ParseOrigins(v.get("CODEC_CORS_ORIGINS"))
+	if err != nil {
+		var cerr *codec.ConfigError
+		if errors.As(err, &cerr) {
+			err = errors.New(cerr.Problem)
+		}
+		errs = append(errs, v.bad("CODEC_CORS_ORIGINS", "%v", err))
+	}
+	c.CodecCORSOrigins = origins
+	for _, t := range strings.Split(v.get("CODEC_AUTH_TOKENS"), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.CodecAuthTokens = append(c.CodecAuthTokens, top.Secret(t))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // LogValue is the configuration as logged at start: secrets are reduced to
@@ -351,12 +404,19 @@ func (c config) LogValue() slog.Value {
 		slog.Float64("top_qps", c.TOPQPS),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.Int("ingress_tokens", len(c.IngressTokens)),
+		slog.String("ingress_top_app_key", c.IngressTOPAppKey),
+		slog.Bool("ingress_top_app_secret_set", !c.IngressTOPAppSecret.IsZero()),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Duration("metrics_parked_interval", c.MetricsParkedInterval),
 		slog.Duration("retry_initial_interval", c.Settings.RetryInitialInterval),
 		slog.Duration("retry_max_interval", c.Settings.RetryMaxInterval),
 		slog.Duration("retry_budget", c.Settings.RetryBudget),
 		slog.Duration("idle_timeout", c.Settings.IdleTimeout),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
+		slog.Any("payload_encryption", c.Codec),
+		slog.String("codec_cors_origins", strings.Join(c.CodecCORSOrigins, ",")),
+		slog.Int("codec_auth_tokens", len(c.CodecAuthTokens)),
 	)
 }
 
@@ -377,4 +437,93 @@ func (c config) tokens() []string {
 		out[i] = t.Reveal()
 	}
 	return out
+}
+
+// codecTokens reveals the codec endpoint's tokens for the codec server,
+// which compares them.
+func (c config) codecTokens() []string {
+	out := make([]string, len(c.CodecAuthTokens))
+	for i, t := range c.CodecAuthTokens {
+		out[i] = t.Reveal()
+	}
+	return out
+}
+
+// dataConverter and failureConverter encrypt payloads and failure messages
+// when a key file is configured; nil (the SDK's defaults) otherwise.
+func (c config) dataConverter() converter.DataConverter {
+	if c.Codec == nil {
+		return nil
+	}
+	return c.Codec.DataConverter()
+}
+
+func (c config) failureConverter() converter.FailureConverter {
+	if c.Codec == nil {
+		return nil
+	}
+	return c.Codec.FailureConverter()
+}
+
+// ingressTOPSettings reads the credentials of the TOP-compatible endpoint.
+// Both unset turns it off; one without the other is a mistake, since the
+// operator meant to turn it on.
+func (v values) ingressTOPSettings(c *config) error {
+	c.IngressTOPAppKey = strings.TrimSpace(v.get("INGRESS_TOP_APP_KEY"))
+	secret, err := v.secret("INGRESS_TOP_APP_SECRET", "INGRESS_TOP_APP_SECRET_FILE")
+	if err != nil {
+		return err
+	}
+	c.IngressTOPAppSecret = secret
+	switch {
+	case c.IngressTOPAppKey == "" && !secret.IsZero():
+		return v.bad("INGRESS_TOP_APP_KEY", "is required when INGRESS_TOP_APP_SECRET is set (or unset both to turn /router/rest off)")
+	case c.IngressTOPAppKey != "" && secret.IsZero():
+		return &ConfigError{Name: "INGRESS_TOP_APP_SECRET", Problem: "is required when INGRESS_TOP_APP_KEY is set (or set INGRESS_TOP_APP_SECRET_FILE)"}
+	}
+	return nil
+}
+
+// secret reads a secret from its variable or from the file its _FILE
+// variable names, never both. An unset secret is "".
+func (v values) secret(env, fileEnv string) (top.Secret, error) {
+	value, file := v.get(env), v.get(fileEnv)
+	switch {
+	case value != "" && file != "":
+		return "", &ConfigError{Name: env, Problem: "set it or " + v.name[fileEnv] + ", not both"}
+	case file == "":
+		return top.Secret(value), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", v.bad(fileEnv, "cannot read the secret: %v", err)
+	}
+	// The newline editors and echo end a file with is not part of it.
+	value = strings.TrimRight(string(b), "\r\n")
+	if value == "" {
+		return "", v.bad(fileEnv, "file %s is empty", file)
+	}
+	return top.Secret(value), nil
+}
+
+// metricsSettings reads where Prometheus metrics are served, if anywhere.
+func (v values) metricsSettings(c *config) error {
+	c.MetricsAddr = strings.TrimSpace(v.get("METRICS_ADDR"))
+	if c.MetricsAddr == "" {
+		return nil
+	}
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+		errs = append(errs, v.bad("METRICS_ADDR", "%q is not host:port (e.g. 127.0.0.1:9090)", c.MetricsAddr))
+	}
+	c.MetricsParkedInterval = metrics.DefaultParkedInterval
+	if s := v.get("METRICS_PARKED_INTERVAL"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			errs = append(errs, v.bad("METRICS_PARKED_INTERVAL", "%q is not a positive duration (e.g. 30s)", s))
+		} else {
+			c.MetricsParkedInterval = d
+		}
+	}
+	return errors.Join(errs...)
 }

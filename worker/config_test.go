@@ -391,3 +391,110 @@ func TestTOPTimeouts(t *testing.T) {
 		}
 	})
 }
+
+// payloadKeyFile writes a payload key file of lines and returns its path.
+func payloadKeyFile(t *testing.T, lines ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "payload-keys")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const (
+	newKeyB64  = "bmV3LWtleS1tYXRlcmlhbC0zMi1ieXRlcy1sb25nISE=" // 32 bytes
+	oldKeyB64  = "b2xkLWtleS1tYXRlcmlhbC0zMi1ieXRlcy1sb25nISE=" // 32 bytes
+	codecToken = "codec-token-value-321"
+)
+
+func TestConfigPayloadEncryption(t *testing.T) {
+	keys := payloadKeyFile(t, "# rotated 2025-06", "new:"+newKeyB64, "old:"+oldKeyB64)
+	t.Run("off without a key file", func(t *testing.T) {
+		cfg, err := parse(t, nil, with(minimal(), "CODEC_AUTH_TOKENS", codecToken, "CODEC_CORS_ORIGINS", "*"))
+		if err != nil {
+			t.Fatalf("parseConfig: %v", err)
+		}
+		if cfg.Codec != nil || cfg.CodecCORSOrigins != nil || cfg.CodecAuthTokens != nil {
+			t.Fatalf("codec settings %v %v %d tokens, want none without PAYLOAD_KEYS_FILE", cfg.Codec, cfg.CodecCORSOrigins, len(cfg.CodecAuthTokens))
+		}
+		if cfg.dataConverter() != nil || cfg.failureConverter() != nil {
+			t.Fatalf("converters set without a key file; want the SDK's defaults")
+		}
+	})
+	t.Run("environment", func(t *testing.T) {
+		cfg, err := parse(t, nil, with(minimal(), "PAYLOAD_KEYS_FILE", keys, "CODEC_AUTH_TOKENS", " "+codecToken+" ,, second"))
+		if err != nil {
+			t.Fatalf("parseConfig: %v", err)
+		}
+		if cfg.Codec == nil || cfg.Codec.EncryptionKeyID() != "new" || strings.Join(cfg.Codec.KeyIDs(), ",") != "new,old" {
+			t.Fatalf("codec=%v, want encryption with new, decryption with new,old", cfg.Codec)
+		}
+		if got := strings.Join(cfg.CodecCORSOrigins, ","); got != "http://localhost:8233,http://127.0.0.1:8233" {
+			t.Fatalf("origins=%s, want the dev UI's", got)
+		}
+		if got := strings.Join(cfg.codecTokens(), ","); got != codecToken+",second" {
+			t.Fatalf("tokens=%q, want %s,second", got, codecToken)
+		}
+		p, err := cfg.dataConverter().ToPayload("王小丫")
+		if err != nil || string(p.Metadata["encryption-key-id"]) != "new" {
+			t.Fatalf("data converter payload=%v err=%v, want one encrypted with key new", p, err)
+		}
+	})
+	t.Run("flags", func(t *testing.T) {
+		cfg, err := parse(t, []string{"--payload-keys-file", keys, "--codec-cors-origins", "https://temporal.example.com"}, minimal())
+		if err != nil {
+			t.Fatalf("parseConfig: %v", err)
+		}
+		if cfg.PayloadKeysFile != keys || strings.Join(cfg.CodecCORSOrigins, ",") != "https://temporal.example.com" {
+			t.Fatalf("keys file %s origins %v, want the flags' values", cfg.PayloadKeysFile, cfg.CodecCORSOrigins)
+		}
+	})
+	t.Run("worker only ignores the endpoint's settings", func(t *testing.T) {
+		cfg, err := parse(t, []string{"--no-ingress"}, with(minimal(), "PAYLOAD_KEYS_FILE", keys, "CODEC_CORS_ORIGINS", "*"))
+		if err != nil {
+			t.Fatalf("parseConfig: %v", err)
+		}
+		if cfg.Codec == nil || cfg.CodecCORSOrigins != nil {
+			t.Fatalf("codec=%v origins=%v, want the codec and no origins", cfg.Codec, cfg.CodecCORSOrigins)
+		}
+	})
+	t.Run("bad key file", func(t *testing.T) {
+		bad := payloadKeyFile(t, "new:"+newKeyB64, oldKeyB64)
+		_, err := parse(t, nil, with(minimal(), "PAYLOAD_KEYS_FILE", bad))
+		wantConfigError(t, err, "PAYLOAD_KEYS_FILE", "line 2: want key-id:base64-key, found no colon")
+		for _, secret := range []string{newKeyB64, oldKeyB64} {
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("the error quotes key material: %v", err)
+			}
+		}
+	})
+	t.Run("missing key file", func(t *testing.T) {
+		_, err := parse(t, nil, with(minimal(), "PAYLOAD_KEYS_FILE", filepath.Join(t.TempDir(), "absent")))
+		wantConfigError(t, err, "PAYLOAD_KEYS_FILE", "no such file")
+	})
+	t.Run("bad origins", func(t *testing.T) {
+		_, err := parse(t, []string{"--codec-cors-origins", "*"}, with(minimal(), "PAYLOAD_KEYS_FILE", keys))
+		wantConfigError(t, err, "--codec-cors-origins", `"*" is not allowed`)
+	})
+	t.Run("log shows key ids, not keys or tokens", func(t *testing.T) {
+		cfg, err := parse(t, nil, with(minimal(), "PAYLOAD_KEYS_FILE", keys, "CODEC_AUTH_TOKENS", codecToken))
+		if err != nil {
+			t.Fatalf("parseConfig: %v", err)
+		}
+		var out bytes.Buffer
+		cfg.LogFormat = "json"
+		newLogger(cfg, &out).Info("starting", "config", cfg)
+		logged := out.String() + fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg)
+		for _, secret := range []string{newKeyB64, oldKeyB64, codecToken, "new-key-material"} {
+			if strings.Contains(logged, secret) {
+				t.Fatalf("logged config contains %q: %s", secret, logged)
+			}
+		}
+		for _, want := range []string{`"encryption_key_id":"new"`, `"key_ids":"new,old"`, `"codec_auth_tokens":1`} {
+			if !strings.Contains(logged, want) {
+				t.Fatalf("logged config lacks %s: %s", want, logged)
+			}
+		}
+	})
+}

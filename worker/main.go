@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/insuranceflow/insuranceflow/activities"
+	"github.com/insuranceflow/insuranceflow/codec"
 	"github.com/insuranceflow/insuranceflow/ingress"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/store"
@@ -100,10 +102,20 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 // serve connects to Temporal and the database, checks the namespace, and
 // runs the worker and the ingress until ctx ends or one of them fails.
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
+	obs, err := newObservability(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer obs.close(logger)
 	tc, err := client.DialContext(ctx, client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
+		// The worker and the clients made from this one inherit it.
+		MetricsHandler: obs.sdkHandler(),
+		// One client serves the worker and the ingress, so both encrypt.
+		DataConverter:    cfg.dataConverter(),
+		FailureConverter: cfg.failureConverter(),
 	})
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
@@ -124,20 +136,26 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.WorkerEnabled {
-		w, fatal, err := newWorker(tc, st, cfg, logger)
+		w, fatal, err := newWorker(tc, st, cfg, logger, obs)
 		if err != nil {
 			return err
 		}
 		g.Go(func() error { return runWorker(gctx, w, fatal, logger) })
 	}
 	if cfg.IngressEnabled {
-		srv, ln, err := newIngress(tc, st, cfg, logger)
+		srv, ln, err := newIngress(tc, st, cfg, logger, obs)
 		if err != nil {
 			return err
 		}
 		// The real address, so HTTP_ADDR=127.0.0.1:0 can be used.
 		logger.Info("ingress listening", "url", "http://"+ln.Addr().String())
+		if cfg.Codec != nil {
+			logger.Info("codec endpoint for the Temporal UI", "url", "http://"+ln.Addr().String()+strings.TrimSuffix(codec.PathPrefix, "/"))
+		}
 		g.Go(func() error { return runHTTP(gctx, srv, ln) })
+	}
+	if err := obs.start(gctx, g, tc, cfg, logger); err != nil {
+		return err
 	}
 	return g.Wait()
 }
@@ -145,7 +163,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 // newWorker builds the Temporal worker with the policy workflow and its
 // activities. Fatal worker errors (the namespace deleted, say) arrive on the
 // returned channel.
-func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logger) (worker.Worker, <-chan error, error) {
+func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logger, obs *observability) (worker.Worker, <-chan error, error) {
 	caller, err := top.New(top.Config{
 		GatewayURL:     cfg.TOPGatewayURL,
 		AppKey:         cfg.TOPAppKey,
@@ -177,6 +195,8 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 		Store:  st,
 		Logger: logger.With("component", "activities"),
 		Now:    time.Now,
+
+		Metrics: obs.activityMetrics(),
 	})
 	return w, fatal, nil
 }
@@ -199,7 +219,7 @@ func runWorker(ctx context.Context, w worker.Worker, fatal <-chan error, logger 
 
 // newIngress builds the HTTP server and binds its listener, so the caller
 // can log the real address before serving.
-func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logger) (*http.Server, net.Listener, error) {
+func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logger, obs *observability) (*http.Server, net.Listener, error) {
 	api, err := ingress.New(ingress.Config{
 		Policies: &policyclient.Client{
 			Temporal:  tc,
@@ -210,7 +230,15 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 		Tokens: cfg.tokens(),
 		Ready:  readiness(tc, st),
 		Logger: logger.With("component", "ingress"),
+
+		TOPAppKey:    cfg.IngressTOPAppKey,
+		TOPAppSecret: cfg.IngressTOPAppSecret,
+		Metrics:      obs.ingressMetrics(),
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	handler, err := withCodec(api.Handler(), cfg, logger)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -219,7 +247,7 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 		return nil, nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	return &http.Server{
-		Handler:           api.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Longer than the ingress's own bound on a Temporal call, so a slow
@@ -228,6 +256,29 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
 	}, ln, nil
+}
+
+// withCodec mounts the payload codec endpoint under /codec/ beside the
+// ingress when a key file is configured, so the Temporal UI can show
+// decrypted payloads; without one, /codec/ is the ingress's 404 like any
+// unknown path.
+func withCodec(api http.Handler, cfg config, logger *slog.Logger) (http.Handler, error) {
+	if cfg.Codec == nil {
+		return api, nil
+	}
+	cs, err := codec.NewServer(codec.ServerConfig{
+		Codec:          cfg.Codec,
+		AllowedOrigins: cfg.CodecCORSOrigins,
+		Tokens:         cfg.codecTokens(),
+		Logger:         logger.With("component", "codec"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(codec.PathPrefix, cs.Handler())
+	mux.Handle("/", api)
+	return mux, nil
 }
 
 // runHTTP serves on ln until ctx ends, then lets in-flight requests finish
