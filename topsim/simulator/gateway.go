@@ -2,21 +2,13 @@ package simulator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"mime"
 	"net/http"
-	"net/url"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/top"
 )
 
@@ -24,29 +16,12 @@ import (
 // few KiB; anything near this is not a callback.
 const maxFormBytes = 1 << 20
 
-// Sub-codes the simulator answers with. The real gateway gives sub_codes to
-// some errors and not others; these follow what it is seen to send, so that
-// a client which classifies them correctly here does so there too.
+// Sub-codes of the faults the simulator injects; the protocol checks' own
+// are top's. Like those, they follow what the real gateway is seen to send.
 const (
-	subCodeAppKeyNotExists = "isv.appkey-not-exists"
-	subCodeBan             = "accesscontrol.limited-by-app-access-count"
-	subCodeMissingParam    = "isv.missing-parameter:" + top.ParamRequest
-	subCodeInvalidParam    = "isv.invalid-parameter"
-	subCodeServiceTimeout  = "isp.remote-service-timeout"
+	subCodeBan            = "accesscontrol.limited-by-app-access-count"
+	subCodeServiceTimeout = "isp.remote-service-timeout"
 )
-
-// versionShape tells a version number the gateway might support someday
-// ("1.0": code 34, Unsupported) from something that is no version at all
-// (code 33, Invalid).
-var versionShape = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`)
-
-// call is a request that passed every protocol and argument check.
-type call struct {
-	result     insurance.Result
-	payload    string // the business parameter exactly as signed
-	signMethod string
-	simplify   bool
-}
 
 // exchange is what one /router/rest request came to; it feeds the stats and
 // the request's log line.
@@ -104,9 +79,9 @@ func (s *Simulator) exchange(w http.ResponseWriter, r *http.Request) exchange {
 	if rejection != nil {
 		return s.answerError(w, ex, OutcomeProtocolError, *rejection)
 	}
-	ex.bizID, ex.signMethod = c.result.BizID, c.signMethod
+	ex.bizID, ex.signMethod = c.Result.BizID, string(c.SignMethod)
 
-	d := s.decide(c.result.BizID)
+	d := s.decide(c.Result.BizID)
 	switch d.verdict {
 	case verdictBan:
 		return s.answerError(w, ex, OutcomeBan, top.ErrorResponse{
@@ -139,7 +114,7 @@ func (s *Simulator) exchange(w http.ResponseWriter, r *http.Request) exchange {
 		})
 	case verdictReject:
 		ex.outcome = OutcomeRejected
-		return s.answerSuccess(w, ex, c.simplify, top.CallbackResponse{
+		return s.answerSuccess(w, ex, c.Simplify, top.CallbackResponse{
 			CallSuccess: false,
 			FailCode:    d.failCode,
 			FailMessage: d.failMessage,
@@ -147,190 +122,34 @@ func (s *Simulator) exchange(w http.ResponseWriter, r *http.Request) exchange {
 	}
 
 	s.record(Receipt{
-		BizID:        c.result.BizID,
-		RequestID:    c.result.RequestID,
-		Stage:        c.result.Stage,
-		Status:       c.result.Status,
-		StageName:    c.result.Stage.String(),
-		StatusName:   c.result.Status.String(),
+		BizID:        c.Result.BizID,
+		RequestID:    c.Result.RequestID,
+		Stage:        c.Result.Stage,
+		Status:       c.Result.Status,
+		StageName:    c.Result.Stage.String(),
+		StatusName:   c.Result.Status.String(),
 		ReceivedAt:   s.now(),
-		SignMethod:   c.signMethod,
+		SignMethod:   string(c.SignMethod),
 		TOPRequestID: ex.topRequestID,
-		Payload:      []byte(c.payload),
+		Payload:      []byte(c.Payload),
 	})
 	ex.outcome = OutcomeAccepted
-	return s.answerSuccess(w, ex, c.simplify, top.CallbackResponse{CallSuccess: true})
+	return s.answerSuccess(w, ex, c.Simplify, top.CallbackResponse{CallSuccess: true})
 }
 
-// check runs the gateway's checks in the gateway's order and returns the
-// first violation as the error it answers with.
-func (s *Simulator) check(w http.ResponseWriter, r *http.Request) (call, *top.ErrorResponse) {
-	if r.Method != http.MethodPost {
-		return call{}, rejection(top.CodeHTTPActionNotAllowed, "",
-			fmt.Sprintf("HTTP method %s is not allowed; the gateway takes POST", r.Method))
+// check runs the gateway's checks in the gateway's order (top.ReadParams,
+// top.Gateway.Verify, top.ParseArguments) and returns the first violation as
+// the error it answers with.
+func (s *Simulator) check(w http.ResponseWriter, r *http.Request) (top.Call, *top.ErrorResponse) {
+	params, rej := top.ReadParams(w, r, maxFormBytes)
+	if rej == nil {
+		gw := top.Gateway{AppKey: s.appKey, AppSecret: s.secret, MaxSkew: s.maxSkew, Now: s.now}
+		rej = gw.Verify(params)
 	}
-	params, rej := readParams(w, r)
 	if rej != nil {
-		return call{}, rej
+		return top.Call{}, rej
 	}
-	if rej := s.checkSystem(params); rej != nil {
-		return call{}, rej
-	}
-	return checkArguments(params)
-}
-
-// readParams merges the query string and the form body, as the gateway
-// does: the signature covers both.
-func readParams(w http.ResponseWriter, r *http.Request) (url.Values, *top.ErrorResponse) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	var err error
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mediaType == "multipart/form-data" {
-		err = r.ParseMultipartForm(maxFormBytes)
-	} else {
-		err = r.ParseForm()
-	}
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, rejection(top.CodeParameterError, subCodeInvalidParam,
-				fmt.Sprintf("request body is larger than %d bytes", maxFormBytes))
-		}
-		return nil, rejection(top.CodeParameterError, subCodeInvalidParam,
-			"request parameters are not valid form encoding")
-	}
-	// A repeated parameter has no single value to sign: the SDKs sign the
-	// first, a proxy may keep the last. Refuse it rather than guess.
-	for _, name := range slices.Sorted(maps.Keys(r.Form)) {
-		if values := r.Form[name]; len(values) > 1 {
-			return nil, rejection(top.CodeParameterError, subCodeInvalidParam,
-				fmt.Sprintf("parameter %q is sent %d times; send each parameter once, in the query or the body", truncate(name), len(values)))
-		}
-	}
-	return r.Form, nil
-}
-
-// checkSystem checks the system parameters. A parameter sent with an empty
-// value counts as missing: the signature leaves it out, so does the gateway.
-func (s *Simulator) checkSystem(p url.Values) *top.ErrorResponse {
-	switch method := p.Get(top.ParamMethod); {
-	case method == "":
-		return rejection(top.CodeMissingMethod, "", "method is required")
-	case method != top.APIMethod:
-		return rejection(top.CodeInvalidMethod, "",
-			fmt.Sprintf("method %q is not served here; the only API is %s", truncate(method), top.APIMethod))
-	}
-
-	switch key := p.Get(top.ParamAppKey); {
-	case key == "":
-		return rejection(top.CodeMissingAppKey, "", "app_key is required")
-	case key != s.appKey:
-		return rejection(top.CodeInvalidAppKey, subCodeAppKeyNotExists, "app_key is not a known app")
-	}
-
-	switch v := p.Get(top.ParamVersion); {
-	case v == "":
-		return rejection(top.CodeMissingVersion, "", "v is required (2.0)")
-	case v == top.Version:
-	case versionShape.MatchString(v):
-		return rejection(top.CodeUnsupportedVersion, "", fmt.Sprintf("version %q is not supported; send v=2.0", truncate(v)))
-	default:
-		return rejection(top.CodeInvalidVersion, "", fmt.Sprintf("version %q is not a version; send v=2.0", truncate(v)))
-	}
-
-	switch f := p.Get(top.ParamFormat); {
-	case f == "":
-		// The real gateway would answer in XML here; this one serves JSON
-		// only, and a client that forgets format would not parse the XML.
-		return rejection(top.CodeInvalidFormat, "", "format is missing, which means xml; send format=json")
-	case f == "xml":
-		return rejection(top.CodeInvalidFormat, "", "format xml is not served by this simulator; send format=json")
-	case f != top.FormatJSON:
-		return rejection(top.CodeInvalidFormat, "", fmt.Sprintf("format %q is not json or xml; send format=json", truncate(f)))
-	}
-
-	// An unusable sign_method means the signature cannot be checked. TOP
-	// has no code of its own for it, so the simulator answers it as an
-	// invalid signature (25), which every client must treat as permanent.
-	// The value must match exactly: the SDKs send it lower-case.
-	switch m := p.Get(top.ParamSignMethod); {
-	case m == "":
-		return rejection(top.CodeInvalidSignature, "", "sign_method is required (md5, hmac or hmac-sha256)")
-	case !top.SignMethod(m).Valid():
-		return rejection(top.CodeInvalidSignature, "",
-			fmt.Sprintf("sign_method %q is not supported (want md5, hmac or hmac-sha256)", truncate(m)))
-	}
-
-	ts := p.Get(top.ParamTimestamp)
-	if ts == "" {
-		return rejection(top.CodeMissingTimestamp, "", "timestamp is required (yyyy-MM-dd HH:mm:ss, GMT+8)")
-	}
-	at, err := top.ParseTimestamp(ts)
-	if err != nil {
-		return rejection(top.CodeInvalidTimestamp, "",
-			fmt.Sprintf("timestamp %q is not yyyy-MM-dd HH:mm:ss", truncate(ts)))
-	}
-	if skew := s.now().Sub(at).Abs(); skew > s.maxSkew {
-		return rejection(top.CodeInvalidTimestamp, "",
-			fmt.Sprintf("timestamp %s (GMT+8) is %v away from the gateway's clock; at most %v is allowed",
-				ts, skew.Round(time.Second), s.maxSkew))
-	}
-
-	if err := top.VerifySignature(p, s.secret); err != nil {
-		var se *top.SignatureError
-		if errors.As(err, &se) && se.Problem == top.SignatureMissing {
-			return rejection(top.CodeMissingSignature, "", "sign is required")
-		}
-		// Never say what the signature should have been.
-		return rejection(top.CodeInvalidSignature, "", "sign does not match the request")
-	}
-	return nil
-}
-
-// checkArguments checks the API's arguments once the request is known to
-// come from the app.
-func checkArguments(p url.Values) (call, *top.ErrorResponse) {
-	var simplify bool
-	switch v := p.Get(top.ParamSimplify); v {
-	case "", "false":
-	case "true":
-		simplify = true
-	default:
-		return call{}, rejection(top.CodeInvalidArguments, subCodeInvalidParam,
-			fmt.Sprintf("simplify %q must be true or false", truncate(v)))
-	}
-
-	payload := p.Get(top.ParamRequest)
-	if payload == "" {
-		return call{}, rejection(top.CodeMissingArguments, subCodeMissingParam,
-			"Missing required arguments:"+top.ParamRequest)
-	}
-	result, err := insurance.Decode([]byte(payload))
-	if err != nil {
-		var ve *insurance.ValidationError
-		if !errors.As(err, &ve) {
-			return call{}, rejection(top.CodeInvalidArguments, subCodeInvalidParam,
-				top.ParamRequest+" is not an insurance result")
-		}
-		// The messages name the field and the kind of problem; insurance
-		// guarantees they never repeat personal data.
-		parts := make([]string, len(ve.Problems))
-		for i, fe := range ve.Problems {
-			parts[i] = fe.Field + ": " + fe.Message
-		}
-		return call{}, rejection(top.CodeInvalidArguments, subCodeInvalidParam,
-			top.ParamRequest+" is invalid: "+strings.Join(parts, "; "))
-	}
-	return call{
-		result:     result,
-		payload:    payload,
-		signMethod: p.Get(top.ParamSignMethod),
-		simplify:   simplify,
-	}, nil
-}
-
-func rejection(code int, subCode, subMsg string) *top.ErrorResponse {
-	return &top.ErrorResponse{Code: code, Msg: top.CodeMessage(code), SubCode: subCode, SubMsg: subMsg}
+	return top.ParseArguments(params)
 }
 
 func (s *Simulator) answerError(w http.ResponseWriter, ex exchange, o Outcome, e top.ErrorResponse) exchange {
@@ -395,18 +214,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// truncate bounds a caller's value echoed in a sub_msg (which quotes it
-// with %q, so control characters cannot forge anything).
-func truncate(s string) string {
-	const limit = 64
-	if len(s) <= limit {
-		return s
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
 }
