@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// stackControl is what the fault schedule does to the stack; devstack's
+// Stack provides it.
+type stackControl interface {
+	KillWorker() error
+	StartWorker(ctx context.Context) error
+	WorkerPID() int
+	StopTemporal() error
+	StartTemporal(ctx context.Context) error
+	SetFaults(ctx context.Context, faultsJSON string) error
+}
+
+// faultConfig is the fault schedule of one run.
+type faultConfig struct {
+	// Window is how long the worker is killed, and how long topsim's
+	// faults last at least: they last until the business systems have had
+	// every event answered, at most MaxWindow. Kills stop with the window
+	// because each one can strand a callback attempt until its 60 s
+	// start-to-close timeout; later kills would only add to the wait.
+	Window    time.Duration
+	MaxWindow time.Duration
+	// KillEvery is the mean time between worker SIGKILLs (±25%);
+	// KillDown is how long the worker stays dead.
+	KillEvery time.Duration
+	KillDown  time.Duration
+	// BanAt starts one code-7 ban of BanSeconds.
+	BanAt      time.Duration
+	BanSeconds int
+	// TemporalAt stops the Temporal dev server for TemporalDown.
+	TemporalAt   time.Duration
+	TemporalDown time.Duration
+	// topsim's injected faults for the whole window.
+	ISPErrorRate float64
+	HangRate     float64
+	HangDuration time.Duration
+	Seed         uint64
+}
+
+// topsimFaults is the body of POST /_sim/faults.
+type topsimFaults struct {
+	ISPErrorRate       *float64 `json:"isp_error_rate,omitempty"`
+	HangRate           *float64 `json:"hang_rate,omitempty"`
+	HangDuration       string   `json:"hang_duration,omitempty"`
+	HTTP502Rate        *float64 `json:"http502_rate,omitempty"`
+	Latency            string   `json:"latency,omitempty"`
+	BanSeconds         *int     `json:"ban_seconds,omitempty"`
+	RejectBizIDPattern *string  `json:"reject_biz_id_pattern,omitempty"`
+}
+
+func (f topsimFaults) json() string {
+	b, _ := json.Marshal(f) // a struct of strings and numbers always encodes
+	return string(b)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// faultsOn is the injection for the fault window: the rates, and the reject
+// pattern that parks the park policies.
+func (c faultConfig) faultsOn() string {
+	return topsimFaults{
+		ISPErrorRate: ptr(c.ISPErrorRate), HangRate: ptr(c.HangRate),
+		HangDuration: c.HangDuration.String(), RejectBizIDPattern: ptr(rejectPattern),
+	}.json()
+}
+
+// faultsOff ends every injected fault and any running ban; the reject
+// pattern stays, so parked callbacks stay parked until the operator step.
+func faultsOff() string {
+	return topsimFaults{ISPErrorRate: ptr(0.0), HangRate: ptr(0.0), HTTP502Rate: ptr(0.0), Latency: "0s", BanSeconds: ptr(0)}.json()
+}
+
+// rejectOff removes the reject pattern.
+func rejectOff() string { return topsimFaults{RejectBizIDPattern: ptr("")}.json() }
+
+// faultEvent is one thing the schedule did.
+type faultEvent struct {
+	At     time.Time `json:"at"`
+	Offset string    `json:"offset"` // since the window began
+	What   string    `json:"what"`
+	Detail string    `json:"detail,omitempty"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// What a faultEvent records.
+const (
+	evFaultsOn      = "faults on"
+	evFaultsOff     = "faults off"
+	evKill          = "worker SIGKILL"
+	evWorkerUp      = "worker up"
+	evWorkerGone    = "worker found dead"
+	evBan           = "ban"
+	evTemporalStop  = "temporal stop"
+	evTemporalStart = "temporal up"
+)
+
+// faultLog records the schedule's actions, for the report and to tell
+// whether a crash explains a gap in the audit trail.
+type faultLog struct {
+	mu     sync.Mutex
+	start  time.Time
+	events []faultEvent
+	out    io.Writer
+}
+
+func (l *faultLog) add(what, detail string, err error) { l.addAt(time.Now(), what, detail, err) }
+
+// addAt records an action that began at at.
+func (l *faultLog) addAt(at time.Time, what, detail string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := faultEvent{At: at, Offset: at.Sub(l.start).Round(10 * time.Millisecond).String(), What: what, Detail: detail}
+	if err != nil {
+		e.Error = err.Error()
+	}
+	l.events = append(l.events, e)
+	line := fmt.Sprintf("chaos: t+%s %s", e.Offset, what)
+	if detail != "" {
+		line += " (" + detail + ")"
+	}
+	if err != nil {
+		line += ": " + err.Error()
+	}
+	fmt.Fprintln(l.out, line)
+}
+
+func (l *faultLog) snapshot() []faultEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]faultEvent(nil), l.events...)
+}
+
+// runFaults plays the fault schedule until the window has passed and
+// drivingDone is closed (or MaxWindow passes), then turns every injected
+// fault off and makes sure Temporal and a worker are up.
+func runFaults(ctx context.Context, ctl stackControl, cfg faultConfig, drivingDone <-chan struct{}, log *faultLog) {
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0xfa))
+	start := time.Now()
+	log.mu.Lock()
+	log.start = start
+	log.mu.Unlock()
+	log.add(evFaultsOn, cfg.faultsOn(), ctl.SetFaults(ctx, cfg.faultsOn()))
+
+	jitter := func() time.Duration {
+		return cfg.KillEvery*3/4 + time.Duration(rng.Int64N(int64(cfg.KillEvery/2)+1))
+	}
+	nextKill := start.Add(jitter())
+	banned, restarted := cfg.BanSeconds == 0, cfg.TemporalDown == 0
+	for ctx.Err() == nil {
+		elapsed := time.Since(start)
+		driven := isClosed(drivingDone)
+		if (elapsed >= cfg.Window && driven && banned && restarted) || elapsed >= cfg.MaxWindow {
+			break
+		}
+		switch {
+		case !banned && elapsed >= cfg.BanAt:
+			banned = true
+			log.add(evBan, fmt.Sprintf("%d s code 7", cfg.BanSeconds),
+				ctl.SetFaults(ctx, topsimFaults{BanSeconds: ptr(cfg.BanSeconds)}.json()))
+		case !restarted && elapsed >= cfg.TemporalAt:
+			restarted = true
+			restartTemporal(ctx, ctl, cfg.TemporalDown, log)
+			nextKill = time.Now().Add(jitter())
+		case cfg.KillEvery > 0 && elapsed < cfg.Window && time.Now().After(nextKill):
+			killWorker(ctx, ctl, cfg.KillDown, log)
+			nextKill = time.Now().Add(jitter())
+		default:
+			_ = sleepCtx(ctx, 20*time.Millisecond)
+		}
+	}
+	log.add(evFaultsOff, faultsOff(), ctl.SetFaults(context.WithoutCancel(ctx), faultsOff()))
+	ensureWorker(context.WithoutCancel(ctx), ctl, log)
+}
+
+func killWorker(ctx context.Context, ctl stackControl, down time.Duration, log *faultLog) {
+	if pid := ctl.WorkerPID(); pid == 0 {
+		log.add(evWorkerGone, "before a scheduled kill", nil)
+	} else {
+		at := time.Now()
+		log.addAt(at, evKill, fmt.Sprintf("pid %d", pid), ctl.KillWorker())
+		_ = sleepCtx(ctx, down)
+	}
+	ensureWorker(ctx, ctl, log)
+}
+
+func restartTemporal(ctx context.Context, ctl stackControl, down time.Duration, log *faultLog) {
+	at := time.Now()
+	log.addAt(at, evTemporalStop, "SQLite file kept", ctl.StopTemporal())
+	_ = sleepCtx(ctx, down)
+	began := time.Now()
+	var err error
+	for range 3 {
+		if err = ctl.StartTemporal(context.WithoutCancel(ctx)); err == nil {
+			break
+		}
+	}
+	log.add(evTemporalStart, fmt.Sprintf("after %s", time.Since(began).Round(time.Millisecond)), err)
+	if ctl.WorkerPID() == 0 {
+		log.add(evWorkerGone, "during the Temporal outage", nil)
+		ensureWorker(ctx, ctl, log)
+	}
+}
+
+// ensureWorker starts the worker if none runs: after a kill, or when one
+// died by itself (which the log records as such).
+func ensureWorker(ctx context.Context, ctl stackControl, log *faultLog) {
+	if ctl.WorkerPID() != 0 {
+		return
+	}
+	began := time.Now()
+	var err error
+	for range 3 {
+		if err = ctl.StartWorker(context.WithoutCancel(ctx)); err == nil {
+			break
+		}
+	}
+	log.add(evWorkerUp, fmt.Sprintf("pid %d after %s", ctl.WorkerPID(), time.Since(began).Round(time.Millisecond)), err)
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,493 @@
+// Package devstack starts the whole insuranceflow stack as real processes —
+// the pinned Temporal dev server (or an external server), topsim as the TOP
+// gateway and the worker with its HTTP ingress — for programs and tests that
+// need the real thing: the load benchmark, the chaos suite. It owns the
+// processes' lifecycle (each in its own process group, so nothing outlives
+// Stop), their ports and logs, and the few HTTP calls every driver of the
+// stack needs (report an event, read topsim's receipts, set its faults).
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/insuranceflow/insuranceflow/topsim/simulator"
+)
+
+// Defaults for the credentials a stack uses when Options leaves them empty.
+// They are dev values: the stack is local and throwaway.
+const (
+	DefaultToken     = "devstack-token"
+	DefaultAppKey    = "devstack-app-key"
+	DefaultAppSecret = "devstack-app-secret"
+)
+
+// readyTimeout bounds how long Start waits for one process to answer.
+const readyTimeout = 90 * time.Second
+
+// stopGrace is how long a process gets after SIGTERM before SIGKILL.
+const stopGrace = 10 * time.Second
+
+// Process names, as used by LogTail and in log file names (<name>.log).
+const (
+	ProcTemporal = "temporal"
+	ProcTopsim   = "topsim"
+	ProcWorker   = "worker"
+)
+
+// Receipt is one callback topsim accepted, as /_sim/callbacks lists it.
+type Receipt = simulator.Receipt
+
+// Options configures a stack. Only TemporalBin is required (when the stack
+// starts its own dev server).
+type Options struct {
+	// Dir holds logs, SQLite files and built binaries. "" = a temporary
+	// directory, removed by Stop; a given Dir is kept.
+	Dir string
+	// TemporalBin is the pinned Temporal CLI (.bin/temporal); required
+	// unless TemporalAddress names an external server.
+	TemporalBin string
+	// TemporalAddress is an external server's host:port, with the
+	// namespace "default" and the search attributes registered. "" = start
+	// a dev server with its SQLite (WAL) file in Dir.
+	TemporalAddress string
+	// DatabaseURL is the worker's store; "" = sqlite in Dir.
+	DatabaseURL string
+	// BinDir holds prebuilt worker, topsim and starter binaries; "" = go
+	// build them from ModuleRoot into Dir/bin.
+	BinDir string
+	// ModuleRoot is the insuranceflow module; "" = found from the current
+	// directory with `go env GOMOD`.
+	ModuleRoot string
+	// WorkerEnv is extra KEY=VALUE for the worker; it overrides the
+	// stack's own settings (e.g. RETRY_INITIAL_INTERVAL=1s).
+	WorkerEnv []string
+	// TopsimArgs are extra topsim flags (e.g. -reject-pattern PARK).
+	TopsimArgs []string
+	// TopsimSeed seeds topsim's fault injection.
+	TopsimSeed int64
+	// Token is the ingress bearer token; "" = DefaultToken.
+	Token string
+	// AppKey and AppSecret are the TOP credentials shared by topsim and
+	// the worker; "" = DefaultAppKey / DefaultAppSecret.
+	AppKey, AppSecret string
+	// Log receives one progress line per step; nil = discard.
+	Log io.Writer
+}
+
+// Stack is a running stack. Its methods are safe for concurrent use.
+type Stack struct {
+	TemporalAddress string
+	IngressURL      string
+	TopsimURL       string
+	DatabaseURL     string
+	Dir             string
+	Token           string
+	// Temporal is a client dialled to TemporalAddress (namespace
+	// "default"); Stop closes it.
+	Temporal client.Client
+
+	opts        Options
+	ownDir      bool
+	binDir      string
+	ingressAddr string
+	devServer   []string // the dev server's arguments; nil with an external server
+	appKey      string
+	appSecret   string
+
+	mu    sync.Mutex
+	procs map[string]*process
+}
+
+// StartError is a process that did not come up; Log is the tail of its log.
+type StartError struct {
+	Process string
+	Err     error
+	Log     string
+}
+
+func (e *StartError) Error() string {
+	msg := fmt.Sprintf("devstack: %s did not start: %v", e.Process, e.Err)
+	if e.Log != "" {
+		msg += "\n--- " + e.Process + " log (tail) ---\n" + e.Log
+	}
+	return msg
+}
+
+func (e *StartError) Unwrap() error { return e.Err }
+
+// OptionsError is an unusable Options field.
+type OptionsError struct {
+	Field   string
+	Problem string
+}
+
+func (e *OptionsError) Error() string { return "devstack: Options." + e.Field + ": " + e.Problem }
+
+// Start builds (unless BinDir is given) and starts the stack, and returns
+// once the worker's /readyz answers. On error everything started is stopped.
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	if o.TemporalAddress == "" && o.TemporalBin == "" {
+		return nil, &OptionsError{Field: "TemporalBin", Problem: "required to start a dev server (the pinned .bin/temporal; `make temporal` builds it)"}
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	s := &Stack{
+		opts:      o,
+		Token:     firstNonEmpty(o.Token, DefaultToken),
+		appKey:    firstNonEmpty(o.AppKey, DefaultAppKey),
+		appSecret: firstNonEmpty(o.AppSecret, DefaultAppSecret),
+		procs:     map[string]*process{},
+	}
+	if err := s.start(ctx); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) start(ctx context.Context) error {
+	o := s.opts
+	s.Dir = o.Dir
+	if s.Dir == "" {
+		d, err := os.MkdirTemp("", "insuranceflow-devstack-")
+		if err != nil {
+			return fmt.Errorf("devstack: temporary directory: %w", err)
+		}
+		s.Dir, s.ownDir = d, true
+	} else if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return fmt.Errorf("devstack: directory: %w", err)
+	}
+
+	s.binDir = o.BinDir
+	if s.binDir == "" {
+		if err := s.build(ctx); err != nil {
+			return err
+		}
+	}
+	for _, b := range []string{"worker", "topsim"} {
+		if _, err := os.Stat(filepath.Join(s.binDir, b)); err != nil {
+			return &OptionsError{Field: "BinDir", Problem: fmt.Sprintf("no %s binary: %v", b, err)}
+		}
+	}
+
+	s.TemporalAddress = o.TemporalAddress
+	if s.TemporalAddress == "" {
+		ports, err := freePorts(4)
+		if err != nil {
+			return err
+		}
+		s.TemporalAddress = fmt.Sprintf("127.0.0.1:%d", ports[0])
+		s.devServer = []string{"server", "start-dev",
+			"--ip", "127.0.0.1", "--port", fmt.Sprint(ports[0]), "--ui-port", fmt.Sprint(ports[1]),
+			"--http-port", fmt.Sprint(ports[2]), "--metrics-port", fmt.Sprint(ports[3]), "--headless",
+			"--db-filename", filepath.Join(s.Dir, "temporal.db"),
+			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=NORMAL",
+			"--search-attribute", "BizId=Keyword", "--search-attribute", "PolicyState=Keyword",
+			"--search-attribute", "InsuranceType=Keyword", "--search-attribute", "CallbackState=Keyword",
+			"--log-level", "error"}
+		if err := s.StartTemporal(ctx); err != nil {
+			return err
+		}
+	} else if err := s.waitTemporal(ctx, nil); err != nil {
+		return &StartError{Process: "temporal client", Err: err}
+	}
+	if s.Temporal == nil {
+		c, err := client.DialContext(ctx, client.Options{HostPort: s.TemporalAddress, Logger: quietLogger()})
+		if err != nil {
+			return fmt.Errorf("devstack: dial Temporal at %s: %w", s.TemporalAddress, err)
+		}
+		s.Temporal = c
+	}
+
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	topsimAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	s.TopsimURL = "http://" + topsimAddr
+	args := append([]string{"-addr", topsimAddr, "-seed", fmt.Sprint(o.TopsimSeed),
+		"-receipts", s.ReceiptsPath()}, o.TopsimArgs...)
+	fmt.Fprintf(s.opts.Log, "devstack: starting topsim on %s\n", s.TopsimURL)
+	p, err := s.spawn(ProcTopsim, []string{"TOP_APP_KEY=" + s.appKey, "TOP_APP_SECRET=" + s.appSecret},
+		filepath.Join(s.binDir, "topsim"), args...)
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, s.TopsimURL+"/healthz", p); err != nil {
+		return &StartError{Process: ProcTopsim, Err: err, Log: s.LogTail(ProcTopsim, 30)}
+	}
+
+	s.DatabaseURL = o.DatabaseURL
+	if s.DatabaseURL == "" {
+		s.DatabaseURL = "sqlite://" + filepath.Join(s.Dir, "insuranceflow.db")
+	}
+	s.ingressAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
+	s.IngressURL = "http://" + s.ingressAddr
+	return s.StartWorker(ctx)
+}
+
+// build compiles the worker, topsim and starter into Dir/bin.
+func (s *Stack) build(ctx context.Context) error {
+	root := s.opts.ModuleRoot
+	if root == "" {
+		out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+		if err != nil {
+			return fmt.Errorf("devstack: locate the module (set Options.ModuleRoot): %w", err)
+		}
+		gomod := strings.TrimSpace(string(out))
+		if gomod == "" || gomod == os.DevNull {
+			return &OptionsError{Field: "ModuleRoot", Problem: "not given and the current directory is not in a Go module"}
+		}
+		root = filepath.Dir(gomod)
+	}
+	s.binDir = filepath.Join(s.Dir, "bin")
+	fmt.Fprintf(s.opts.Log, "devstack: building worker, topsim, starter into %s\n", s.binDir)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", s.binDir+string(filepath.Separator), "./worker", "./topsim", "./starter")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("devstack: go build in %s: %w\n%s", root, err, out)
+	}
+	return nil
+}
+
+// workerEnv is the worker's configuration: the stack's addresses and
+// credentials, short retry intervals and TOP timeout so faults resolve in
+// seconds, then Options.WorkerEnv, which wins.
+func (s *Stack) workerEnv() []string {
+	env := []string{
+		"TEMPORAL_ADDRESS=" + s.TemporalAddress,
+		"TEMPORAL_NAMESPACE=default",
+		"DATABASE_URL=" + s.DatabaseURL,
+		"TOP_GATEWAY_URL=" + s.TopsimURL + "/router/rest",
+		"TOP_APP_KEY=" + s.appKey,
+		"TOP_APP_SECRET=" + s.appSecret,
+		"TOP_CALL_TIMEOUT=2s",
+		"HTTP_ADDR=" + s.ingressAddr,
+		"INGRESS_TOKENS=" + s.Token,
+		"RETRY_INITIAL_INTERVAL=200ms",
+		"RETRY_MAX_INTERVAL=1s",
+		"LOG_LEVEL=info",
+	}
+	return append(env, s.opts.WorkerEnv...)
+}
+
+// StartWorker starts the worker (same environment, same ingress port as
+// before) and waits for its /readyz.
+func (s *Stack) StartWorker(ctx context.Context) error {
+	if p := s.proc(ProcWorker); p != nil && p.running() {
+		return fmt.Errorf("devstack: the worker is already running (pid %d)", p.pid())
+	}
+	fmt.Fprintf(s.opts.Log, "devstack: starting the worker, ingress on %s\n", s.IngressURL)
+	p, err := s.spawn(ProcWorker, s.workerEnv(), filepath.Join(s.binDir, "worker"))
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, s.IngressURL+"/readyz", p); err != nil {
+		return &StartError{Process: ProcWorker, Err: err, Log: s.LogTail(ProcWorker, 30)}
+	}
+	return nil
+}
+
+// KillWorker sends SIGKILL to the worker's process group and waits for it
+// to exit: a crash, not a shutdown.
+func (s *Stack) KillWorker() error {
+	p := s.proc(ProcWorker)
+	if p == nil || !p.running() {
+		return errors.New("devstack: the worker is not running")
+	}
+	fmt.Fprintf(s.opts.Log, "devstack: killing the worker (pid %d)\n", p.pid())
+	p.kill()
+	<-p.done
+	return nil
+}
+
+// WorkerPID is the running worker's process id, 0 when it is not running.
+func (s *Stack) WorkerPID() int {
+	if p := s.proc(ProcWorker); p != nil && p.running() {
+		return p.pid()
+	}
+	return 0
+}
+
+// StopTemporal stops the dev server (SIGTERM, then waits); its SQLite file
+// stays for StartTemporal. It fails with an external server.
+func (s *Stack) StopTemporal() error {
+	if s.devServer == nil {
+		return errors.New("devstack: the Temporal server is external; only a dev server started by the stack can be stopped")
+	}
+	p := s.proc(ProcTemporal)
+	if p == nil || !p.running() {
+		return errors.New("devstack: the Temporal dev server is not running")
+	}
+	fmt.Fprintf(s.opts.Log, "devstack: stopping the Temporal dev server (pid %d)\n", p.pid())
+	p.terminate(stopGrace)
+	return nil
+}
+
+// StartTemporal starts the dev server on the same ports with the same
+// SQLite file and waits until it answers health checks.
+func (s *Stack) StartTemporal(ctx context.Context) error {
+	if s.devServer == nil {
+		return errors.New("devstack: the Temporal server is external; the stack cannot start it")
+	}
+	if p := s.proc(ProcTemporal); p != nil && p.running() {
+		return fmt.Errorf("devstack: the Temporal dev server is already running (pid %d)", p.pid())
+	}
+	fmt.Fprintf(s.opts.Log, "devstack: starting the Temporal dev server on %s\n", s.TemporalAddress)
+	p, err := s.spawn(ProcTemporal, nil, s.opts.TemporalBin, s.devServer...)
+	if err != nil {
+		return err
+	}
+	if err := s.waitTemporal(ctx, p); err != nil {
+		return &StartError{Process: ProcTemporal, Err: err, Log: s.LogTail(ProcTemporal, 30)}
+	}
+	return nil
+}
+
+// waitTemporal polls the frontend's health until it answers, p exits or
+// the timeout passes.
+func (s *Stack) waitTemporal(ctx context.Context, p *process) error {
+	return waitFor(ctx, readyTimeout, p, func(ctx context.Context) error {
+		c, err := client.DialContext(ctx, client.Options{HostPort: s.TemporalAddress, Logger: quietLogger()})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.CheckHealth(ctx, nil)
+		return err
+	})
+}
+
+// Stop stops every process (worker, topsim, then Temporal; SIGTERM, then
+// SIGKILL after a grace period, each to the whole process group) and closes
+// the client. A temporary Dir is removed; a given one is kept with its logs.
+func (s *Stack) Stop() error {
+	if s.Temporal != nil {
+		s.Temporal.Close()
+		s.Temporal = nil
+	}
+	for _, name := range []string{ProcWorker, ProcTopsim, ProcTemporal} {
+		if p := s.proc(name); p != nil && p.running() {
+			p.terminate(stopGrace)
+		}
+	}
+	if s.ownDir && s.Dir != "" {
+		if err := os.RemoveAll(s.Dir); err != nil {
+			return fmt.Errorf("devstack: remove %s: %w", s.Dir, err)
+		}
+	}
+	return nil
+}
+
+// BinPath is the path of one of the stack's binaries: worker, topsim or
+// starter.
+func (s *Stack) BinPath(name string) string { return filepath.Join(s.binDir, name) }
+
+// Starter returns the starter CLI configured for this stack's Temporal
+// server and database, ready to Run or Output.
+func (s *Stack) Starter(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, s.BinPath("starter"), args...)
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+s.TemporalAddress, "TEMPORAL_NAMESPACE=default", "DATABASE_URL="+s.DatabaseURL)
+	return cmd
+}
+
+// ReceiptsPath is topsim's receipt log: one JSON Receipt per line, appended
+// as each callback is accepted, in arrival order. Reading it costs topsim
+// nothing, unlike polling Callbacks.
+func (s *Stack) ReceiptsPath() string { return filepath.Join(s.Dir, "receipts.jsonl") }
+
+// LogTail is the last n lines of a process's log (temporal, topsim or
+// worker); the log spans restarts.
+func (s *Stack) LogTail(name string, n int) string {
+	b, err := os.ReadFile(filepath.Join(s.Dir, name+".log"))
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (s *Stack) proc(name string) *process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.procs[name]
+}
+
+// spawn starts one process in its own process group, its output appended
+// to Dir/<name>.log.
+func (s *Stack) spawn(name string, env []string, bin string, args ...string) (*process, error) {
+	logf, err := os.OpenFile(filepath.Join(s.Dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("devstack: %s log: %w", name, err)
+	}
+	// The child holds its own descriptor; ours is not needed after Start.
+	defer logf.Close()
+	fmt.Fprintf(logf, "=== devstack: %s starting at %s ===\n", name, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, &StartError{Process: name, Err: err}
+	}
+	p := &process{name: name, cmd: cmd, pidv: cmd.Process.Pid, done: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.done)
+	}()
+	s.mu.Lock()
+	s.procs[name] = p
+	s.mu.Unlock()
+	return p, nil
+}
+
+func firstNonEmpty(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+
+// freePorts reserves n distinct free ports by holding their listeners
+// open together, then releases them for the processes to bind.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("devstack: free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// quietLogger keeps the SDK's client logs out of the caller's output.
+func quietLogger() tlog.Logger {
+	return tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
