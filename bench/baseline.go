@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// The baseline: the least a Temporal workflow can do for the same
+// lifecycle — one Update per event (Update-with-Start for the first), one
+// no-op "callback" activity per event, sequentially, FIFO — with no FSM, no
+// store, no HTTP and no search attributes. Its worker runs in this process
+// on its own task queue, against the same server as the real stack.
+const (
+	baselineQueue    = "bench-baseline"
+	baselineWorkflow = "BenchBaselinePolicy"
+	baselineUpdate   = "report"
+	baselineActivity = "BenchBaselineCallback"
+)
+
+// baselineInput tells a baseline run how many events make its lifecycle;
+// it completes once that many callbacks ran, as a policy completes once
+// its cancel is delivered.
+type baselineInput struct {
+	Events int `json:"events"`
+}
+
+// baselineEvent is the update's argument.
+type baselineEvent struct {
+	Stage  int `json:"stage"`
+	Status int `json:"status"`
+}
+
+// baselinePolicy is the baseline workflow: accept, enqueue, answer the
+// sequence number; deliver one callback at a time.
+func baselinePolicy(ctx workflow.Context, in baselineInput) (int, error) {
+	var queue []baselineEvent
+	seq := 0
+	if err := workflow.SetUpdateHandler(ctx, baselineUpdate, func(ctx workflow.Context, ev baselineEvent) (int, error) {
+		seq++
+		queue = append(queue, ev)
+		return seq, nil
+	}); err != nil {
+		return 0, err
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+	delivered := 0
+	for delivered < in.Events {
+		if err := workflow.Await(ctx, func() bool { return len(queue) > 0 }); err != nil {
+			return delivered, err
+		}
+		ev := queue[0]
+		queue = queue[1:]
+		if err := workflow.ExecuteActivity(actx, baselineActivity, ev).Get(ctx, nil); err != nil {
+			return delivered, err
+		}
+		delivered++
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return delivered, err
+	}
+	return delivered, nil
+}
+
+// baselineCallback stands in for the TOP call: it does nothing.
+func baselineCallback(context.Context, baselineEvent) error { return nil }
+
+// startBaselineWorker runs the baseline's worker in this process.
+func startBaselineWorker(c client.Client) (worker.Worker, error) {
+	w := worker.New(c, baselineQueue, worker.Options{})
+	w.RegisterWorkflowWithOptions(baselinePolicy, workflow.RegisterOptions{Name: baselineWorkflow})
+	w.RegisterActivityWithOptions(baselineCallback, activityOptions())
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("start the baseline worker: %w", err)
+	}
+	return w, nil
+}
+
+func activityOptions() activity.RegisterOptions {
+	return activity.RegisterOptions{Name: baselineActivity}
+}
+
+func baselineWorkflowID(bizID string) string { return "bench-baseline-" + bizID }
+
+// baselineDriver sends step k straight through the SDK client and waits
+// for the update's result, as the ingress does.
+func baselineDriver(c client.Client) driver {
+	return func(ctx context.Context, l lifecycle, k int) error {
+		st := l.Steps[k]
+		upd := client.UpdateWorkflowOptions{
+			WorkflowID:   baselineWorkflowID(l.BizID),
+			UpdateName:   baselineUpdate,
+			Args:         []any{baselineEvent{Stage: int(st.Stage), Status: int(st.Status)}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		}
+		var h client.WorkflowUpdateHandle
+		var err error
+		if k == 0 {
+			op := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+				ID:                       baselineWorkflowID(l.BizID),
+				TaskQueue:                baselineQueue,
+				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+			}, baselineWorkflow, baselineInput{Events: len(l.Steps)})
+			upd.WorkflowID = ""
+			h, err = c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{StartWorkflowOperation: op, UpdateOptions: upd})
+		} else {
+			h, err = c.UpdateWorkflow(ctx, upd)
+		}
+		if err != nil {
+			return err
+		}
+		var seq int
+		if err := h.Get(ctx, &seq); err != nil {
+			return err
+		}
+		if seq != k+1 {
+			return fmt.Errorf("update answered seq %d, want %d", seq, k+1)
+		}
+		return nil
+	}
+}
+
+// completions waits for baseline workflows to close and records when.
+type completions struct {
+	c    client.Client
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	at   map[int]time.Time
+	errs map[int]error
+}
+
+func newCompletions(c client.Client) *completions {
+	return &completions{c: c, at: map[int]time.Time{}, errs: map[int]error{}}
+}
+
+func (cs *completions) watch(ctx context.Context, i int, bizID string) {
+	cs.wg.Add(1)
+	go func() {
+		defer cs.wg.Done()
+		var n int
+		err := cs.c.GetWorkflow(ctx, baselineWorkflowID(bizID), "").Get(ctx, &n)
+		now := time.Now()
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		if err != nil {
+			cs.errs[i] = err
+			return
+		}
+		cs.at[i] = now
+	}()
+}
+
+// apply waits for every watch and fills the runs' completion times.
+func (cs *completions) apply(runs []lcRun) {
+	cs.wg.Wait()
+	for i := range runs {
+		if runs[i].err != nil {
+			continue
+		}
+		if err := cs.errs[i]; err != nil {
+			runs[i].err = fmt.Errorf("baseline workflow: %w", err)
+			continue
+		}
+		runs[i].completeAt = cs.at[i]
+	}
+}
