@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -65,7 +66,17 @@ type Activities struct {
 	// Metrics records deliveries, retries, parks and each TOP call's
 	// latency and error code; nil records nothing.
 	Metrics Metrics
+
+	// HeartbeatEvery is how often DeliverCallback heartbeats while its
+	// attempt runs. Zero means a quarter of the activity's heartbeat
+	// timeout, and no heartbeats for an activity scheduled without one.
+	HeartbeatEvery time.Duration
 }
+
+// outcomeWriteTimeout bounds the store writes after the TOP call, which run
+// even if Temporal cancelled the attempt meanwhile: the call was made, and
+// the audit trail must say how it ended.
+const outcomeWriteTimeout = 10 * time.Second
 
 // DeliverInput is one event's callback, as the workflow hands it over.
 type DeliverInput struct {
@@ -113,8 +124,10 @@ type DeliverFailure struct {
 }
 
 // DeliverCallback records the event (idempotently, so the first attempt is
-// also what writes the accepted event to the audit trail), sends it to TOP
-// once, records the attempt and maps TOP's answer:
+// also what writes the accepted event to the audit trail), records the
+// attempt as started (and any earlier attempt number without a row as
+// lost: its worker died, or no worker ran it), sends the event to TOP once,
+// records the attempt's outcome over its started row and maps TOP's answer:
 //
 //   - delivered → DeliverResult;
 //   - rejected, permanent → a non-retryable ApplicationError of that type;
@@ -126,6 +139,11 @@ type DeliverFailure struct {
 // repeated, and the store's idempotency keeps its rows single. If TOP had
 // already accepted the event, the repeat re-sends it with the same
 // request_id, which is what TOP's idempotency relies on.
+//
+// While the attempt runs it heartbeats (see HeartbeatEvery), so that when
+// its worker dies Temporal retries it after the heartbeat timeout rather
+// than the much longer start-to-close timeout. The heartbeat details are
+// the attempt number.
 func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ DeliverResult, err error) {
 	defer func() { a.countDelivery(err) }()
 	attempt := in.AttemptOffset + int(activity.GetInfo(ctx).Attempt)
@@ -161,12 +179,21 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	}
 
 	started := a.now()
+	if err := a.Store.StartAttempt(ctx, in.BizID, in.Seq, attempt, started); err != nil {
+		return DeliverResult{}, a.storeFailure(attempt, "record attempt start", err)
+	}
+	// Deferred, so that it also stops if the call panics; the writes after
+	// the call keep the attempt alive too, since on a busy database they can
+	// take seconds.
+	defer a.heartbeat(ctx, attempt)()
 	out := a.TOP.Callback(ctx, in.Event)
 	if out.Duration <= 0 {
 		out.Duration = a.now().Sub(started)
 	}
 	a.metrics().CallbackAttempt(out)
-	if err := a.Store.RecordAttempt(ctx, store.Attempt{
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeWriteTimeout)
+	defer cancel()
+	if err := a.Store.RecordAttempt(wctx, store.Attempt{
 		BizID:        in.BizID,
 		Seq:          in.Seq,
 		Attempt:      attempt,
@@ -203,7 +230,7 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 
 	if out.Class == top.ClassDelivered {
 		if after := in.CallbackStateAfter; after != "" && (after != in.CallbackState || in.AttemptOffset > 0) {
-			if err := a.Store.SetCallback(ctx, in.BizID, in.Seq, "delivered", after); err != nil {
+			if err := a.Store.SetCallback(wctx, in.BizID, in.Seq, "delivered", after); err != nil {
 				return DeliverResult{}, a.storeFailure(attempt, "record callback state", err)
 			}
 		}
@@ -215,6 +242,46 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 		}, nil
 	}
 	return DeliverResult{}, OutcomeError(attempt, out)
+}
+
+// heartbeat heartbeats the attempt's number every interval until the
+// returned stop is called; stop returns once the heartbeating goroutine has
+// ended, so nothing heartbeats after the activity returned.
+func (a *Activities) heartbeat(ctx context.Context, attempt int) (stop func()) {
+	every := heartbeatInterval(a.HeartbeatEvery, activity.GetInfo(ctx).HeartbeatTimeout)
+	if every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		ticker := time.NewTicker(every)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ticker.C:
+				// The SDK batches these and sends at most one per 80% of the
+				// heartbeat timeout, so ticking faster costs no RPCs.
+				activity.RecordHeartbeat(ctx, attempt)
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// heartbeatInterval is how often to heartbeat: configured if set, else a
+// quarter of the heartbeat timeout, so that a heartbeat reaches Temporal
+// well within it; zero (none) without either.
+func heartbeatInterval(configured, timeout time.Duration) time.Duration {
+	if configured > 0 {
+		return configured
+	}
+	return timeout / 4
 }
 
 // OutcomeError is the error DeliverCallback returns for an outcome that is

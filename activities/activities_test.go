@@ -6,13 +6,16 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/insuranceflow/insuranceflow/fsm"
 	"github.com/insuranceflow/insuranceflow/insurance"
@@ -276,11 +279,18 @@ func TestDeliverCallbackOutcomes(t *testing.T) {
 			if want, _ := input(0).Event.APIJSON(); e.Payload != want {
 				t.Errorf("payload = %s, want the event's API JSON", e.Payload)
 			}
+			// Attempts 1 and 2 have no row of their own: attempt 3 records
+			// them as lost.
 			attempts := f.attempts()
-			if len(attempts) != 1 {
-				t.Fatalf("attempts = %+v, want 1", attempts)
+			if len(attempts) != 3 {
+				t.Fatalf("attempts = %+v, want 3", attempts)
 			}
-			a := attempts[0]
+			for _, lost := range attempts[:2] {
+				if lost.Class != store.ClassLost || lost.Detail != store.LostAttemptDetail {
+					t.Errorf("attempt %d = %+v, want lost", lost.Attempt, lost)
+				}
+			}
+			a := attempts[2]
 			o := tt.outcome
 			if a.Attempt != 3 || a.Class != o.Class.String() || a.HTTPStatus != o.HTTPStatus || a.Code != o.Code || a.SubCode != o.SubCode ||
 				a.SubMsg != o.SubMsg || a.FailCode != o.FailCode || a.TOPRequestID != o.RequestID || a.Detail != o.Detail || a.Duration <= 0 {
@@ -446,5 +456,281 @@ func TestRecordCallbacks(t *testing.T) {
 	bad := RecordInput{Policy: park.Policy, Callback: &CallbackChange{Seq: 1, Callback: "lost"}}
 	if _, err := f.env.ExecuteLocalActivity(f.acts.RecordCallbacks, bad); err == nil || !strings.Contains(err.Error(), `"lost" is not one of`) {
 		t.Errorf("RecordCallbacks with an unknown callback state: %v, want the store's refusal", err)
+	}
+}
+
+// callTOP is a Caller whose answer is a function, so a test can act while
+// the call is in flight.
+type callTOP func(ctx context.Context, r insurance.Result) top.Outcome
+
+func (c callTOP) Callback(ctx context.Context, r insurance.Result) top.Outcome { return c(ctx, r) }
+
+// heartbeats records every heartbeat the activity makes, through the SDK's
+// own interceptor chain (the test environment's listener only sees those it
+// would send to a server, after throttling).
+type heartbeats struct {
+	interceptor.WorkerInterceptorBase
+	mu      sync.Mutex
+	details []any
+}
+
+func (h *heartbeats) InterceptActivity(_ context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
+	in := &heartbeatInbound{h: h}
+	in.Next = next
+	return in
+}
+
+func (h *heartbeats) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.details)
+}
+
+func (h *heartbeats) all() []any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.details)
+}
+
+type heartbeatInbound struct {
+	interceptor.ActivityInboundInterceptorBase
+	h *heartbeats
+}
+
+func (i *heartbeatInbound) Init(outbound interceptor.ActivityOutboundInterceptor) error {
+	out := &heartbeatOutbound{h: i.h}
+	out.Next = outbound
+	return i.Next.Init(out)
+}
+
+type heartbeatOutbound struct {
+	interceptor.ActivityOutboundInterceptorBase
+	h *heartbeats
+}
+
+func (o *heartbeatOutbound) RecordHeartbeat(ctx context.Context, details ...any) {
+	o.h.mu.Lock()
+	o.h.details = append(o.h.details, details...)
+	o.h.mu.Unlock()
+	o.Next.RecordHeartbeat(ctx, details...)
+}
+
+// withHeartbeats makes the fixture's activity heartbeat every 2 ms and
+// records its heartbeats.
+func (f *fixture) withHeartbeats(opts worker.Options) *heartbeats {
+	h := &heartbeats{}
+	opts.Interceptors = append(opts.Interceptors, h)
+	f.env.SetWorkerOptions(opts)
+	f.acts.HeartbeatEvery = 2 * time.Millisecond
+	return h
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestDeliverCallbackRecordsTheAttemptBeforeCalling checks that an attempt
+// has its row while TOP is being called, so that a worker killed during the
+// call leaves the attempt recorded as started, and that the next attempt
+// accounts for the numbers in between that have no row.
+func TestDeliverCallbackRecordsTheAttemptBeforeCalling(t *testing.T) {
+	f := newFixture(t)
+	killed := errors.New("worker killed mid-call")
+	var during []store.Attempt
+	var duringEvent store.Event
+	f.acts.TOP = callTOP(func(context.Context, insurance.Result) top.Outcome {
+		during, duringEvent = f.attempts(), f.events()[0]
+		// Nothing after the call runs, as when the worker process dies.
+		panic(killed)
+	})
+	if _, err := f.deliver(input(0)); err == nil || !strings.Contains(err.Error(), killed.Error()) {
+		t.Fatalf("DeliverCallback = %v, want the panic", err)
+	}
+	if len(during) != 1 || during[0].Attempt != 1 || during[0].Class != store.ClassStarted || during[0].StartedAt.IsZero() {
+		t.Fatalf("attempts during the call = %+v, want attempt 1 started", during)
+	}
+	if duringEvent.Attempts != 1 {
+		t.Errorf("event during the call = %+v, want attempt 1 counted", duringEvent)
+	}
+	startedAt := during[0].StartedAt
+
+	// Attempt 2 was started by Temporal but no worker ran it; attempt 3
+	// delivers.
+	f.acts.TOP = &fakeTOP{outcomes: []top.Outcome{{Class: top.ClassDelivered, RequestID: "top-ok", Duration: 80 * time.Millisecond}}}
+	in := input(0)
+	in.AttemptOffset = 2
+	res, err := f.deliver(in)
+	if err != nil || res.Attempt != 3 {
+		t.Fatalf("attempt 3 = %+v, %v; want delivered", res, err)
+	}
+	attempts := f.attempts()
+	if len(attempts) != 3 {
+		t.Fatalf("attempts = %+v, want 3 rows", attempts)
+	}
+	want := []struct {
+		class, detail, topRequestID string
+	}{
+		{store.ClassStarted, "", ""},
+		{store.ClassLost, store.LostAttemptDetail, ""},
+		{store.ClassDelivered, "", "top-ok"},
+	}
+	for i, w := range want {
+		a := attempts[i]
+		if a.Attempt != i+1 || a.Class != w.class || a.Detail != w.detail || a.TOPRequestID != w.topRequestID {
+			t.Errorf("attempt row %d = %+v, want class %s", i+1, a, w.class)
+		}
+	}
+	if !attempts[0].StartedAt.Equal(startedAt) || attempts[0].Duration != 0 {
+		t.Errorf("started row = %+v, want it untouched since the call began at %v", attempts[0], startedAt)
+	}
+	if attempts[2].Duration != 80*time.Millisecond || !attempts[2].StartedAt.After(startedAt) {
+		t.Errorf("delivered row = %+v, want the call's start and duration", attempts[2])
+	}
+	if e := f.events()[0]; e.Attempts != len(attempts) || e.Callback != "delivered" || e.LastClass != store.ClassDelivered {
+		t.Errorf("event = %+v, want delivered with its attempts count equal to its %d rows", e, len(attempts))
+	}
+}
+
+// TestDeliverCallbackOutcomeReplacesStartedRow checks that, once TOP
+// answers, the attempt's row holds the outcome and nothing of the started
+// marker is left, for every outcome class the TOP client has (which also
+// keeps the store's list of classes in step with top's).
+func TestDeliverCallbackOutcomeReplacesStartedRow(t *testing.T) {
+	for _, class := range top.Classes() {
+		t.Run(class.String(), func(t *testing.T) {
+			out := top.Outcome{Class: class, HTTPStatus: 200, Code: 15, SubCode: "isp.x", FailCode: "F", RequestID: "top-r", Duration: time.Second}
+			f := newFixture(t, out)
+			_, _ = f.deliver(input(0))
+			attempts := f.attempts()
+			if len(attempts) != 1 {
+				t.Fatalf("attempts = %+v, want 1", attempts)
+			}
+			a := attempts[0]
+			if a.Attempt != 1 || a.Class != class.String() || a.Duration != time.Second || a.HTTPStatus != 200 ||
+				a.Code != 15 || a.SubCode != "isp.x" || a.FailCode != "F" || a.TOPRequestID != "top-r" {
+				t.Errorf("attempt row = %+v, want the %s outcome", a, class)
+			}
+		})
+	}
+}
+
+// TestDeliverCallbackRecordsOutcomeOfCancelledAttempt: when Temporal
+// cancels an attempt during the call (its heartbeat found it timed out, or
+// the workflow went away), the call still happened and its outcome is still
+// recorded; the row must not stay "started", which means the worker died.
+func TestDeliverCallbackRecordsOutcomeOfCancelledAttempt(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.env.SetWorkerOptions(worker.Options{BackgroundActivityContext: ctx})
+	f.acts.TOP = callTOP(func(ctx context.Context, _ insurance.Result) top.Outcome {
+		cancel()
+		<-ctx.Done()
+		return top.Outcome{Class: top.ClassRetryable, Detail: "abandoned by caller: " + context.Cause(ctx).Error()}
+	})
+	_, err := f.deliver(input(0))
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != ErrorTypeRetryable {
+		t.Fatalf("error = %v, want the retryable outcome, not a store failure", err)
+	}
+	attempts := f.attempts()
+	if len(attempts) != 1 || attempts[0].Class != "retryable" || attempts[0].Detail != "abandoned by caller: context canceled" {
+		t.Fatalf("attempts = %+v, want attempt 1 recorded as retryable", attempts)
+	}
+	if e := f.events()[0]; e.Callback != "retrying" || e.LastClass != "retryable" {
+		t.Errorf("event = %+v, want retrying after the abandoned call", e)
+	}
+}
+
+// TestDeliverCallbackHeartbeatsDuringTheCall checks that the activity
+// heartbeats its attempt number while TOP has not answered, so that Temporal
+// notices a dead worker within the heartbeat timeout, and that heartbeating
+// stops when the activity returns, whether the call returned or panicked.
+func TestDeliverCallbackHeartbeatsDuringTheCall(t *testing.T) {
+	t.Run("while the call is in flight", func(t *testing.T) {
+		f := newFixture(t)
+		hb := f.withHeartbeats(worker.Options{})
+		var before int
+		f.acts.TOP = callTOP(func(context.Context, insurance.Result) top.Outcome {
+			before = hb.count()
+			waitFor(t, "three heartbeats during the call", func() bool { return hb.count() >= before+3 })
+			return top.Outcome{Class: top.ClassDelivered}
+		})
+		res, err := f.deliver(input(2))
+		if err != nil || res.Attempt != 3 {
+			t.Fatalf("DeliverCallback = %+v, %v", res, err)
+		}
+		if before > 1 {
+			t.Errorf("%d heartbeats before the call, want at most the ticker's first", before)
+		}
+		after := hb.count()
+		time.Sleep(20 * f.acts.HeartbeatEvery)
+		if n := hb.count(); n != after {
+			t.Errorf("%d heartbeats after the activity returned, want none", n-after)
+		}
+		for _, d := range hb.all() {
+			if d != 3 {
+				t.Fatalf("heartbeat details %v, want the attempt number 3", hb.all())
+			}
+		}
+	})
+	t.Run("stops when the call panics", func(t *testing.T) {
+		f := newFixture(t)
+		hb := f.withHeartbeats(worker.Options{})
+		f.acts.TOP = callTOP(func(context.Context, insurance.Result) top.Outcome {
+			waitFor(t, "a heartbeat during the call", func() bool { return hb.count() >= 1 })
+			panic("worker gone")
+		})
+		if _, err := f.deliver(input(0)); err == nil {
+			t.Fatal("DeliverCallback succeeded, want the panic")
+		}
+		after := hb.count()
+		time.Sleep(20 * f.acts.HeartbeatEvery)
+		if n := hb.count(); n != after {
+			t.Errorf("%d heartbeats after the activity panicked, want none", n-after)
+		}
+	})
+	t.Run("none without a heartbeat timeout", func(t *testing.T) {
+		f := newFixture(t)
+		hb := f.withHeartbeats(worker.Options{})
+		f.acts.HeartbeatEvery = 0 // the test environment schedules without a heartbeat timeout
+		f.acts.TOP = callTOP(func(context.Context, insurance.Result) top.Outcome {
+			time.Sleep(20 * time.Millisecond)
+			return top.Outcome{Class: top.ClassDelivered}
+		})
+		if _, err := f.deliver(input(0)); err != nil {
+			t.Fatal(err)
+		}
+		if n := hb.count(); n != 0 {
+			t.Errorf("%d heartbeats, want none", n)
+		}
+	})
+}
+
+func TestHeartbeatInterval(t *testing.T) {
+	tests := []struct {
+		name                string
+		configured, timeout time.Duration
+		want                time.Duration
+	}{
+		{"a quarter of the heartbeat timeout", 0, 10 * time.Second, 2500 * time.Millisecond},
+		{"configured wins", time.Second, 10 * time.Second, time.Second},
+		{"configured without a timeout", time.Second, 0, time.Second},
+		{"neither: no heartbeats", 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := heartbeatInterval(tt.configured, tt.timeout); got != tt.want {
+				t.Errorf("heartbeatInterval(%v, %v) = %v, want %v", tt.configured, tt.timeout, got, tt.want)
+			}
+		})
 	}
 }

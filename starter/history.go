@@ -151,8 +151,15 @@ func (v historyView) write(w io.Writer) error {
 	for _, e := range v.Events {
 		for _, at := range e.Attempts {
 			n++
-			t.row(strconv.FormatInt(e.Seq, 10), strconv.Itoa(at.Attempt), apiTime(at.StartedAt),
-				formatDuration(at.Duration), at.Class, formatInt(at.HTTPStatus), codes(at.Code, at.SubCode),
+			started, duration := apiTime(at.StartedAt), formatDuration(at.Duration)
+			switch at.Class {
+			case store.ClassStarted:
+				duration = "" // still in flight, or its worker died during it
+			case store.ClassLost:
+				started, duration = "", "" // its start is unknown: the stored time is when a later attempt found it lost
+			}
+			t.row(strconv.FormatInt(e.Seq, 10), strconv.Itoa(at.Attempt), started,
+				duration, at.Class, formatInt(at.HTTPStatus), codes(at.Code, at.SubCode),
 				at.FailCode, at.TOPRequestID)
 		}
 	}

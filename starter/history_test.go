@@ -48,7 +48,7 @@ func seedStore(t *testing.T) string {
 		t.Fatalf("record events: %v", err)
 	}
 	for _, a := range []store.Attempt{
-		{Seq: 1, Attempt: 1, StartedAt: accepted.Add(2 * time.Minute), Duration: 5 * time.Second, Class: "transient",
+		{Seq: 1, Attempt: 1, StartedAt: accepted.Add(2 * time.Minute), Duration: 5 * time.Second, Class: "retryable",
 			HTTPStatus: 503, Detail: "upstream said no to " + managerName},
 		{Seq: 1, Attempt: 2, StartedAt: accepted.Add(3 * time.Minute), Duration: 120 * time.Millisecond, Class: store.ClassDelivered,
 			HTTPStatus: 200, TOPRequestID: "top-req-2"},
@@ -60,6 +60,11 @@ func seedStore(t *testing.T) string {
 		if err := st.RecordAttempt(ctx, a); err != nil {
 			t.Fatalf("record attempt: %v", err)
 		}
+	}
+	// Seq 2's attempt 3 is running (or its worker died); attempt 2 left no
+	// row, so attempt 3 recorded it as lost.
+	if err := st.StartAttempt(ctx, "H1", 2, 3, accepted.Add(5*time.Minute)); err != nil {
+		t.Fatalf("start attempt: %v", err)
 	}
 	return url
 }
@@ -113,9 +118,11 @@ func TestHistoryReadsTheStoreWithoutTemporal(t *testing.T) {
 		}
 	}
 	wantAttempts := []string{
-		"1 1 2025-04-08 09:57:01 5s transient 503 - - -",
+		"1 1 2025-04-08 09:57:01 5s retryable 503 - - -",
 		"1 2 2025-04-08 09:58:01 120ms delivered 200 - - top-req-2",
 		"2 1 2025-04-08 09:59:01 80ms permanent 200 15/isv.invalid-parameter BIZ_PARKED top-req-3",
+		"2 2 - - lost - - - -",
+		"2 3 2025-04-08 10:00:01 - started - - - -",
 	}
 	var gotAttempts []string
 	for _, line := range strings.Split(strings.TrimSpace(attempts), "\n")[1:] {
@@ -145,13 +152,17 @@ func TestHistoryJSON(t *testing.T) {
 		t.Fatalf("history=%+v", got)
 	}
 	e2 := got.Events[1]
-	if e2.Stage != "underwrite" || e2.Callback != "retrying" || len(e2.Attempts) != 1 {
+	if e2.Stage != "underwrite" || e2.Callback != "retrying" || len(e2.Attempts) != 3 {
 		t.Fatalf("event 2=%+v", e2)
 	}
 	a := e2.Attempts[0]
 	if a.Attempt != 1 || a.Class != "permanent" || a.Code != 15 || a.SubCode != "isv.invalid-parameter" ||
 		a.SubMsg != "非法参数" || a.FailCode != "BIZ_PARKED" || a.TOPRequestID != "top-req-3" || a.DurationMS != 80 {
 		t.Fatalf("attempt=%+v", a)
+	}
+	if lost, started := e2.Attempts[1], e2.Attempts[2]; lost.Attempt != 2 || lost.Class != "lost" ||
+		started.Attempt != 3 || started.Class != "started" || started.DurationMS != 0 {
+		t.Fatalf("attempts 2 and 3=%+v, %+v, want lost and started", lost, started)
 	}
 	if d := got.Events[0].DeliveredAt; d == nil || !d.Equal(time.Date(2025, 4, 8, 1, 58, 1, 120_000_000, time.UTC)) {
 		t.Fatalf("delivered_at=%v", d)

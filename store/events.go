@@ -11,15 +11,16 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// Attempt is one try at delivering an event's callback to TOP, as classified
-// by the TOP client.
+// Attempt is one try at delivering an event's callback to TOP: while it
+// runs, or if it never got further, a ClassStarted or ClassLost row; once
+// TOP answered (or the call failed), the TOP client's classification.
 type Attempt struct {
 	BizID        string
 	Seq          int64
 	Attempt      int // 1 for the first try
 	StartedAt    time.Time
-	Duration     time.Duration // stored with microsecond precision
-	Class        string        // the TOP client's classification; ClassDelivered on success
+	Duration     time.Duration // stored with microsecond precision; 0 while started, and for a lost attempt
+	Class        string        // one of the outcome classes (ClassDelivered on success), ClassStarted or ClassLost
 	HTTPStatus   int
 	Code         int
 	SubCode      string
@@ -30,6 +31,29 @@ type Attempt struct {
 	TOPRequestID string
 	Detail       string
 }
+
+// The attempt classes the store writes itself, besides the outcome classes
+// RecordAttempt takes.
+const (
+	// ClassStarted is an attempt StartAttempt recorded whose outcome never
+	// followed: its call is in flight, or the worker running it died during
+	// it (or its outcome could not be written).
+	ClassStarted = "started"
+	// ClassLost is an attempt number Temporal used that had no row when a
+	// later attempt started: its worker died before recording it, or no
+	// worker ever ran it. Its StartedAt is when the later attempt started,
+	// since its own start is unknown.
+	ClassLost = "lost"
+)
+
+// LostAttemptDetail is the Detail of a ClassLost row.
+const LostAttemptDetail = "no outcome recorded: the worker running it stopped or never ran it"
+
+// outcomeClasses are the TOP client's classifications (top.Class names),
+// the classes RecordAttempt accepts; the store checks them so a typo cannot
+// reach the audit trail. A new top.Class must be added here too (the
+// activities tests record every one).
+var outcomeClasses = []string{ClassDelivered, "rejected", "retryable", "rate_limited", "permanent"}
 
 const eventColumns = `biz_id, seq, request_id, stage, status, time_of_occurrence, payload, accepted_at,
 	state_after, endorsements_after, callback, attempts, last_class, last_error, delivered_at`
@@ -117,9 +141,32 @@ func (r attemptRow) attempt() Attempt {
 	}
 }
 
+// insertAttempt records an attempt's outcome. The outcome replaces a started
+// or lost row of the same attempt (its call ended after all, on a worker
+// that was slow rather than dead) but never another outcome: the first
+// outcome recorded is the one kept, so a retried write changes nothing and a
+// delivery, once recorded, stays recorded.
 const insertAttempt = `INSERT INTO attempts (` + attemptColumns + `)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (biz_id, seq, attempt) DO UPDATE SET
+	started_at = excluded.started_at, duration_us = excluded.duration_us, class = excluded.class,
+	http_status = excluded.http_status, code = excluded.code, sub_code = excluded.sub_code,
+	msg = excluded.msg, sub_msg = excluded.sub_msg, fail_code = excluded.fail_code,
+	fail_message = excluded.fail_message, top_request_id = excluded.top_request_id, detail = excluded.detail
+WHERE attempts.class IN ('` + ClassStarted + `', '` + ClassLost + `')`
+
+// insertAttemptMarker records a started or lost row unless the attempt has a
+// row already: a marker never replaces anything, least of all an outcome.
+const insertAttemptMarker = `INSERT INTO attempts (biz_id, seq, attempt, started_at, duration_us, class, detail)
+VALUES (?, ?, ?, ?, 0, ?, ?)
 ON CONFLICT (biz_id, seq, attempt) DO NOTHING`
+
+// A started or lost attempt only counts: the event's last class and error
+// stay those of the latest outcome, and its callback state is the workflow's
+// to move.
+const updateEventAttemptCount = `UPDATE events SET
+	attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END
+WHERE biz_id = ? AND seq = ?`
 
 // Attempts can be recorded out of order (a slow activity retried after a
 // later attempt finished), so the event's summary only takes an attempt's
@@ -145,15 +192,85 @@ const updateEventDelivered = `UPDATE events SET
 	delivered_at = COALESCE(delivered_at, ?)
 WHERE biz_id = ? AND seq = ?`
 
-// RecordAttempt records one callback attempt and updates its event's summary
-// (attempts, last class and error, callback state), in one transaction. When
-// Class is ClassDelivered the event becomes delivered, with DeliveredAt =
-// StartedAt + Duration. Recording an attempt that is already recorded changes
-// nothing, so a retried activity is harmless. The event must have been
-// recorded; otherwise the error wraps ErrNotFound.
+// StartAttempt records that attempt number attempt of an event's callback
+// starts now (at startedAt), before anything is sent: a ClassStarted row,
+// which the attempt's outcome (RecordAttempt) replaces. Every lower attempt
+// number with no row gets a ClassLost row, since an attempt that reaches
+// here has outlived them: Temporal only starts attempt n after attempt n-1
+// failed or timed out. The event's attempts count moves up to attempt.
+//
+// Nothing that is recorded is replaced, so repeating the call, or racing a
+// worker that records one of these attempts, changes nothing; and a lost row
+// still takes the attempt's outcome if it arrives after all. The event must
+// have been recorded; otherwise the error wraps ErrNotFound.
+func (s *Store) StartAttempt(ctx context.Context, bizID string, seq int64, attempt int, startedAt time.Time) error {
+	a := Attempt{BizID: bizID, Seq: seq, Attempt: attempt, StartedAt: startedAt, Class: ClassStarted}
+	if err := validateAttempt(a); err != nil {
+		return fmt.Errorf("start attempt %d of biz_id %q seq %d: %w", attempt, bizID, seq, err)
+	}
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := eventExists(ctx, tx, bizID, seq); err != nil {
+			return err
+		}
+		var recorded []int
+		if err := tx.SelectContext(ctx, &recorded, tx.Rebind(
+			`SELECT attempt FROM attempts WHERE biz_id = ? AND seq = ? AND attempt < ? ORDER BY attempt`),
+			bizID, seq, attempt); err != nil {
+			return fmt.Errorf("read recorded attempts: %w", err)
+		}
+		// Rows are written in attempt order, as RecordAttempt's single row
+		// is, so that concurrent writers on PostgreSQL take the rows' locks
+		// in one order and cannot deadlock.
+		inserted := false
+		for n := 1; n <= attempt; n++ {
+			class, detail := ClassLost, LostAttemptDetail
+			if n == attempt {
+				class, detail = ClassStarted, ""
+			} else if _, found := slices.BinarySearch(recorded, n); found {
+				continue
+			}
+			res, err := tx.ExecContext(ctx, tx.Rebind(insertAttemptMarker),
+				bizID, seq, n, micros(startedAt), class, detail)
+			if err != nil {
+				return fmt.Errorf("insert %s attempt %d: %w", class, n, err)
+			}
+			affected, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("insert %s attempt %d: %w", class, n, err)
+			}
+			inserted = inserted || affected > 0
+		}
+		if !inserted {
+			return nil // all recorded before, and the event counted them then
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(updateEventAttemptCount), attempt, attempt, bizID, seq); err != nil {
+			return fmt.Errorf("update event: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("start attempt %d of biz_id %q seq %d: %w", attempt, bizID, seq, err)
+	}
+	return nil
+}
+
+// RecordAttempt records one callback attempt's outcome and updates its
+// event's summary (attempts, last class and error, callback state), in one
+// transaction. Class must be one of the TOP client's classes (a top.Class
+// name). When Class is ClassDelivered the event becomes delivered, with
+// DeliveredAt = StartedAt + Duration.
+//
+// The outcome replaces the attempt's started or lost row, if it has one.
+// Recording an attempt that already has an outcome changes nothing, so a
+// retried activity is harmless. The event must have been recorded; otherwise
+// the error wraps ErrNotFound.
 func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 	if err := validateAttempt(a); err != nil {
 		return fmt.Errorf("record attempt %d of biz_id %q seq %d: %w", a.Attempt, a.BizID, a.Seq, err)
+	}
+	if !slices.Contains(outcomeClasses, a.Class) {
+		return fmt.Errorf("record attempt %d of biz_id %q seq %d: %w", a.Attempt, a.BizID, a.Seq,
+			&InvalidError{Field: "attempt class", Problem: unknownValue(a.Class, outcomeClasses)})
 	}
 	a = cleanAttempt(a)
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -173,7 +290,7 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("insert attempt: %w", err)
 		} else if n == 0 {
-			return nil // already recorded, and the event updated with it then
+			return nil // its outcome is already recorded, and the event updated with it then
 		}
 		lastError := attemptError(a)
 		args := []any{a.Attempt, a.Attempt, a.Attempt, a.Class, a.Attempt, lastError}

@@ -72,6 +72,11 @@ func runSuite(t *testing.T, b backend) {
 	t.Run("RecordAttemptOutOfOrder", func(t *testing.T) { testRecordAttemptOutOfOrder(t, b) })
 	t.Run("RecordAttemptDelivered", func(t *testing.T) { testRecordAttemptDelivered(t, b) })
 	t.Run("RecordAttemptUnknownEvent", func(t *testing.T) { testRecordAttemptUnknownEvent(t, b) })
+	t.Run("RecordAttemptClasses", func(t *testing.T) { testRecordAttemptClasses(t, b) })
+	t.Run("StartAttemptThenOutcome", func(t *testing.T) { testStartAttemptThenOutcome(t, b) })
+	t.Run("StartAttemptRecordsLostAttempts", func(t *testing.T) { testStartAttemptRecordsLost(t, b) })
+	t.Run("StartAttemptNeverReplacesAnOutcome", func(t *testing.T) { testStartAttemptKeepsOutcomes(t, b) })
+	t.Run("StartAttemptRejectsBadInput", func(t *testing.T) { testStartAttemptInvalid(t, b) })
 	t.Run("SetCallback", func(t *testing.T) { testSetCallback(t, b) })
 	t.Run("PolicyNotFound", func(t *testing.T) { testPolicyNotFound(t, b) })
 	t.Run("ListPolicies", func(t *testing.T) { testListPolicies(t, b) })
@@ -79,6 +84,7 @@ func runSuite(t *testing.T, b backend) {
 	t.Run("ConcurrentRecordAttempt", func(t *testing.T) { testConcurrentRecordAttempt(t, b) })
 	t.Run("ConcurrentRecordEvents", func(t *testing.T) { testConcurrentRecordEvents(t, b) })
 	t.Run("TwoWorkersRecordEachAttemptOnce", func(t *testing.T) { testTwoWorkers(t, b) })
+	t.Run("TwoWorkersStartAndFinishAttempts", func(t *testing.T) { testTwoWorkersStartAndFinish(t, b) })
 	t.Run("TwoWorkersSetCallbackWhileRecording", func(t *testing.T) { testSetCallbackRacesRecordEvents(t, b) })
 }
 
@@ -401,7 +407,7 @@ func testRecordAttemptIdempotent(t *testing.T, b backend) {
 	s := newStore(t, b)
 	ctx := context.Background()
 	mustRecord(t, s, policy("B1"), event("B1", 1, 1, "pre_insured"))
-	a := attempt("B1", 1, 1, "transient")
+	a := attempt("B1", 1, 1, "retryable")
 	for i := range 2 {
 		if err := s.RecordAttempt(ctx, a); err != nil {
 			t.Fatalf("RecordAttempt call %d: %v", i+1, err)
@@ -417,15 +423,15 @@ func testRecordAttemptIdempotent(t *testing.T, b backend) {
 		t.Fatalf("attempt=%+v, want %+v", as[0], want)
 	}
 	ev := mustEvents(t, s, "B1")[0]
-	if ev.Attempts != 1 || ev.LastClass != "transient" || ev.LastError != "busy 1" || ev.Callback != "retrying" || ev.DeliveredAt != nil {
-		t.Fatalf("event=%+v, want attempts 1, class transient, error %q, callback retrying, not delivered", ev, "busy 1")
+	if ev.Attempts != 1 || ev.LastClass != "retryable" || ev.LastError != "busy 1" || ev.Callback != "retrying" || ev.DeliveredAt != nil {
+		t.Fatalf("event=%+v, want attempts 1, class retryable, error %q, callback retrying, not delivered", ev, "busy 1")
 	}
-	if err := s.RecordAttempt(ctx, attempt("B1", 1, 2, "throttled")); err != nil {
+	if err := s.RecordAttempt(ctx, attempt("B1", 1, 2, "rate_limited")); err != nil {
 		t.Fatalf("RecordAttempt 2: %v", err)
 	}
 	ev = mustEvents(t, s, "B1")[0]
-	if ev.Attempts != 2 || ev.LastClass != "throttled" || ev.LastError != "busy 2" {
-		t.Fatalf("event=%+v, want attempts 2, class throttled, error %q", ev, "busy 2")
+	if ev.Attempts != 2 || ev.LastClass != "rate_limited" || ev.LastError != "busy 2" {
+		t.Fatalf("event=%+v, want attempts 2, class rate_limited, error %q", ev, "busy 2")
 	}
 	if as := mustAttempts(t, s, "B1"); len(as) != 2 || as[0].Attempt != 1 || as[1].Attempt != 2 {
 		t.Fatalf("attempts=%+v, want attempts 1 and 2 in order", as)
@@ -436,14 +442,14 @@ func testRecordAttemptOutOfOrder(t *testing.T, b backend) {
 	s := newStore(t, b)
 	ctx := context.Background()
 	mustRecord(t, s, policy("B1"), event("B1", 1, 1, "pre_insured"))
-	if err := s.RecordAttempt(ctx, attempt("B1", 1, 3, "throttled")); err != nil {
+	if err := s.RecordAttempt(ctx, attempt("B1", 1, 3, "rate_limited")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordAttempt(ctx, attempt("B1", 1, 2, "transient")); err != nil {
+	if err := s.RecordAttempt(ctx, attempt("B1", 1, 2, "retryable")); err != nil {
 		t.Fatal(err)
 	}
 	ev := mustEvents(t, s, "B1")[0]
-	if ev.Attempts != 3 || ev.LastClass != "throttled" || ev.LastError != "busy 3" {
+	if ev.Attempts != 3 || ev.LastClass != "rate_limited" || ev.LastError != "busy 3" {
 		t.Fatalf("event=%+v, want attempts 3 and attempt 3's class and error", ev)
 	}
 	// A late failure must not undo the workflow's decision to park.
@@ -462,7 +468,7 @@ func testRecordAttemptDelivered(t *testing.T, b backend) {
 	s := newStore(t, b)
 	ctx := context.Background()
 	mustRecord(t, s, policy("B1"), event("B1", 1, 1, "pre_insured"), event("B1", 2, 2, "underwritten"))
-	if err := s.RecordAttempt(ctx, attempt("B1", 1, 1, "transient")); err != nil {
+	if err := s.RecordAttempt(ctx, attempt("B1", 1, 1, "retryable")); err != nil {
 		t.Fatal(err)
 	}
 	ok := attempt("B1", 1, 2, ClassDelivered)
@@ -485,7 +491,7 @@ func testRecordAttemptDelivered(t *testing.T, b backend) {
 		t.Fatalf("seq 2=%+v, want untouched (queued, not delivered)", evs[1])
 	}
 	// Delivery is final: neither a stale failure nor SetCallback undoes it.
-	if err := s.RecordAttempt(ctx, attempt("B1", 1, 3, "transient")); err != nil {
+	if err := s.RecordAttempt(ctx, attempt("B1", 1, 3, "retryable")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetCallback(ctx, "B1", 1, "parked", ""); err != nil {
@@ -501,7 +507,7 @@ func testRecordAttemptUnknownEvent(t *testing.T, b backend) {
 	s := newStore(t, b)
 	ctx := context.Background()
 	mustRecord(t, s, policy("B1"), event("B1", 1, 1, "pre_insured"))
-	for _, a := range []Attempt{attempt("B1", 7, 1, "transient"), attempt("B404", 1, 1, "transient")} {
+	for _, a := range []Attempt{attempt("B1", 7, 1, "retryable"), attempt("B404", 1, 1, "retryable")} {
 		err := s.RecordAttempt(ctx, a)
 		if !errors.Is(err, ErrNotFound) {
 			t.Fatalf("RecordAttempt(%s seq %d) err=%v, want ErrNotFound", a.BizID, a.Seq, err)
@@ -514,7 +520,7 @@ func testRecordAttemptUnknownEvent(t *testing.T, b backend) {
 		t.Fatalf("attempts=%+v, want none", as)
 	}
 	t.Run("Invalid", func(t *testing.T) {
-		bad := attempt("B1", 1, 0, "transient")
+		bad := attempt("B1", 1, 0, "retryable")
 		var invalid *InvalidError
 		if err := s.RecordAttempt(ctx, bad); !errors.As(err, &invalid) || invalid.Field != "attempt number" {
 			t.Fatalf("err=%v, want *InvalidError on attempt number", err)
@@ -524,6 +530,209 @@ func testRecordAttemptUnknownEvent(t *testing.T, b backend) {
 			t.Fatalf("err=%v, want *InvalidError on attempt class", err)
 		}
 	})
+}
+
+func testRecordAttemptClasses(t *testing.T, b backend) {
+	s := newStore(t, b)
+	ctx := context.Background()
+	mustRecord(t, s, policy("B1"), event("B1", 1, 1, "pre_insured"))
+	for n, class := range []string{ClassDelivered, "rejected", "retryable", "rate_limited", "permanent"} {
+		if err := s.RecordAttempt(ctx, attempt("B1", 1, n+1, class)); err != nil {
+			t.Fatalf("RecordAttempt(%s): %v", class, err)
+		}
+	}
+	// The markers are StartAttempt's to write; a typo is nobody's.
+	for _, class := range []string{ClassStarted, ClassLost, "transient", "Delivered"} {
+		t.Run(class, func(t *testing.T) {
+			err := s.RecordAttempt(ctx, attempt("B1", 1, 9, class))
+			var invalid *InvalidError
+			if !errors.As(err, &invalid) || invalid.Field != "attempt class" ||
+				!strings.Contains(invalid.Problem, fmt.Sprintf("%q is not one of delivered, rejected", class)) {
+				t.Fatalf("err=%v, want *InvalidError on attempt class listing the outcome classes", err)
+			}
+		})
+	}
+	if as := mustAttempts(t, s, "B1"); len(as) != 5 {
+		t.Fatalf("attempts=%d, want the 5 outcomes only", len(as))
+	}
+}
+
+// startedRow is the row StartAttempt writes for attempt n of attempt().
+func startedRow(bizID string, seq int64, n int) Attempt {
+	return Attempt{BizID: bizID, Seq: seq, Attempt: n, StartedAt: attempt(bizID, seq, n, "").StartedAt, Class: ClassStarted}
+}
+
+func lostRow(bizID string, seq int64, n int, noticedAt time.Time) Attempt {
+	return Attempt{BizID: bizID, Seq: seq, Attempt: n, StartedAt: noticedAt, Class: ClassLost, Detail: LostAttemptDetail}
+}
+
+func mustStart(t *testing.T, s *Store, bizID string, seq int64, n int) {
+	t.Helper()
+	if err := s.StartAttempt(context.Background(), bizID, seq, n, startedRow(bizID, seq, n).StartedAt); err != nil {
+		t.Fatalf("StartAttempt(%s seq %d attempt %d): %v", bizID, seq, n, err)
+	}
+}
+
+func mustRecordAttempt(t *testing.T, s *Store, a Attempt) {
+	t.Helper()
+	if err := s.RecordAttempt(context.Background(), a); err != nil {
+		t.Fatalf("RecordAttempt(%s seq %d attempt %d %s): %v", a.BizID, a.Seq, a.Attempt, a.Class, err)
+	}
+}
+
+func wantAttempts(t *testing.T, s *Store, bizID string, want ...Attempt) {
+	t.Helper()
+	for i := range want {
+		want[i].StartedAt = want[i].StartedAt.Truncate(time.Microsecond)
+	}
+	if got := mustAttempts(t, s, bizID); !slices.Equal(got, want) {
+		t.Fatalf("attempts of %s:\n got %+v\nwant %+v", bizID, got, want)
+	}
+}
+
+func testStartAttemptThenOutcome(t *testing.T, b backend) {
+	s := newStore(t, b)
+	mustRecord(t, s, policy("B1"), event("B1", 1, 1, "pre_insured"), event("B1", 2, 2, "underwritten"))
+	for range 2 { // a retried write records once
+		mustStart(t, s, "B1", 1, 1)
+	}
+	wantAttempts(t, s, "B1", startedRow("B1", 1, 1))
+	ev := mustEvents(t, s, "B1")[0]
+	if ev.Attempts != 1 || ev.LastClass != "" || ev.LastError != "" || ev.Callback != "queued" || ev.DeliveredAt != nil {
+		t.Fatalf("event=%+v, want 1 attempt counted, no class or error, callback untouched", ev)
+	}
+
+	failed := attempt("B1", 1, 1, "retryable")
+	for range 2 {
+		mustRecordAttempt(t, s, failed)
+	}
+	wantAttempts(t, s, "B1", failed)
+	if ev := mustEvents(t, s, "B1")[0]; ev.Attempts != 1 || ev.LastClass != "retryable" || ev.LastError != "busy 1" || ev.Callback != "retrying" {
+		t.Fatalf("event=%+v, want attempt 1's outcome, retrying", ev)
+	}
+
+	mustStart(t, s, "B1", 1, 2)
+	if ev := mustEvents(t, s, "B1")[0]; ev.Attempts != 2 || ev.LastClass != "retryable" || ev.LastError != "busy 1" || ev.Callback != "retrying" {
+		t.Fatalf("event=%+v, want 2 attempts, still attempt 1's class and error", ev)
+	}
+	ok := attempt("B1", 1, 2, ClassDelivered)
+	mustRecordAttempt(t, s, ok)
+	wantAttempts(t, s, "B1", failed, ok)
+	ev = mustEvents(t, s, "B1")[0]
+	wantAt := ok.StartedAt.Add(ok.Duration).Truncate(time.Microsecond)
+	if ev.Attempts != 2 || ev.LastClass != ClassDelivered || ev.LastError != "" || ev.Callback != "delivered" ||
+		ev.DeliveredAt == nil || !ev.DeliveredAt.Equal(wantAt) {
+		t.Fatalf("event=%+v, want delivered by attempt 2 at %v", ev, wantAt)
+	}
+	if ev := mustEvents(t, s, "B1")[1]; ev.Attempts != 0 || ev.Callback != "queued" {
+		t.Fatalf("seq 2=%+v, want untouched", ev)
+	}
+}
+
+func testStartAttemptRecordsLost(t *testing.T, b backend) {
+	s := newStore(t, b)
+	mustRecord(t, s, policy("B1"), event("B1", 1, 1, "pre_insured"))
+	first := attempt("B1", 1, 1, "retryable")
+	mustStart(t, s, "B1", 1, 1)
+	mustRecordAttempt(t, s, first)
+	// Attempt 2's worker was killed before it recorded anything, and no
+	// worker ran attempt 3: attempt 4 finds them without a row.
+	mustStart(t, s, "B1", 1, 4)
+	at4 := startedRow("B1", 1, 4).StartedAt
+	wantAttempts(t, s, "B1", first, lostRow("B1", 1, 2, at4), lostRow("B1", 1, 3, at4), startedRow("B1", 1, 4))
+	ev := mustEvents(t, s, "B1")[0]
+	if ev.Attempts != 4 || ev.LastClass != "retryable" || ev.LastError != "busy 1" || ev.Callback != "retrying" {
+		t.Fatalf("event=%+v, want 4 attempts counted, attempt 1's outcome kept", ev)
+	}
+
+	// Attempt 3's worker was only slow: its outcome replaces the lost row,
+	// but the event keeps counting from attempt 4.
+	late := attempt("B1", 1, 3, "rate_limited")
+	mustRecordAttempt(t, s, late)
+	wantAttempts(t, s, "B1", first, lostRow("B1", 1, 2, at4), late, startedRow("B1", 1, 4))
+	if ev := mustEvents(t, s, "B1")[0]; ev.Attempts != 4 || ev.LastClass != "retryable" {
+		t.Fatalf("event=%+v, want 4 attempts and attempt 1's class: attempt 3 is older than the started attempt 4", ev)
+	}
+
+	// Starting attempt 4 again, or an earlier one, writes nothing.
+	mustStart(t, s, "B1", 1, 4)
+	mustStart(t, s, "B1", 1, 2)
+	ok := attempt("B1", 1, 4, ClassDelivered)
+	mustRecordAttempt(t, s, ok)
+	wantAttempts(t, s, "B1", first, lostRow("B1", 1, 2, at4), late, ok)
+	if ev := mustEvents(t, s, "B1")[0]; ev.Attempts != 4 || ev.LastClass != ClassDelivered || ev.Callback != "delivered" {
+		t.Fatalf("event=%+v, want delivered by attempt 4", ev)
+	}
+}
+
+func testStartAttemptKeepsOutcomes(t *testing.T, b backend) {
+	s := newStore(t, b)
+	ctx := context.Background()
+	mustRecord(t, s, policy("B1"), event("B1", 1, 1, "pre_insured"))
+	ok := attempt("B1", 1, 2, ClassDelivered)
+	mustStart(t, s, "B1", 1, 2)
+	mustRecordAttempt(t, s, ok)
+	wantAt := ok.StartedAt.Add(ok.Duration).Truncate(time.Microsecond)
+
+	// A later start of the same attempt (a retried write) and a start of a
+	// higher one (which finds attempt 2 recorded, not lost) leave the
+	// delivery as it is; so does a second, different outcome.
+	mustStart(t, s, "B1", 1, 2)
+	mustStart(t, s, "B1", 1, 3)
+	other := attempt("B1", 1, 2, "retryable")
+	mustRecordAttempt(t, s, other)
+	at1 := startedRow("B1", 1, 2).StartedAt
+	wantAttempts(t, s, "B1", lostRow("B1", 1, 1, at1), ok, startedRow("B1", 1, 3))
+	ev := mustEvents(t, s, "B1")[0]
+	if ev.Callback != "delivered" || ev.DeliveredAt == nil || !ev.DeliveredAt.Equal(wantAt) || ev.Attempts != 3 || ev.LastClass != ClassDelivered {
+		t.Fatalf("event=%+v, want still delivered at %v by attempt 2, 3 attempts counted", ev, wantAt)
+	}
+	// And the started attempt 3 ends too: the event stays delivered.
+	if err := s.RecordAttempt(ctx, attempt("B1", 1, 3, "retryable")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := mustEvents(t, s, "B1")[0]; ev.Callback != "delivered" || !ev.DeliveredAt.Equal(wantAt) {
+		t.Fatalf("event=%+v, want still delivered", ev)
+	}
+}
+
+func testStartAttemptInvalid(t *testing.T, b backend) {
+	s := newStore(t, b)
+	ctx := context.Background()
+	mustRecord(t, s, policy("B1"), event("B1", 1, 1, "pre_insured"))
+	for _, tt := range []struct {
+		name    string
+		bizID   string
+		seq     int64
+		attempt int
+		at      time.Time
+		field   string
+	}{
+		{"attempt zero", "B1", 1, 0, clock, "attempt number"},
+		{"attempt beyond 32 bits", "B1", 1, math.MaxInt32 + 1, clock, "attempt number"},
+		{"zero start", "B1", 1, 1, time.Time{}, "attempt started_at"},
+		{"empty biz_id", "", 1, 1, clock, "attempt biz_id"},
+		{"seq zero", "B1", 0, 1, clock, "attempt seq"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var invalid *InvalidError
+			if err := s.StartAttempt(ctx, tt.bizID, tt.seq, tt.attempt, tt.at); !errors.As(err, &invalid) || invalid.Field != tt.field {
+				t.Fatalf("err=%v, want *InvalidError on %s", err, tt.field)
+			}
+		})
+	}
+	for _, target := range []struct {
+		bizID string
+		seq   int64
+	}{{"B1", 7}, {"B404", 1}} {
+		err := s.StartAttempt(ctx, target.bizID, target.seq, 3, clock)
+		if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), fmt.Sprintf("biz_id %q seq %d", target.bizID, target.seq)) {
+			t.Fatalf("StartAttempt(%s seq %d) err=%v, want ErrNotFound naming both", target.bizID, target.seq, err)
+		}
+	}
+	if as := mustAttempts(t, s, "B1"); len(as) != 0 {
+		t.Fatalf("attempts=%+v after refused calls, want none", as)
+	}
 }
 
 func testSetCallback(t *testing.T, b backend) {
@@ -700,7 +909,7 @@ func testConcurrentRecordAttempt(t *testing.T, b backend) {
 	url := b.newURL(t)
 	s1, s2 := openStore(t, url), openStore(t, url)
 	mustRecord(t, s1, policy("B1"), event("B1", 1, 1, "pre_insured"))
-	a := attempt("B1", 1, 1, "transient")
+	a := attempt("B1", 1, 1, "retryable")
 	errs := runConcurrently(8, []*Store{s1, s2}, func(_ int, s *Store) error {
 		return s.RecordAttempt(context.Background(), a)
 	})
@@ -857,7 +1066,7 @@ func testStorableText(t *testing.T, b backend) {
 		if err := s.RecordEvents(ctx, policy("B1"), e); !errors.As(err, &invalid) || invalid.Field != "event seq 2 stage" {
 			t.Fatalf("err=%v, want *InvalidError on event seq 2 stage", err)
 		}
-		a := attempt("B1", 1, 1, "transient")
+		a := attempt("B1", 1, 1, "retryable")
 		a.Code = math.MinInt32 - 1
 		if err := s.RecordAttempt(ctx, a); !errors.As(err, &invalid) || invalid.Field != "attempt code" {
 			t.Fatalf("err=%v, want *InvalidError on attempt code", err)
@@ -879,7 +1088,7 @@ func testStorableText(t *testing.T, b backend) {
 		}
 	})
 	t.Run("DiagnosticTextIsCleaned", func(t *testing.T) {
-		a := attempt("B1", 1, 1, "transient")
+		a := attempt("B1", 1, 1, "retryable")
 		a.Msg = "busy\x00now"
 		a.SubMsg = "bad \xff byte"
 		a.Detail = "gateway said \xfe\xfd"

@@ -124,7 +124,7 @@ func testTwoWorkers(t *testing.T, b backend) {
 	for _, id := range bizIDs {
 		for seq := int64(1); seq <= seqs; seq++ {
 			for n := 1; n <= tries; n++ {
-				class := "transient"
+				class := "retryable"
 				if delivers(seq, n) {
 					class = ClassDelivered
 				}
@@ -196,8 +196,8 @@ func testTwoWorkers(t *testing.T, b backend) {
 				t.Fatalf("worker %d: %s has %d events, want %d", w+1, id, len(evs), seqs)
 			}
 			for _, ev := range evs {
-				last := attempt(id, ev.Seq, tries, "transient")
-				wantCallback, wantClass, wantError := "retrying", "transient", "busy 4"
+				last := attempt(id, ev.Seq, tries, "retryable")
+				wantCallback, wantClass, wantError := "retrying", "retryable", "busy 4"
 				var wantDelivered *time.Time
 				if delivers(ev.Seq, tries) {
 					wantCallback, wantClass, wantError = "delivered", ClassDelivered, ""
@@ -213,6 +213,121 @@ func testTwoWorkers(t *testing.T, b backend) {
 			}
 			if p := mustPolicy(t, s, id); p.LastSeq != seqs || p.State != fmt.Sprintf("state-%d", seqs) {
 				t.Fatalf("worker %d: policy %s=%+v, want seq %d state-%d", w+1, id, p, seqs, seqs)
+			}
+		}
+	}
+}
+
+// testTwoWorkersStartAndFinish races two workers through the attempts of
+// several events as the activity makes them: each attempt starts
+// (StartAttempt) and then records its outcome, except attempt 2, whose worker
+// dies mid-call, and attempt 3, which no worker runs. Some goroutines record
+// an outcome only after the next attempt started, as a slow worker does.
+// Whatever the interleaving, each attempt ends with exactly one row: its
+// outcome, started for attempt 2, lost for attempt 3.
+func testTwoWorkersStartAndFinish(t *testing.T, b backend) {
+	ctx := context.Background()
+	url := b.newURL(t)
+	workers := []*Store{openStore(t, url), openStore(t, url)}
+	bizIDs := []string{"S1", "S2"}
+	const seqs, tries = 3, 5
+	for _, id := range bizIDs {
+		var evs []Event
+		for seq := 1; seq <= seqs; seq++ {
+			evs = append(evs, event(id, int64(seq), seq, fmt.Sprintf("state-%d", seq)))
+		}
+		mustRecord(t, workers[0], policy(id), evs...)
+	}
+	// The last try delivers, except for seq 2, whose callback keeps failing.
+	outcome := func(id string, seq int64, n int) (Attempt, bool) {
+		switch {
+		case n == 2 || n == 3:
+			return Attempt{}, false
+		case n == tries && seq != 2:
+			return attempt(id, seq, n, ClassDelivered), true
+		}
+		return attempt(id, seq, n, "retryable"), true
+	}
+	type target struct {
+		id  string
+		seq int64
+	}
+	var targets []target
+	for _, id := range bizIDs {
+		for seq := int64(1); seq <= seqs; seq++ {
+			targets = append(targets, target{id, seq})
+		}
+	}
+
+	errs := runConcurrently(12, workers, func(i int, s *Store) error {
+		lag := i%2 == 1
+		for k := range targets {
+			tg := targets[(i*5+k)%len(targets)]
+			var pending *Attempt
+			for n := 1; n <= tries; n++ {
+				if n != 3 {
+					if err := s.StartAttempt(ctx, tg.id, tg.seq, n, startedRow(tg.id, tg.seq, n).StartedAt); err != nil {
+						return err
+					}
+				}
+				if pending != nil {
+					if err := s.RecordAttempt(ctx, *pending); err != nil {
+						return err
+					}
+					pending = nil
+				}
+				a, ok := outcome(tg.id, tg.seq, n)
+				if !ok {
+					continue
+				}
+				if lag && n < tries {
+					pending = &a
+					continue
+				}
+				if err := s.RecordAttempt(ctx, a); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("goroutine %d (worker %d): %v", i, i%len(workers)+1, err)
+		}
+	}
+
+	for w, s := range workers {
+		for _, id := range bizIDs {
+			var want []Attempt
+			for seq := int64(1); seq <= seqs; seq++ {
+				for n := 1; n <= tries; n++ {
+					a, ok := outcome(id, seq, n)
+					switch {
+					case ok:
+					case n == 2:
+						a = startedRow(id, seq, n)
+					default:
+						a = lostRow(id, seq, n, startedRow(id, seq, n+1).StartedAt)
+					}
+					a.StartedAt = a.StartedAt.Truncate(time.Microsecond)
+					want = append(want, a)
+				}
+			}
+			if got := mustAttempts(t, s, id); !slices.Equal(got, want) {
+				t.Fatalf("worker %d: attempts of %s:\n got %+v\nwant %+v", w+1, id, got, want)
+			}
+			for _, ev := range mustEvents(t, s, id) {
+				last, _ := outcome(id, ev.Seq, tries)
+				wantCallback := "retrying"
+				if last.Class == ClassDelivered {
+					wantCallback = "delivered"
+				}
+				if ev.Attempts != tries || ev.Callback != wantCallback || ev.LastClass != last.Class || ev.LastError != attemptError(last) ||
+					(ev.DeliveredAt != nil) != (last.Class == ClassDelivered) {
+					t.Fatalf("worker %d: %s seq %d=%+v, want %d attempts, callback %s, attempt %d's class %s",
+						w+1, id, ev.Seq, ev, tries, wantCallback, tries, last.Class)
+				}
 			}
 		}
 	}

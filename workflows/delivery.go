@@ -20,8 +20,14 @@ var acts *activities.Activities
 // Activity option values.
 const (
 	// deliverAttemptTimeout bounds one DeliverCallback attempt: the TOP call
-	// is bounded at 30 s, plus two store writes.
+	// is bounded at 30 s, plus the store writes around it.
 	deliverAttemptTimeout = 60 * time.Second
+	// deliverHeartbeatTimeout is how soon Temporal gives up on an attempt
+	// whose worker stopped heartbeating (the activity heartbeats while it
+	// runs), and retries it: a crashed worker costs this long, not the whole
+	// attempt timeout. Activity options are not part of what replay
+	// compares, so adding it needs no workflow.GetVersion.
+	deliverHeartbeatTimeout = 10 * time.Second
 	// recordAttemptTimeout and recordBudget bound the RecordCallbacks local
 	// activity: one attempt, and all of its retries.
 	recordAttemptTimeout = 10 * time.Second
@@ -55,6 +61,7 @@ func (p *policy) deliverHead(ctx workflow.Context) error {
 	in := p.deliverInput(*h)
 	phase1 := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: deliverAttemptTimeout,
+		HeartbeatTimeout:    deliverHeartbeatTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 		Summary:             deliverySummary(*h),
 	})
@@ -94,6 +101,7 @@ func (p *policy) deliverHead(ctx workflow.Context) error {
 	in = p.deliverInput(*h)
 	phase2 := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    deliverAttemptTimeout,
+		HeartbeatTimeout:       deliverHeartbeatTimeout,
 		ScheduleToCloseTimeout: left,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        p.settings.RetryInitialInterval,

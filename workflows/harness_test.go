@@ -75,6 +75,10 @@ type harness struct {
 	calls    []deliverCall
 	records  []activities.RecordInput
 	outcomes map[int64][]top.Outcome // per seq, the outcome of attempt 1, 2, …; delivered after that
+	// failCall, if set, is asked first about every DeliverCallback call: a
+	// non-nil error is the call's result (a timeout, say), whatever the
+	// script says.
+	failCall func(c deliverCall) error
 	recordFn func(activities.RecordInput) error
 
 	upserts  []map[string]string // each UpsertTypedSearchAttributes call's values
@@ -139,9 +143,16 @@ func (h *harness) deliver(ctx context.Context, in activities.DeliverInput) (acti
 	attempt := in.AttemptOffset + int(activity.GetInfo(ctx).Attempt)
 	now := h.env.Now()
 	h.mu.Lock()
-	h.calls = append(h.calls, deliverCall{Seq: in.Seq, Attempt: attempt, Offset: in.AttemptOffset, At: now.Sub(h.start), Input: in})
+	call := deliverCall{Seq: in.Seq, Attempt: attempt, Offset: in.AttemptOffset, At: now.Sub(h.start), Input: in}
+	h.calls = append(h.calls, call)
 	script := h.outcomes[in.Seq]
+	failCall := h.failCall
 	h.mu.Unlock()
+	if failCall != nil {
+		if err := failCall(call); err != nil {
+			return activities.DeliverResult{}, err
+		}
+	}
 	if attempt <= len(script) {
 		return activities.DeliverResult{}, activities.OutcomeError(attempt, script[attempt-1])
 	}
