@@ -500,11 +500,10 @@ func storeFigures(in checkInput) []figure {
 
 // attemptGaps is the figure for events whose attempts count differs from
 // their attempt rows. The store numbers attempts with Temporal's attempt
-// counter, which also counts an attempt the worker died in before it could
-// record itself, and one Temporal started but no worker received (it times
-// out after the 60 s start-to-close timeout). The issue asks for a row for
-// every attempt, so by default each such event is a violation; tolerate
-// makes it informational, for the CI run, while that gap is open.
+// counter; every attempt writes a "started" row before it calls TOP and
+// fills "lost" rows for numbers no worker finished, so any gap is a
+// violation. tolerate makes it informational, for investigating a
+// regression without failing the run.
 func attemptGaps(tolerate bool, v violations) figure {
 	const name = "events whose attempts count differs from their attempt rows"
 	if tolerate {

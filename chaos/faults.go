@@ -26,8 +26,8 @@ type faultConfig struct {
 	// Window is how long the worker is killed, and how long topsim's
 	// faults last at least: they last until the business systems have had
 	// every event answered, at most MaxWindow. Kills stop with the window
-	// because each one can strand a callback attempt until its 60 s
-	// start-to-close timeout; later kills would only add to the wait.
+	// because each one strands a callback attempt until its heartbeat
+	// times out (10 s); later kills would only add to the wait.
 	Window    time.Duration
 	MaxWindow time.Duration
 	// KillEvery is the mean time between worker SIGKILLs (±25%);
