@@ -97,6 +97,7 @@ type ratios struct {
 
 // flags is the command line.
 type flags struct {
+	cacheSize                        int // the worker\'s WORKFLOW_CACHE_SIZE
 	n, c, warmup, open, actionsLimit int
 	failureShare                     float64
 	seed                             uint64
@@ -125,6 +126,7 @@ func parseFlags(args []string) (flags, string, error) {
 	fs.Float64Var(&f.failureShare, "failure-share", 0.2, "share of lifecycles with a failed underwrite followed by a successful one")
 	fs.IntVar(&f.warmup, "warmup", 20, "unmeasured lifecycles per system before measuring")
 	fs.IntVar(&f.open, "open-policies", 10000, "policies to open and leave open while sampling worker RSS; 0 skips the phase")
+	fs.IntVar(&f.cacheSize, "workflow-cache-size", 2000, "the worker's WORKFLOW_CACHE_SIZE (its default is 2000)")
 	fs.IntVar(&f.actionsLimit, "actions-sample", 500, "at most this many histories read per system to count Temporal actions")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed choosing which lifecycles fail-then-retry, and topsim's")
 	fs.StringVar(&f.out, "out", "bench-results", "directory for latest.json, latest.md and latency.png")
@@ -217,6 +219,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		s, err = devstack.Start(ctx, devstack.Options{
 			Dir: f.dataDir, TemporalBin: f.temporalBin, TemporalAddress: f.temporalAddr,
 			DatabaseURL: f.databaseURL, BinDir: f.binDir, TopsimSeed: int64(f.seed), Log: barWriter,
+			WorkerEnv: []string{fmt.Sprintf("WORKFLOW_CACHE_SIZE=%d", f.cacheSize)},
 		})
 		return err
 	}); err != nil {
@@ -313,7 +316,7 @@ func run(ctx context.Context, args []string) (int, error) {
 
 	if f.open > 0 {
 		if err := timed("open policies", func() error {
-			op, err := openPolicies(ctx, s, rl, tag+"O", f.open, f.c)
+			op, err := openPolicies(ctx, s, rl, tag+"O", f.open, f.c, f.cacheSize)
 			res.Open = &op
 			return err
 		}); err != nil {

@@ -10,13 +10,6 @@ import (
 	"github.com/insuranceflow/insuranceflow/devstack"
 )
 
-// workflowCacheSize is the worker's sticky workflow cache: the Go SDK's
-// default (worker.SetStickyWorkflowCacheSize), which worker/ does not
-// change. Up to this many open policy workflows stay in the worker's memory
-// between events; beyond it the least recently used are evicted and
-// replayed from history on their next event.
-const workflowCacheSize = 10_000
-
 // rssPoint is the worker's memory with a number of policies open.
 type rssPoint struct {
 	Open           int     `json:"open_policies"`
@@ -91,8 +84,13 @@ func judgeGrowth(f *openFigures) {
 // concurrency c and samples the worker's RSS with 0, 25%, 50% and 100% of
 // them open, each time once their callbacks were delivered (up to a
 // minute) and after a short settle, so the sample is the resting state.
-func openPolicies(ctx context.Context, s *devstack.Stack, rl *receiptLog, prefix string, target, c int) (openFigures, error) {
-	f := openFigures{Target: target, WorkflowCacheSize: workflowCacheSize}
+//
+// cacheSize is the worker's sticky workflow cache (WORKFLOW_CACHE_SIZE): up
+// to that many open policy workflows stay in its memory between events;
+// beyond it the least recently used are evicted and replayed from their
+// history on their next event, which is what keeps RSS sub-linear.
+func openPolicies(ctx context.Context, s *devstack.Stack, rl *receiptLog, prefix string, target, c, cacheSize int) (openFigures, error) {
+	f := openFigures{Target: target, WorkflowCacheSize: cacheSize}
 	start := time.Now()
 	lcs := make([]lifecycle, target)
 	for i := range lcs {

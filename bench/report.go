@@ -71,7 +71,7 @@ func markdown(r *results) string {
 			r.Actions.Histories, k["starts"], k["updates"], k["activities"], k["activity_retries"], k["local_activities"], k["timers"], k["upserts"], k["signals"])
 	}
 	if op := r.Open; op != nil {
-		fmt.Fprintf(&b, "\nWorker memory with policies left open (one pre_insure each; workflow cache size %d, the SDK default; %d opened in %.0f s):\n\n",
+		fmt.Fprintf(&b, "\nWorker memory with policies left open (one pre_insure each; worker WORKFLOW_CACHE_SIZE %d; %d opened in %.0f s):\n\n",
 			op.WorkflowCacheSize, op.Opened, op.Seconds)
 		b.WriteString("| open policies | worker RSS (MiB) | growth since 0 (MiB) | growth per 1,000 open (MiB) |\n|---|---|---|---|\n")
 		for _, p := range op.Points {

@@ -180,6 +180,21 @@ func multiOpAnswer(update *workflowservice.UpdateWorkflowExecutionResponse) *wor
 	}}
 }
 
+// The messages of the NotFound the real frontend (dev server 1.29) answers
+// an update with when the workflow id has no open run.
+const (
+	neverStarted  = "workflow not found for ID: policy-" + bizID
+	alreadyClosed = "workflow execution already completed"
+)
+
+// noOpenRun answers every update as the real frontend does when the
+// workflow id has no open run: NotFound with message.
+func noOpenRun(message string) func(*workflowservice.UpdateWorkflowExecutionRequest) (*workflowservice.UpdateWorkflowExecutionResponse, error) {
+	return func(*workflowservice.UpdateWorkflowExecutionRequest) (*workflowservice.UpdateWorkflowExecutionResponse, error) {
+		return nil, serviceerror.NewNotFound(message)
+	}
+}
+
 // rejection is the error a workflow's update validator returns.
 func rejection(reason, message string, details ...any) error {
 	return temporal.NewApplicationErrorWithOptions(message, reason, temporal.ApplicationErrorOptions{

@@ -1,11 +1,12 @@
 // Package policyclient owns the client side of the policy workflow: the
 // operations that the HTTP ingress and the starter CLI share. It reports an
-// insurance result (Update-with-Start on the policy's entity workflow),
-// answers a policy's status (a query, or the store once the workflow has
-// closed), lists policies through Temporal visibility, and carries the
-// operator's retry and skip actions on a parked callback. It turns every
-// Temporal outcome into this package's answers and typed errors, so no
-// caller needs to know an ApplicationError type or a gRPC status.
+// insurance result (an Update on the policy's entity workflow, or
+// Update-with-Start when it has no open run), answers a policy's status (a
+// query, or the store once the workflow has closed), lists policies through
+// Temporal visibility, and carries the operator's retry and skip actions on
+// a parked callback. It turns every Temporal outcome into this package's
+// answers and typed errors, so no caller needs to know an ApplicationError
+// type or a gRPC status.
 package policyclient
 
 import (
@@ -39,21 +40,32 @@ type Client struct {
 // id. An event the workflow refuses is a *Rejection; an invalid event is the
 // *insurance.ValidationError from Validate, returned as is.
 //
-// Two answers come from the store alone, without calling Temporal: a
-// re-sent event whose request id (explicit or derived) the store already
-// holds gets its original acceptance, and an event for a policy whose
-// store record is terminal (cancelled) is refused. Neither starts a run
-// that could only give the same answer. Everything else goes through
-// Update-with-Start, so the first event of a policy, or the first after its
-// workflow closed when idle, starts the run that handles it.
+// Most events belong to a policy whose workflow is running, so Report first
+// sends a plain Update to it: one call, no store read. Only when Temporal
+// says no run is open (the policy is new, or its run closed when idle or
+// terminal) does it fall back on the store. Two answers then come from the
+// store alone: a re-sent event whose request id (explicit or derived) the
+// store already holds gets its original acceptance, and an event for a
+// policy whose store record is terminal (cancelled) is refused. Neither
+// starts a run that could only give the same answer. Everything else goes
+// through Update-with-Start, which starts the run that handles the event.
 func (c *Client) Report(ctx context.Context, r insurance.Result) (workflows.Acceptance, error) {
 	if err := r.Validate(); err != nil {
 		return workflows.Acceptance{}, err
 	}
 	r = r.WithRequestID()
+	// A plain Update rather than Update-with-Start for the common case: the
+	// server handles a multi-operation at a higher cost than an Update, and
+	// the Update-with-Start path also reads the whole policy from the store
+	// to seed a run that, for a running workflow, would be ignored.
+	acc, err := c.update(ctx, r)
+	if err == nil || !runClosed(err) {
+		return acc, err
+	}
 	// Two attempts: if the run we reached closes before it accepts the
-	// update (its idle timer fired in between), the second attempt starts a
-	// new run from the store, which by then holds everything the old run knew.
+	// update (another request started it and it closed in between), the
+	// second attempt starts a new run from the store, which by then holds
+	// everything the old run knew.
 	for attempt := 1; ; attempt++ {
 		snap, err := c.Snapshots.Snapshot(ctx, r.BizID)
 		if err != nil {
@@ -70,7 +82,7 @@ func (c *Client) Report(ctx context.Context, r insurance.Result) (workflows.Acce
 				return answerTerminal(r, snap)
 			}
 		}
-		acc, err := c.report(ctx, r, snap)
+		acc, err := c.updateWithStart(ctx, r, snap)
 		if err != nil && attempt == 1 && runClosed(err) {
 			continue
 		}
@@ -78,32 +90,56 @@ func (c *Client) Report(ctx context.Context, r insurance.Result) (workflows.Acce
 	}
 }
 
-// report runs one Update-with-Start.
-func (c *Client) report(ctx context.Context, r insurance.Result, snap *workflows.Snapshot) (workflows.Acceptance, error) {
+// reportUpdate is the report update's options. An Update rather than a
+// signal: the business system must learn in the same request whether its
+// event was accepted, with which sequence number, or why not. WaitForStage
+// Completed because the answer is the update's result, not merely its
+// acceptance by the workflow.
+func reportUpdate(r insurance.Result) client.UpdateWorkflowOptions {
+	return client.UpdateWorkflowOptions{
+		UpdateName:   workflows.UpdateReport,
+		Args:         []any{r},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	}
+}
+
+// update sends the report to the policy's open run, if it has one. With no
+// open run the error satisfies runClosed: Temporal answers NotFound both for
+// a workflow id it has never seen and for one whose latest run has closed,
+// and fails an update the run accepted but closed before completing as
+// AcceptedUpdateCompletedWorkflow.
+func (c *Client) update(ctx context.Context, r insurance.Result) (workflows.Acceptance, error) {
+	opts := reportUpdate(r)
+	// No run id: the update goes to the latest run, whichever it is now.
+	opts.WorkflowID = workflows.WorkflowID(r.BizID)
+	handle, err := c.Temporal.UpdateWorkflow(ctx, opts)
+	return reportAnswer(ctx, r.BizID, handle, err)
+}
+
+// updateWithStart runs one Update-with-Start.
+func (c *Client) updateWithStart(ctx context.Context, r insurance.Result, snap *workflows.Snapshot) (workflows.Acceptance, error) {
 	start := c.startOptions(r, snap)
 	op := c.Temporal.NewWithStartWorkflowOperation(start, workflows.WorkflowName, workflows.PolicyInput{
 		BizID:    r.BizID,
 		Settings: c.Settings,
 		Snapshot: snap,
 	})
-	// An Update rather than a signal: the business system must learn in the
-	// same request whether its event was accepted, with which sequence
-	// number, or why not. WaitForStage Completed because the answer is the
-	// update's result, not merely its acceptance by the workflow.
 	handle, err := c.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: op,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.UpdateReport,
-			Args:         []any{r},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
+		UpdateOptions:          reportUpdate(r),
 	})
+	return reportAnswer(ctx, r.BizID, handle, err)
+}
+
+// reportAnswer waits for a report update's result and turns it into the
+// caller's answer; err is the error of sending the update.
+func reportAnswer(ctx context.Context, bizID string, handle client.WorkflowUpdateHandle, err error) (workflows.Acceptance, error) {
 	if err != nil {
-		return workflows.Acceptance{}, callError(ctx, "report event for policy "+r.BizID, err)
+		return workflows.Acceptance{}, callError(ctx, "report event for policy "+bizID, err)
 	}
 	var acc workflows.Acceptance
 	if err := handle.Get(ctx, &acc); err != nil {
-		return updateAnswer(ctx, r.BizID, err)
+		return updateAnswer(ctx, bizID, err)
 	}
 	return acc, nil
 }

@@ -63,18 +63,112 @@ func event(stage insurance.Stage, status insurance.Status) insurance.Result {
 	}
 }
 
-// acceptAll answers every report update with an acceptance of seq 1 in
-// state pre_insured, echoing the event's request id.
+// acceptAll answers every Update-with-Start of a report with an acceptance
+// of seq 1 in state pre_insured, echoing the event's request id.
 func acceptAll(t *testing.T) func(*workflowservice.ExecuteMultiOperationRequest) (*workflowservice.ExecuteMultiOperationResponse, error) {
 	return func(req *workflowservice.ExecuteMultiOperationRequest) (*workflowservice.ExecuteMultiOperationResponse, error) {
-		upd := req.GetOperations()[1].GetUpdateWorkflow()
-		var r insurance.Result
-		if err := converter.GetDefaultDataConverter().FromPayloads(upd.GetRequest().GetInput().GetArgs(), &r); err != nil {
-			t.Errorf("decode report argument: %v", err)
-		}
-		return multiOpAnswer(updateSuccess(t, upd.GetRequest().GetMeta().GetUpdateId(), workflows.Acceptance{
-			BizID: r.BizID, RequestID: r.RequestID, Seq: 1, Stage: r.Stage, Status: r.Status, State: fsm.StatePreInsured,
-		})), nil
+		return multiOpAnswer(accept(t, req.GetOperations()[1].GetUpdateWorkflow())), nil
+	}
+}
+
+// acceptUpdates answers every plain report Update as acceptAll does, as a
+// running workflow would.
+func acceptUpdates(t *testing.T) func(*workflowservice.UpdateWorkflowExecutionRequest) (*workflowservice.UpdateWorkflowExecutionResponse, error) {
+	return func(req *workflowservice.UpdateWorkflowExecutionRequest) (*workflowservice.UpdateWorkflowExecutionResponse, error) {
+		return accept(t, req), nil
+	}
+}
+
+func accept(t *testing.T, upd *workflowservice.UpdateWorkflowExecutionRequest) *workflowservice.UpdateWorkflowExecutionResponse {
+	var r insurance.Result
+	if err := converter.GetDefaultDataConverter().FromPayloads(upd.GetRequest().GetInput().GetArgs(), &r); err != nil {
+		t.Errorf("decode report argument: %v", err)
+	}
+	return updateSuccess(t, upd.GetRequest().GetMeta().GetUpdateId(), acceptanceOf(r))
+}
+
+// acceptanceOf is the acceptance the fake workflow gives r.
+func acceptanceOf(r insurance.Result) workflows.Acceptance {
+	return workflows.Acceptance{BizID: r.BizID, RequestID: r.RequestID, Seq: 1, Stage: r.Stage, Status: r.Status, State: fsm.StatePreInsured}
+}
+
+func TestReportToARunningWorkflowIsOnePlainUpdate(t *testing.T) {
+	f := &frontend{update: acceptUpdates(t), multiOp: acceptAll(t)}
+	c, snaps := newClient(t, f, nil)
+	ev := event(insurance.StageUnderwrite, insurance.StatusSuccess)
+	got, err := c.Report(context.Background(), ev)
+	if err != nil {
+		t.Fatalf("Report: %v", err)
+	}
+	if want := acceptanceOf(ev.WithRequestID()); got != want {
+		t.Fatalf("acceptance=%+v, want %+v", got, want)
+	}
+	if len(f.updates) != 1 || len(f.multiOps) != 0 || f.calls() != 1 || snaps.loadCount() != 0 {
+		t.Fatalf("updates=%d update-with-starts=%d temporal calls=%d snapshot loads=%d, want 1, 0, 1 and 0",
+			len(f.updates), len(f.multiOps), f.calls(), snaps.loadCount())
+	}
+	req := f.updates[0]
+	if got, want := req.GetWorkflowExecution().GetWorkflowId(), "policy-"+bizID; got != want {
+		t.Errorf("workflow id=%q, want %q", got, want)
+	}
+	if got := req.GetWorkflowExecution().GetRunId(); got != "" {
+		t.Errorf("run id=%q, want none (the latest run)", got)
+	}
+	if got, want := req.GetRequest().GetInput().GetName(), workflows.UpdateReport; got != want {
+		t.Errorf("update name=%q, want %q", got, want)
+	}
+	if got, want := req.GetWaitPolicy().GetLifecycleStage(), enumspb.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED; got != want {
+		t.Errorf("wait stage=%v, want %v", got, want)
+	}
+	var sent insurance.Result
+	decode(t, req.GetRequest().GetInput().GetArgs(), &sent)
+	if want := ev.WithRequestID(); sent != want || sent.RequestID == "" {
+		t.Errorf("update argument=%v, want %v with a request id", sent, want)
+	}
+}
+
+func TestReportWithoutAnOpenRunFallsBackOnUpdateWithStart(t *testing.T) {
+	underwritten := &workflows.Snapshot{State: fsm.StateUnderwritten, InsuranceType: insurance.TypeHomeProperty, LastSeq: 2}
+	closedAfterAccepting := func(req *workflowservice.UpdateWorkflowExecutionRequest) (*workflowservice.UpdateWorkflowExecutionResponse, error) {
+		return serverFailure(req.GetRequest().GetMeta().GetUpdateId(), acceptedUpdateCompletedWorkflow), nil
+	}
+	tests := []struct {
+		name   string
+		update func(*workflowservice.UpdateWorkflowExecutionRequest) (*workflowservice.UpdateWorkflowExecutionResponse, error)
+		snap   *workflows.Snapshot
+		event  insurance.Result
+	}{
+		{"new policy", noOpenRun(neverStarted), nil, event(insurance.StagePreInsure, insurance.StatusSuccess)},
+		{"run closed when idle", noOpenRun(alreadyClosed), underwritten, event(insurance.StageInsure, insurance.StatusSuccess)},
+		{"run closed after accepting the update", closedAfterAccepting, underwritten, event(insurance.StageInsure, insurance.StatusSuccess)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &frontend{update: tt.update, multiOp: acceptAll(t)}
+			c, snaps := newClient(t, f, map[string]*workflows.Snapshot{bizID: tt.snap})
+			got, err := c.Report(context.Background(), tt.event)
+			if err != nil {
+				t.Fatalf("Report: %v", err)
+			}
+			if want := acceptanceOf(tt.event.WithRequestID()); got != want {
+				t.Fatalf("acceptance=%+v, want %+v", got, want)
+			}
+			if len(f.updates) != 1 || snaps.loadCount() != 1 || len(f.multiOps) != 1 || f.calls() != 2 {
+				t.Fatalf("updates=%d snapshot loads=%d update-with-starts=%d temporal calls=%d, want 1, 1, 1 and 2",
+					len(f.updates), snaps.loadCount(), len(f.multiOps), f.calls())
+			}
+			var in workflows.PolicyInput
+			decode(t, f.multiOps[0].GetOperations()[0].GetStartWorkflow().GetInput(), &in)
+			if !reflect.DeepEqual(in.Snapshot, tt.snap) {
+				t.Errorf("new run's snapshot=%+v, want the store's %+v", in.Snapshot, tt.snap)
+			}
+			var first, second insurance.Result
+			decode(t, f.updates[0].GetRequest().GetInput().GetArgs(), &first)
+			decode(t, f.multiOps[0].GetOperations()[1].GetUpdateWorkflow().GetRequest().GetInput().GetArgs(), &second)
+			if first != second {
+				t.Errorf("update-with-start sent %v, want the event the update sent, %v", second, first)
+			}
+		})
 	}
 }
 
@@ -103,7 +197,10 @@ func TestReportStartsThePolicyWorkflow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &frontend{multiOp: acceptAll(t)}
+			f := &frontend{update: noOpenRun(alreadyClosed), multiOp: acceptAll(t)}
+			if tt.snap == nil {
+				f.update = noOpenRun(neverStarted)
+			}
 			c, _ := newClient(t, f, map[string]*workflows.Snapshot{bizID: tt.snap})
 			if tt.snap == nil {
 				c.Snapshots = &memSnapshots{}
@@ -111,8 +208,8 @@ func TestReportStartsThePolicyWorkflow(t *testing.T) {
 			if _, err := c.Report(context.Background(), tt.event); err != nil {
 				t.Fatalf("Report: %v", err)
 			}
-			if len(f.multiOps) != 1 {
-				t.Fatalf("update-with-start calls=%d, want 1", len(f.multiOps))
+			if len(f.updates) != 1 || len(f.multiOps) != 1 {
+				t.Fatalf("updates=%d update-with-starts=%d, want 1 and 1", len(f.updates), len(f.multiOps))
 			}
 			start := f.multiOps[0].GetOperations()[0].GetStartWorkflow()
 			if got, want := start.GetWorkflowId(), "policy-"+bizID; got != want {
@@ -174,8 +271,8 @@ func TestReportStartsThePolicyWorkflow(t *testing.T) {
 func TestReportKnownRequestIDIsAnsweredFromTheStore(t *testing.T) {
 	preInsure := event(insurance.StagePreInsure, insurance.StatusSuccess).WithRequestID()
 	// The policy has moved on since pre_insure, and its workflow has
-	// closed: a run started for the re-sent event could only answer
-	// "duplicate" and then idle.
+	// closed (the update finds no open run): a run started for the re-sent
+	// event could only answer "duplicate" and then idle.
 	underwritten := &workflows.Snapshot{
 		State: fsm.StateUnderwritten, InsuranceType: insurance.TypeHomeProperty, LastSeq: 2,
 		Accepted: []workflows.Acceptance{
@@ -197,7 +294,7 @@ func TestReportKnownRequestIDIsAnsweredFromTheStore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &frontend{multiOp: acceptAll(t)}
+			f := &frontend{update: noOpenRun(alreadyClosed), multiOp: acceptAll(t)}
 			c, snaps := newClient(t, f, map[string]*workflows.Snapshot{bizID: underwritten})
 			got, err := c.Report(context.Background(), tt.event)
 			if err != nil {
@@ -208,14 +305,15 @@ func TestReportKnownRequestIDIsAnsweredFromTheStore(t *testing.T) {
 			if got != want {
 				t.Fatalf("acceptance=%+v, want %+v", got, want)
 			}
-			if f.calls() != 0 || snaps.loadCount() != 1 {
-				t.Fatalf("temporal calls=%d snapshot loads=%d, want 0 and 1", f.calls(), snaps.loadCount())
+			if len(f.updates) != 1 || f.calls() != 1 || snaps.loadCount() != 1 {
+				t.Fatalf("updates=%d temporal calls=%d snapshot loads=%d, want 1, 1 and 1 (no update-with-start)",
+					len(f.updates), f.calls(), snaps.loadCount())
 			}
 		})
 	}
 
 	t.Run("unknown request id goes to the workflow", func(t *testing.T) {
-		f := &frontend{multiOp: acceptAll(t)}
+		f := &frontend{update: noOpenRun(alreadyClosed), multiOp: acceptAll(t)}
 		c, _ := newClient(t, f, map[string]*workflows.Snapshot{bizID: underwritten})
 		insure := event(insurance.StageInsure, insurance.StatusSuccess)
 		got, err := c.Report(context.Background(), insure)
@@ -276,44 +374,72 @@ func TestReportAnswers(t *testing.T) {
 			wantRej: &Rejection{Reason: "time_went_backwards", Message: "time_of_occurrence is before the last event's"},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := &frontend{multiOp: func(req *workflowservice.ExecuteMultiOperationRequest) (*workflowservice.ExecuteMultiOperationResponse, error) {
-				return multiOpAnswer(tt.outcome(req.GetOperations()[1].GetUpdateWorkflow().GetRequest().GetMeta().GetUpdateId())), nil
+	// The same outcome gets the same answer whether the running workflow
+	// gives it to the plain Update or a new run to Update-with-Start; the
+	// running workflow's answer is final, with no fall back on the store.
+	type outcome func(updateID string) *workflowservice.UpdateWorkflowExecutionResponse
+	paths := []struct {
+		name      string
+		frontend  func(outcome) *frontend
+		wantLoads int
+	}{
+		{"running workflow", func(o outcome) *frontend {
+			return &frontend{update: func(req *workflowservice.UpdateWorkflowExecutionRequest) (*workflowservice.UpdateWorkflowExecutionResponse, error) {
+				return o(req.GetRequest().GetMeta().GetUpdateId()), nil
 			}}
-			c, _ := newClient(t, f, nil)
-			got, err := c.Report(context.Background(), event(insurance.StagePreInsure, insurance.StatusSuccess))
-			if tt.wantRej != nil {
-				var rej *Rejection
-				if !errors.As(err, &rej) {
-					t.Fatalf("err=%v, want a *Rejection", err)
+		}, 0},
+		{"new run", func(o outcome) *frontend {
+			return &frontend{update: noOpenRun(neverStarted), multiOp: func(req *workflowservice.ExecuteMultiOperationRequest) (*workflowservice.ExecuteMultiOperationResponse, error) {
+				return multiOpAnswer(o(req.GetOperations()[1].GetUpdateWorkflow().GetRequest().GetMeta().GetUpdateId())), nil
+			}}
+		}, 1},
+	}
+	for _, path := range paths {
+		for _, tt := range tests {
+			t.Run(path.name+"/"+tt.name, func(t *testing.T) {
+				f := path.frontend(tt.outcome)
+				c, snaps := newClient(t, f, nil)
+				got, err := c.Report(context.Background(), event(insurance.StagePreInsure, insurance.StatusSuccess))
+				if len(f.updates) != 1 || snaps.loadCount() != path.wantLoads || len(f.multiOps) != path.wantLoads {
+					t.Fatalf("updates=%d snapshot loads=%d update-with-starts=%d, want 1, %d and %d",
+						len(f.updates), snaps.loadCount(), len(f.multiOps), path.wantLoads, path.wantLoads)
 				}
-				if !reflect.DeepEqual(rej, tt.wantRej) {
-					t.Fatalf("rejection=%+v (details %+v), want %+v (details %+v)", rej, rej.Details, tt.wantRej, tt.wantRej.Details)
+				if tt.wantRej != nil {
+					var rej *Rejection
+					if !errors.As(err, &rej) {
+						t.Fatalf("err=%v, want a *Rejection", err)
+					}
+					if !reflect.DeepEqual(rej, tt.wantRej) {
+						t.Fatalf("rejection=%+v (details %+v), want %+v (details %+v)", rej, rej.Details, tt.wantRej, tt.wantRej.Details)
+					}
+					return
 				}
-				return
+				if err != nil {
+					t.Fatalf("Report: %v", err)
+				}
+				if got != tt.want {
+					t.Fatalf("acceptance=%+v, want %+v", got, tt.want)
+				}
+			})
+		}
+	}
+
+	for _, path := range paths {
+		t.Run(path.name+"/workflow failure is an error, not a rejection", func(t *testing.T) {
+			f := path.frontend(func(id string) *workflowservice.UpdateWorkflowExecutionResponse {
+				return updateFailure(id, rejection("PanicError", "nil map"))
+			})
+			c, snaps := newClient(t, f, nil)
+			_, err := c.Report(context.Background(), event(insurance.StagePreInsure, insurance.StatusSuccess))
+			var rej *Rejection
+			if err == nil || errors.As(err, &rej) || errors.Is(err, ErrUnavailable) {
+				t.Fatalf("err=%v, want a plain error", err)
 			}
-			if err != nil {
-				t.Fatalf("Report: %v", err)
-			}
-			if got != tt.want {
-				t.Fatalf("acceptance=%+v, want %+v", got, tt.want)
+			if snaps.loadCount() != path.wantLoads || len(f.multiOps) != path.wantLoads {
+				t.Fatalf("snapshot loads=%d update-with-starts=%d, want %d and %d", snaps.loadCount(), len(f.multiOps), path.wantLoads, path.wantLoads)
 			}
 		})
 	}
-
-	t.Run("workflow failure is an error, not a rejection", func(t *testing.T) {
-		f := &frontend{multiOp: func(req *workflowservice.ExecuteMultiOperationRequest) (*workflowservice.ExecuteMultiOperationResponse, error) {
-			id := req.GetOperations()[1].GetUpdateWorkflow().GetRequest().GetMeta().GetUpdateId()
-			return multiOpAnswer(updateFailure(id, rejection("PanicError", "nil map"))), nil
-		}}
-		c, _ := newClient(t, f, nil)
-		_, err := c.Report(context.Background(), event(insurance.StagePreInsure, insurance.StatusSuccess))
-		var rej *Rejection
-		if err == nil || errors.As(err, &rej) || errors.Is(err, ErrUnavailable) {
-			t.Fatalf("err=%v, want a plain error", err)
-		}
-	})
 }
 
 func TestReportInvalidEventIsRefusedBeforeTemporal(t *testing.T) {
@@ -341,8 +467,10 @@ func TestReportTerminalPolicyIsAnsweredFromTheStore(t *testing.T) {
 			{BizID: bizID, RequestID: "cancel-1", Seq: 5, Stage: insurance.StageCancel, Status: insurance.StatusSuccess, State: fsm.StateCancelled},
 		},
 	}
+	// Its workflow has closed, as a cancelled policy's does once its
+	// callbacks are delivered.
 	t.Run("known request id is a duplicate", func(t *testing.T) {
-		f := &frontend{}
+		f := &frontend{update: noOpenRun(alreadyClosed)}
 		c, _ := newClient(t, f, map[string]*workflows.Snapshot{bizID: cancelled})
 		ev := event(insurance.StageCancel, insurance.StatusSuccess)
 		ev.RequestID = "cancel-1"
@@ -355,12 +483,12 @@ func TestReportTerminalPolicyIsAnsweredFromTheStore(t *testing.T) {
 		if got != want {
 			t.Fatalf("acceptance=%+v, want %+v", got, want)
 		}
-		if f.calls() != 0 {
-			t.Fatalf("temporal calls=%d, want 0", f.calls())
+		if len(f.updates) != 1 || f.calls() != 1 {
+			t.Fatalf("updates=%d temporal calls=%d, want 1 and 1 (no update-with-start)", len(f.updates), f.calls())
 		}
 	})
 	t.Run("new event is an illegal transition", func(t *testing.T) {
-		f := &frontend{}
+		f := &frontend{update: noOpenRun(alreadyClosed)}
 		c, _ := newClient(t, f, map[string]*workflows.Snapshot{bizID: cancelled})
 		_, err := c.Report(context.Background(), event(insurance.StageEndorse, insurance.StatusSuccess))
 		var rej *Rejection
@@ -377,12 +505,15 @@ func TestReportTerminalPolicyIsAnsweredFromTheStore(t *testing.T) {
 		if want := "stage endorse is not allowed in state cancelled (allowed: none; the policy is cancelled)"; rej.Message != want {
 			t.Errorf("message=%q, want %q", rej.Message, want)
 		}
-		if f.calls() != 0 {
-			t.Fatalf("temporal calls=%d, want 0", f.calls())
+		if len(f.updates) != 1 || f.calls() != 1 {
+			t.Fatalf("updates=%d temporal calls=%d, want 1 and 1 (no update-with-start)", len(f.updates), f.calls())
 		}
 	})
 }
 
+// TestReportRetriesOnceWhenTheRunCloses covers a run that closes between
+// the Update-with-Start reaching it and handling the event: the update found
+// no open run, but by the Update-with-Start another request had started one.
 func TestReportRetriesOnceWhenTheRunCloses(t *testing.T) {
 	accepted := workflows.Acceptance{BizID: bizID, RequestID: "r-9", Seq: 4, Stage: insurance.StageEndorse, Status: insurance.StatusSuccess, State: fsm.StateInsured}
 	closedAfterAccept := func(id string) (*workflowservice.ExecuteMultiOperationResponse, error) {
@@ -406,7 +537,7 @@ func TestReportRetriesOnceWhenTheRunCloses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			calls := 0
-			f := &frontend{}
+			f := &frontend{update: noOpenRun(neverStarted)}
 			f.multiOp = func(req *workflowservice.ExecuteMultiOperationRequest) (*workflowservice.ExecuteMultiOperationResponse, error) {
 				calls++
 				id := req.GetOperations()[1].GetUpdateWorkflow().GetRequest().GetMeta().GetUpdateId()
@@ -417,8 +548,8 @@ func TestReportRetriesOnceWhenTheRunCloses(t *testing.T) {
 			}
 			c, snaps := newClient(t, f, nil)
 			got, err := c.Report(context.Background(), event(insurance.StageEndorse, insurance.StatusSuccess))
-			if len(f.multiOps) != 2 || snaps.loadCount() != 2 {
-				t.Fatalf("update-with-start calls=%d snapshot loads=%d, want 2 and 2", len(f.multiOps), snaps.loadCount())
+			if len(f.updates) != 1 || len(f.multiOps) != 2 || snaps.loadCount() != 2 {
+				t.Fatalf("updates=%d update-with-start calls=%d snapshot loads=%d, want 1, 2 and 2", len(f.updates), len(f.multiOps), snaps.loadCount())
 			}
 			if tt.closeBoth {
 				if err == nil {
@@ -437,9 +568,25 @@ func TestReportRetriesOnceWhenTheRunCloses(t *testing.T) {
 }
 
 func TestReportUnavailable(t *testing.T) {
-	t.Run("frontend unavailable", func(t *testing.T) {
-		f := &frontend{multiOp: func(*workflowservice.ExecuteMultiOperationRequest) (*workflowservice.ExecuteMultiOperationResponse, error) {
-			return nil, serviceerror.NewUnavailable("history service is down")
+	down := func() error { return serviceerror.NewUnavailable("history service is down") }
+	t.Run("frontend unavailable for the update", func(t *testing.T) {
+		f := &frontend{update: func(*workflowservice.UpdateWorkflowExecutionRequest) (*workflowservice.UpdateWorkflowExecutionResponse, error) {
+			return nil, down()
+		}}
+		c, snaps := newClient(t, f, nil)
+		_, err := c.Report(shortContext(t, 500*time.Millisecond), event(insurance.StagePreInsure, insurance.StatusSuccess))
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("err=%v, want ErrUnavailable", err)
+		}
+		// Unavailable says nothing about whether a run is open, so it must
+		// not lead to the store or to a start.
+		if snaps.loadCount() != 0 || len(f.multiOps) != 0 {
+			t.Fatalf("snapshot loads=%d update-with-starts=%d, want 0 and 0", snaps.loadCount(), len(f.multiOps))
+		}
+	})
+	t.Run("frontend unavailable for the update-with-start", func(t *testing.T) {
+		f := &frontend{update: noOpenRun(neverStarted), multiOp: func(*workflowservice.ExecuteMultiOperationRequest) (*workflowservice.ExecuteMultiOperationResponse, error) {
+			return nil, down()
 		}}
 		c, _ := newClient(t, f, nil)
 		_, err := c.Report(shortContext(t, 500*time.Millisecond), event(insurance.StagePreInsure, insurance.StatusSuccess))

@@ -46,6 +46,10 @@ type config struct {
 
 	Settings workflows.Settings
 
+	// WorkflowCacheSize is how many workflows the worker keeps in memory
+	// between their workflow tasks (the SDK's sticky cache).
+	WorkflowCacheSize int
+
 	// Payload encryption, off (Codec nil) without PAYLOAD_KEYS_FILE. The
 	// CORS origins and tokens are those of the ingress's codec endpoint.
 	PayloadKeysFile  string
@@ -112,6 +116,7 @@ func options() []option {
 		{flag: "retry-backoff", env: "RETRY_BACKOFF", help: "factor between callback retry delays (default 2)"},
 		{flag: "empty-run-grace", env: "EMPTY_RUN_GRACE", help: "how long a run that accepted nothing stays open (default 1m)"},
 		{flag: "continue-as-new-after", env: "CONTINUE_AS_NEW_AFTER", help: "accepted events per run before continue-as-new (default 500)"},
+		{flag: "workflow-cache-size", env: "WORKFLOW_CACHE_SIZE", def: strconv.Itoa(defaultWorkflowCacheSize), help: "policy workflows kept in the worker's memory between events; the rest are replayed from history on their next event"},
 		{flag: "payload-keys-file", env: "PAYLOAD_KEYS_FILE", help: "payload encryption keys, one key-id:base64-key per line, the first encrypts; also serves /codec for the Temporal UI (unset: no encryption)"},
 		{flag: "codec-cors-origins", env: "CODEC_CORS_ORIGINS", def: strings.Join(codec.DefaultCORSOrigins, ","), help: "Temporal UI origins allowed to call /codec, comma-separated"},
 		{env: "CODEC_AUTH_TOKENS", secret: true},
@@ -229,6 +234,7 @@ func (v values) config() (config, error) {
 		check(v.ingressTOPSettings(&c))
 	}
 	check(v.workflowSettings(&c))
+	check(v.workflowCacheSize(&c))
 	check(v.metricsSettings(&c))
 	check(v.codecSettings(&c))
 
@@ -351,6 +357,25 @@ func (v values) workflowSettings(c *config) error {
 	return errors.Join(errs...)
 }
 
+// defaultWorkflowCacheSize replaces the SDK's default of 10,000. Each policy
+// is an entity workflow that stays open between its events, so most open
+// workflows are idle; a cache as large as the SDK's keeps up to 10,000 of
+// them in memory and the worker's RSS grows with the number of open
+// policies. An evicted policy costs a replay of its short history on its
+// next event, which is cheap next to holding it for days.
+const defaultWorkflowCacheSize = 2000
+
+// workflowCacheSize reads the size of the worker's sticky workflow cache.
+func (v values) workflowCacheSize(c *config) error {
+	s := v.get("WORKFLOW_CACHE_SIZE")
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 {
+		return v.bad("WORKFLOW_CACHE_SIZE", "%q is not a whole number of at least 1", s)
+	}
+	c.WorkflowCacheSize = n
+	return nil
+}
+
 // codecSettings reads the payload encryption keys and, when the ingress
 // serves the codec endpoint, who may call it. Without a key file
 // encryption is off and the codec settings are not read.
@@ -412,6 +437,7 @@ func (c config) LogValue() slog.Value {
 		slog.Duration("retry_max_interval", c.Settings.RetryMaxInterval),
 		slog.Duration("retry_budget", c.Settings.RetryBudget),
 		slog.Duration("idle_timeout", c.Settings.IdleTimeout),
+		slog.Int("workflow_cache_size", c.WorkflowCacheSize),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 		slog.Any("payload_encryption", c.Codec),

@@ -73,6 +73,7 @@ func TestConfigDefaults(t *testing.T) {
 		IngressTokens:     []top.Secret{ingressToken},
 		IngressEnabled:    true,
 		WorkerEnabled:     true,
+		WorkflowCacheSize: 2000,
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         "text",
 	}
@@ -310,6 +311,79 @@ func TestConfigBadValues(t *testing.T) {
 		for _, want := range []string{"TEMPORAL_ADDRESS", "--no-ingress", "RETRY_BUDGET", "INGRESS_TOKENS"} {
 			if !strings.Contains(usage.String(), strings.TrimPrefix(want, "--")) {
 				t.Errorf("usage does not mention %s:\n%s", want, usage.String())
+			}
+		}
+	})
+}
+
+func TestConfigWorkflowCacheSize(t *testing.T) {
+	valid := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{"default", nil, minimal(), 2000},
+		{"environment", nil, with(minimal(), "WORKFLOW_CACHE_SIZE", "500"), 500},
+		{"flag wins over the environment", []string{"--workflow-cache-size", "750"}, with(minimal(), "WORKFLOW_CACHE_SIZE", "500"), 750},
+		{"smallest", nil, with(minimal(), "WORKFLOW_CACHE_SIZE", "1"), 1},
+		{"surrounding spaces", nil, with(minimal(), "WORKFLOW_CACHE_SIZE", " 300 "), 300},
+		{"read without the ingress", []string{"--no-ingress"}, with(minimal(), "WORKFLOW_CACHE_SIZE", "64"), 64},
+	}
+	for _, tt := range valid {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parse(t, tt.args, tt.env)
+			if err != nil {
+				t.Fatalf("parseConfig: %v", err)
+			}
+			if cfg.WorkflowCacheSize != tt.want {
+				t.Fatalf("workflow cache size=%d, want %d", cfg.WorkflowCacheSize, tt.want)
+			}
+		})
+	}
+
+	invalid := []struct {
+		name, value string
+		byFlag      bool
+		wantName    string
+	}{
+		{"zero", "0", false, "WORKFLOW_CACHE_SIZE"},
+		{"negative", "-5", false, "WORKFLOW_CACHE_SIZE"},
+		{"not a number", "lots", false, "WORKFLOW_CACHE_SIZE"},
+		{"fraction", "2.5", false, "WORKFLOW_CACHE_SIZE"},
+		{"with a unit", "2k", false, "WORKFLOW_CACHE_SIZE"},
+		{"zero by flag", "0", true, "--workflow-cache-size"},
+	}
+	for _, tt := range invalid {
+		t.Run("invalid/"+tt.name, func(t *testing.T) {
+			e, args := minimal(), []string(nil)
+			if tt.byFlag {
+				args = []string{"--workflow-cache-size", tt.value}
+			} else {
+				e = with(e, "WORKFLOW_CACHE_SIZE", tt.value)
+			}
+			_, err := parse(t, args, e)
+			wantConfigError(t, err, tt.wantName, fmt.Sprintf("%q is not a whole number of at least 1", tt.value))
+		})
+	}
+
+	t.Run("logged and in the usage", func(t *testing.T) {
+		cfg, err := parse(t, nil, with(minimal(), "WORKFLOW_CACHE_SIZE", "321"))
+		if err != nil {
+			t.Fatalf("parseConfig: %v", err)
+		}
+		var out bytes.Buffer
+		newLogger(cfg, &out).Info("starting", "config", cfg)
+		if !strings.Contains(out.String(), "workflow_cache_size=321") {
+			t.Errorf("logged config lacks workflow_cache_size=321: %s", out.String())
+		}
+		var usage bytes.Buffer
+		if _, err := parseConfig([]string{"-h"}, env(minimal()), &usage); !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("err=%v, want flag.ErrHelp", err)
+		}
+		for _, want := range []string{"-workflow-cache-size", "env WORKFLOW_CACHE_SIZE, default 2000"} {
+			if !strings.Contains(usage.String(), want) {
+				t.Errorf("usage lacks %q:\n%s", want, usage.String())
 			}
 		}
 	})

@@ -176,6 +176,13 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 	if err != nil {
 		return nil, nil, fmt.Errorf("build TOP client: %w", err)
 	}
+	// Process-wide in the SDK and read when the first worker is created, so
+	// it is set here, once, before worker.New. It bounds the worker's memory:
+	// with an entity workflow per policy most workflows are idle, and the
+	// SDK's default cache would keep up to 10,000 of them in memory, so RSS
+	// would grow with the number of open policies. An evicted workflow is
+	// replayed from its short history on its next event.
+	worker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
 	fatal := make(chan error, 1)
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{
 		// Server-side and queue-wide, so the limit holds however many
