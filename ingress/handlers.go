@@ -68,7 +68,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, statusOf(st))
+	writeJSON(w, http.StatusOK, policyclient.NewStatusView(st))
 }
 
 // listParams are the query parameters GET /v1/policies understands; any

@@ -501,14 +501,14 @@ func TestStatusView(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("status=%d, want 200 (body %s)", r.status, r.raw)
 	}
-	var got statusView
+	var got policyclient.StatusView
 	if err := json.Unmarshal([]byte(r.raw), &got); err != nil {
 		t.Fatalf("decode: %v", err)
 	}
-	want := statusView{
+	want := policyclient.StatusView{
 		BizID: bizID, State: "insured", Endorsements: 1, InsuranceType: "performance_bond", PolicyNumber: "12345678A",
 		LastSeq: 4, CallbackState: "parked",
-		Events: []eventView{
+		Events: []policyclient.EventView{
 			{Seq: 3, RequestID: "req-3", Stage: "insure", Status: "success", TimeOfOccurrence: "2025-04-08 09:55:00",
 				AcceptedAt: delivered.Add(-time.Minute), Callback: "delivered", Attempts: 1, DeliveredAt: &delivered},
 			{Seq: 4, RequestID: "req-4", Stage: "endorse", Status: "failure", TimeOfOccurrence: "2025-04-09 10:00:00",

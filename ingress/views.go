@@ -2,7 +2,6 @@ package ingress
 
 import (
 	"encoding/base64"
-	"time"
 
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/workflows"
@@ -32,60 +31,6 @@ func acceptanceOf(a workflows.Acceptance) acceptanceView {
 		State:     string(a.State),
 		Duplicate: a.Duplicate,
 	}
-}
-
-type statusView struct {
-	BizID         string      `json:"biz_id"`
-	State         string      `json:"state"`
-	Endorsements  int         `json:"endorsements"`
-	InsuranceType string      `json:"insurance_type"`
-	PolicyNumber  string      `json:"policy_number,omitempty"`
-	LastSeq       int64       `json:"last_seq"`
-	CallbackState string      `json:"callback_state"`
-	Events        []eventView `json:"events"`
-}
-
-type eventView struct {
-	Seq              int64      `json:"seq"`
-	RequestID        string     `json:"request_id"`
-	Stage            string     `json:"stage"`
-	Status           string     `json:"status"`
-	TimeOfOccurrence string     `json:"time_of_occurrence"`
-	AcceptedAt       time.Time  `json:"accepted_at"`
-	Callback         string     `json:"callback"`
-	Attempts         int        `json:"attempts"`
-	LastClass        string     `json:"last_class,omitempty"`
-	LastError        string     `json:"last_error,omitempty"`
-	DeliveredAt      *time.Time `json:"delivered_at,omitempty"`
-}
-
-func statusOf(st workflows.Status) statusView {
-	v := statusView{
-		BizID:         st.BizID,
-		State:         string(st.State),
-		Endorsements:  st.Endorsements,
-		InsuranceType: st.InsuranceType.String(),
-		PolicyNumber:  st.PolicyNumber,
-		LastSeq:       st.LastSeq,
-		CallbackState: string(st.CallbackState),
-		Events:        make([]eventView, len(st.Events)),
-	}
-	for i, e := range st.Events {
-		v.Events[i] = eventView{
-			Seq:              e.Seq,
-			RequestID:        e.RequestID,
-			Stage:            e.Stage.String(),
-			Status:           e.Status.String(),
-			TimeOfOccurrence: e.TimeOfOccurrence,
-			AcceptedAt:       e.AcceptedAt,
-			Callback:         string(e.Callback),
-			Attempts:         e.Attempts,
-			LastClass:        e.LastClass,
-			LastError:        e.LastError,
-			DeliveredAt:      e.DeliveredAt,
-		}
-	}
-	return v
 }
 
 type listView struct {

@@ -4,67 +4,19 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
 // statusView is the status command's output: the policy as its workflow
-// sees it. It carries no event payloads, so no personal data.
-type statusView struct {
-	BizID         string      `json:"biz_id"`
-	State         string      `json:"state"`
-	Endorsements  int         `json:"endorsements"`
-	InsuranceType string      `json:"insurance_type,omitempty"`
-	PolicyNumber  string      `json:"policy_number,omitempty"`
-	LastSeq       int64       `json:"last_seq"`
-	CallbackState string      `json:"callback_state"`
-	Events        []eventView `json:"events"`
-}
-
-type eventView struct {
-	Seq              int64      `json:"seq"`
-	RequestID        string     `json:"request_id"`
-	Stage            string     `json:"stage"`
-	Status           string     `json:"status"`
-	TimeOfOccurrence string     `json:"time_of_occurrence"`
-	AcceptedAt       time.Time  `json:"accepted_at"`
-	Callback         string     `json:"callback"`
-	Attempts         int        `json:"attempts"`
-	LastClass        string     `json:"last_class,omitempty"`
-	LastError        string     `json:"last_error,omitempty"`
-	DeliveredAt      *time.Time `json:"delivered_at,omitempty"`
-}
+// sees it, rendered as the ingress renders it.
+type statusView struct{ policyclient.StatusView }
 
 func newStatusView(s workflows.Status) statusView {
-	v := statusView{
-		BizID:         s.BizID,
-		State:         string(s.State),
-		Endorsements:  s.Endorsements,
-		InsuranceType: typeName(s.InsuranceType),
-		PolicyNumber:  s.PolicyNumber,
-		LastSeq:       s.LastSeq,
-		CallbackState: string(s.CallbackState),
-		Events:        make([]eventView, 0, len(s.Events)),
-	}
-	for _, e := range s.Events {
-		v.Events = append(v.Events, eventView{
-			Seq:              e.Seq,
-			RequestID:        e.RequestID,
-			Stage:            e.Stage.String(),
-			Status:           e.Status.String(),
-			TimeOfOccurrence: e.TimeOfOccurrence,
-			AcceptedAt:       e.AcceptedAt,
-			Callback:         string(e.Callback),
-			Attempts:         e.Attempts,
-			LastClass:        e.LastClass,
-			LastError:        e.LastError,
-			DeliveredAt:      e.DeliveredAt,
-		})
-	}
-	return v
+	return statusView{policyclient.NewStatusView(s)}
 }
 
 func (v statusView) write(w io.Writer) error {
