@@ -162,18 +162,21 @@ type failure struct {
 
 // classifyFailure reads a DeliverCallback error. The activity reports the
 // attempt number and TOP's classification in a DeliverFailure; an error
-// without one (an attempt that timed out, a worker that crashed) counts as
-// fallbackAttempt and is retryable, since retrying never loses an event.
+// without one (an attempt that timed out, a worker that crashed) is
+// retryable, since retrying never loses an event. The attempt that failed
+// is the highest one the error proves ran (see attemptsRan); only an error
+// that proves none (an attempt whose worker crashed before it heartbeated,
+// say) counts as fallbackAttempt.
 func classifyFailure(err error, fallbackAttempt int) failure {
 	f := failure{attempt: fallbackAttempt, class: activities.ErrorTypeRetryable, summary: err.Error()}
+	if ran := attemptsRan(err); ran > 0 {
+		f.attempt = ran
+	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		f.class, f.summary = appErr.Type(), appErr.Message()
 		var d activities.DeliverFailure
 		if appErr.HasDetails() && appErr.Details(&d) == nil {
-			if d.Attempt > 0 {
-				f.attempt = d.Attempt
-			}
 			if d.Class != "" {
 				f.class = d.Class
 			}
@@ -194,6 +197,38 @@ func classifyFailure(err error, fallbackAttempt int) failure {
 		f.summary = "attempt timed out (" + timeout.TimeoutType().String() + ")"
 	}
 	return f
+}
+
+// attemptsRan is the highest attempt number a DeliverCallback error proves
+// ran, or 0 if it proves none. A phase 2 run can make many attempts and
+// still end in a timeout (its ScheduleToClose budget spent, or its last
+// attempt's heartbeat lost), which carries no DeliverFailure of its own;
+// counting it as one attempt would make an operator's retry reuse attempt
+// numbers the store already holds, and the store keeps the first outcome
+// per attempt, so a later delivery would be missing from the audit trail.
+// Two places in the cause chain say more: a timeout's last heartbeat
+// details (the activity heartbeats its attempt number), and a
+// DeliverFailure (the server attaches the last attempt's failure to a
+// ScheduleToClose timeout). Heartbeat details outlive the attempt that
+// recorded them, so a later attempt that failed before heartbeating can
+// carry the higher number in its DeliverFailure: take the highest of all.
+func attemptsRan(err error) int {
+	ran := 0
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		switch x := e.(type) {
+		case *temporal.TimeoutError:
+			var n int
+			if x.HasLastHeartbeatDetails() && x.LastHeartbeatDetails(&n) == nil {
+				ran = max(ran, n)
+			}
+		case *temporal.ApplicationError:
+			var d activities.DeliverFailure
+			if x.HasDetails() && x.Details(&d) == nil {
+				ran = max(ran, d.Attempt)
+			}
+		}
+	}
+	return ran
 }
 
 // noteFailure records a failed attempt on a callback and its status view.

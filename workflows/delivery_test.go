@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/insuranceflow/insuranceflow/activities"
 	"github.com/insuranceflow/insuranceflow/fsm"
 )
 
@@ -71,5 +73,97 @@ func TestDeliveryRetriesAfterHeartbeatTimeout(t *testing.T) {
 	}
 	if final := h.result(); final.Events[0].Callback != EventDelivered || final.Events[0].Attempts != 3 {
 		t.Errorf("event 1 = %+v, want delivered on attempt 3", final.Events[0])
+	}
+}
+
+// TestTimedOutRetryRunCountsItsAttempts: a phase 2 run that ends in a
+// timeout carries no DeliverFailure of its own, yet it may have made many
+// attempts. The attempts it proves ran (its last heartbeat, the last
+// attempt's DeliverFailure) count, so the operator's retry numbers its
+// attempts after them instead of reusing numbers the store already holds.
+func TestTimedOutRetryRunCountsItsAttempts(t *testing.T) {
+	tests := []struct {
+		name string
+		// phase2 is the result of every phase 2 call.
+		phase2 func(c deliverCall) error
+		// want is the attempt the parked callback is at, and so the
+		// operator retry's AttemptOffset; 0 means the last phase 2 call's.
+		want int
+	}{
+		{
+			name: "schedule-to-close with heartbeat details",
+			phase2: func(deliverCall) error {
+				return temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, nil, 7)
+			},
+			want: 7,
+		},
+		{
+			name: "heartbeat timeout on the last attempt",
+			phase2: func(c deliverCall) error {
+				return temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, nil, c.Attempt)
+			},
+		},
+		{
+			name: "schedule-to-close with the last attempt's failure",
+			phase2: func(deliverCall) error {
+				return temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, activities.OutcomeError(5, serviceDown))
+			},
+			want: 5,
+		},
+		{
+			name: "failure after the last heartbeat",
+			phase2: func(deliverCall) error {
+				return temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, activities.OutcomeError(9, serviceDown), 7)
+			},
+			want: 9,
+		},
+		{
+			name: "timeout proving no attempt",
+			phase2: func(deliverCall) error {
+				return temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, nil)
+			},
+			want: 2, // phase 2's first attempt
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.startAttributes(fsm.StatePreInsured)
+			h.fail(1, serviceDown) // phase 1
+			h.failCall = func(c deliverCall) error {
+				if c.Offset == 1 { // phase 2, after phase 1's one attempt
+					return tt.phase2(c)
+				}
+				return nil
+			}
+			h.report(0, lifecycle()[0])
+			parked := h.query(9 * time.Minute)
+			retry := h.operator(10*time.Minute, UpdateRetryCallback)
+			h.run(PolicyInput{BizID: testBizID, Settings: Settings{RetryBudget: time.Minute, RetryMaxInterval: 10 * time.Second, IdleTimeout: time.Hour}})
+
+			retry.operatorResult(t)
+			n := len(h.calls)
+			if n < 3 {
+				t.Fatalf("deliveries = %v, want phase 1, phase 2 and the operator's retry", h.deliveries())
+			}
+			want := tt.want
+			if want == 0 {
+				want = h.calls[n-2].Attempt
+				if want < 3 {
+					t.Fatalf("deliveries = %v, want several phase 2 attempts before the budget ran out", h.deliveries())
+				}
+			}
+			if head := parked.Events[0]; head.Callback != EventParked || head.Attempts != want {
+				t.Errorf("status while parked = %+v, want parked at attempt %d", head, want)
+			}
+			last := h.calls[n-1]
+			if last.At != 10*time.Minute || last.Offset != want || last.Attempt != want+1 {
+				t.Errorf("operator retry's call = {at %s, offset %d, attempt %d}, want {at 10m, offset %d, attempt %d}",
+					last.At, last.Offset, last.Attempt, want, want+1)
+			}
+			if final := h.result(); final.Events[0].Callback != EventDelivered || final.Events[0].Attempts != want+1 {
+				t.Errorf("event 1 = %+v, want delivered on attempt %d", final.Events[0], want+1)
+			}
+		})
 	}
 }
