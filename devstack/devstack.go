@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -75,6 +76,10 @@ type Options struct {
 	// WorkerEnv is extra KEY=VALUE for the worker; it overrides the
 	// stack's own settings (e.g. RETRY_INITIAL_INTERVAL=1s).
 	WorkerEnv []string
+	// Metrics makes the main worker serve Prometheus /metrics on a free
+	// port, Stack.MetricsAddr. Extra workers never serve metrics: they
+	// would contend for the same port.
+	Metrics bool
 	// TopsimArgs are extra topsim flags (e.g. -reject-pattern PARK).
 	TopsimArgs []string
 	// TopsimSeed seeds topsim's fault injection.
@@ -94,8 +99,11 @@ type Stack struct {
 	IngressURL      string
 	TopsimURL       string
 	DatabaseURL     string
-	Dir             string
-	Token           string
+	// MetricsAddr is the main worker's /metrics host:port; "" unless
+	// Options.Metrics.
+	MetricsAddr string
+	Dir         string
+	Token       string
 	// Temporal is a client dialled to TemporalAddress (namespace
 	// "default"); Stop closes it.
 	Temporal client.Client
@@ -110,6 +118,8 @@ type Stack struct {
 
 	mu    sync.Mutex
 	procs map[string]*process
+	// extra names the running extra workers' processes, in start order.
+	extra []string
 }
 
 // StartError is a process that did not come up; Log is the tail of its log.
@@ -214,9 +224,12 @@ func (s *Stack) start(ctx context.Context) error {
 		s.Temporal = c
 	}
 
-	ports, err := freePorts(2)
+	ports, err := freePorts(3)
 	if err != nil {
 		return err
+	}
+	if o.Metrics {
+		s.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
 	}
 	topsimAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	s.TopsimURL = "http://" + topsimAddr
@@ -265,11 +278,21 @@ func (s *Stack) build(ctx context.Context) error {
 	return nil
 }
 
-// workerEnv is the worker's configuration: the stack's addresses and
+// workerEnv is the main worker's configuration: the stack's addresses and
 // credentials, short retry intervals and TOP timeout so faults resolve in
-// seconds, then Options.WorkerEnv, which wins.
+// seconds, its metrics address, then Options.WorkerEnv, which wins.
 func (s *Stack) workerEnv() []string {
-	env := []string{
+	env := s.baseWorkerEnv(s.ingressAddr)
+	if s.MetricsAddr != "" {
+		env = append(env, "METRICS_ADDR="+s.MetricsAddr)
+	}
+	return append(env, s.opts.WorkerEnv...)
+}
+
+// baseWorkerEnv is what every worker of the stack shares, with its ingress
+// on ingressAddr.
+func (s *Stack) baseWorkerEnv(ingressAddr string) []string {
+	return []string{
 		"TEMPORAL_ADDRESS=" + s.TemporalAddress,
 		"TEMPORAL_NAMESPACE=default",
 		"DATABASE_URL=" + s.DatabaseURL,
@@ -277,13 +300,12 @@ func (s *Stack) workerEnv() []string {
 		"TOP_APP_KEY=" + s.appKey,
 		"TOP_APP_SECRET=" + s.appSecret,
 		"TOP_CALL_TIMEOUT=2s",
-		"HTTP_ADDR=" + s.ingressAddr,
+		"HTTP_ADDR=" + ingressAddr,
 		"INGRESS_TOKENS=" + s.Token,
 		"RETRY_INITIAL_INTERVAL=200ms",
 		"RETRY_MAX_INTERVAL=1s",
 		"LOG_LEVEL=info",
 	}
-	return append(env, s.opts.WorkerEnv...)
 }
 
 // StartWorker starts the worker (same environment, same ingress port as
@@ -301,6 +323,66 @@ func (s *Stack) StartWorker(ctx context.Context) error {
 		return &StartError{Process: ProcWorker, Err: err, Log: s.LogTail(ProcWorker, 30)}
 	}
 	return nil
+}
+
+// StartExtraWorker starts another worker process beside the main one, e.g.
+// on its own TASK_QUEUE or with other payload keys: the main worker's
+// environment without METRICS_ADDR, its ingress on a free port, then env,
+// which wins. Its log is Dir/<name>.log (see LogTail); name must not be
+// one of the stack's own processes nor a running extra worker. It returns
+// once the worker's /readyz answers, with the ingress's base URL and a stop
+// func (SIGTERM, then SIGKILL after a grace period) that is safe to call
+// more than once (it reports a worker that had exited by itself); Stop
+// stops any extra worker still running.
+func (s *Stack) StartExtraWorker(ctx context.Context, name string, env []string) (url string, stop func() error, err error) {
+	switch {
+	case name == "" || strings.ContainsAny(name, `/\`):
+		return "", nil, &OptionsError{Field: "StartExtraWorker name", Problem: fmt.Sprintf("%q is not a plain file name", name)}
+	case name == ProcWorker || name == ProcTopsim || name == ProcTemporal:
+		return "", nil, &OptionsError{Field: "StartExtraWorker name", Problem: fmt.Sprintf("%q is one of the stack's own processes", name)}
+	}
+	if p := s.proc(name); p != nil && p.running() {
+		return "", nil, fmt.Errorf("devstack: extra worker %s is already running (pid %d)", name, p.pid())
+	}
+	ports, err := freePorts(1)
+	if err != nil {
+		return "", nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	full := append(s.baseWorkerEnv(addr), s.opts.WorkerEnv...)
+	// The environment wins over os.Environ, so an inherited METRICS_ADDR
+	// cannot make the extra worker fight the main one for its port.
+	full = append(append(full, "METRICS_ADDR="), env...)
+	fmt.Fprintf(s.opts.Log, "devstack: starting extra worker %s, ingress on %s\n", name, addr)
+	p, err := s.spawn(name, full, filepath.Join(s.binDir, "worker"))
+	if err != nil {
+		return "", nil, err
+	}
+	s.mu.Lock()
+	s.extra = append(s.extra, name)
+	s.mu.Unlock()
+	var once sync.Once
+	var stopErr error
+	stop = func() error {
+		once.Do(func() {
+			// A worker that died on its own is worth reporting: the
+			// caller saw it as up.
+			if !p.running() {
+				stopErr = fmt.Errorf("devstack: extra worker %s had already exited: %v", name, p.waitErr)
+			}
+			p.terminate(stopGrace)
+			s.mu.Lock()
+			s.extra = slices.DeleteFunc(s.extra, func(n string) bool { return n == name })
+			s.mu.Unlock()
+		})
+		return stopErr
+	}
+	url = "http://" + addr
+	if err := waitHTTP(ctx, url+"/readyz", p); err != nil {
+		_ = stop()
+		return "", nil, &StartError{Process: name, Err: err, Log: s.LogTail(name, 30)}
+	}
+	return url, stop, nil
 }
 
 // KillWorker sends SIGKILL to the worker's process group and waits for it
@@ -381,7 +463,10 @@ func (s *Stack) Stop() error {
 		s.Temporal.Close()
 		s.Temporal = nil
 	}
-	for _, name := range []string{ProcWorker, ProcTopsim, ProcTemporal} {
+	s.mu.Lock()
+	names := append(slices.Clone(s.extra), ProcWorker, ProcTopsim, ProcTemporal)
+	s.mu.Unlock()
+	for _, name := range names {
 		if p := s.proc(name); p != nil && p.running() {
 			p.terminate(stopGrace)
 		}

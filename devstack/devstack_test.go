@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func TestStack(t *testing.T) {
 	defer cancel()
 
 	var progress bytes.Buffer
-	s, err := Start(ctx, Options{TemporalBin: bin, ModuleRoot: "..", TopsimSeed: 3, Log: &progress})
+	s, err := Start(ctx, Options{TemporalBin: bin, ModuleRoot: "..", TopsimSeed: 3, Metrics: true, Log: &progress})
 	if err != nil {
 		t.Fatalf("Start: %v\nprogress:\n%s", err, progress.String())
 	}
@@ -180,6 +181,60 @@ func TestStack(t *testing.T) {
 		}
 	})
 
+	t.Run("main worker serves metrics", func(t *testing.T) {
+		if s.MetricsAddr == "" {
+			t.Fatal("MetricsAddr empty with Options.Metrics set")
+		}
+		if code := getStatus(t, "http://"+s.MetricsAddr+"/metrics"); code != http.StatusOK {
+			t.Fatalf("GET /metrics status=%d, want 200", code)
+		}
+	})
+
+	// left running for Stop to take down.
+	const leftRunning = "worker-left-running"
+	t.Run("extra worker", func(t *testing.T) {
+		for _, name := range []string{"", ProcWorker, ProcTemporal, "../escape"} {
+			_, _, err := s.StartExtraWorker(ctx, name, nil)
+			var oe *OptionsError
+			if !errors.As(err, &oe) {
+				t.Fatalf("StartExtraWorker(%q) err=%v, want an OptionsError", name, err)
+			}
+		}
+
+		url, stop, err := s.StartExtraWorker(ctx, "worker-extra", []string{"TASK_QUEUE=devstack-extra"})
+		if err != nil {
+			t.Fatalf("StartExtraWorker: %v", err)
+		}
+		if url == s.IngressURL {
+			t.Fatalf("extra worker url=%s, the main worker's", url)
+		}
+		if code := getStatus(t, url+"/readyz"); code != http.StatusOK {
+			t.Fatalf("extra worker /readyz status=%d, want 200", code)
+		}
+		if _, _, err := s.StartExtraWorker(ctx, "worker-extra", nil); err == nil {
+			t.Fatal("a second extra worker with a running one's name started, want an error")
+		}
+		if !strings.Contains(s.LogTail("worker-extra", 1000), "devstack: worker-extra starting") {
+			t.Fatalf("worker-extra.log lacks the start line:\n%s", s.LogTail("worker-extra", 20))
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("second stop: %v", err)
+		}
+		if _, err := http.Get(url + "/readyz"); err == nil {
+			t.Fatalf("extra worker still answers at %s after stop", url)
+		}
+		// The main worker is untouched.
+		if code := getStatus(t, s.IngressURL+"/readyz"); code != http.StatusOK {
+			t.Fatalf("main worker /readyz status=%d after stopping the extra one, want 200", code)
+		}
+		if _, _, err := s.StartExtraWorker(ctx, leftRunning, nil); err != nil {
+			t.Fatalf("StartExtraWorker(%s): %v", leftRunning, err)
+		}
+	})
+
 	t.Run("restart the dev server keeps its state", func(t *testing.T) {
 		if err := s.StopTemporal(); err != nil {
 			t.Fatalf("StopTemporal: %v", err)
@@ -194,7 +249,7 @@ func TestStack(t *testing.T) {
 
 	t.Run("stop leaves nothing behind", func(t *testing.T) {
 		var pids []int
-		for _, n := range []string{ProcWorker, ProcTopsim, ProcTemporal} {
+		for _, n := range []string{ProcWorker, ProcTopsim, ProcTemporal, leftRunning} {
 			p := s.proc(n)
 			if p == nil || !p.running() {
 				t.Fatalf("%s not running before Stop", n)
@@ -219,4 +274,15 @@ func TestStack(t *testing.T) {
 			t.Fatalf("temporary dir %s still there after Stop (stat: %v)", dir, err)
 		}
 	})
+}
+
+// getStatus is the status of GET url.
+func getStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -92,7 +92,7 @@ func countCompleted(ctx context.Context, t *testing.T, bizID string) actions.Cou
 	t.Helper()
 	id := workflows.WorkflowID(bizID)
 	eventually(t, 30*time.Second, bizID+" completed", func() (bool, string) {
-		d, err := env.temporal.DescribeWorkflowExecution(ctx, id, "")
+		d, err := env.Temporal.DescribeWorkflowExecution(ctx, id, "")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -100,7 +100,7 @@ func countCompleted(ctx context.Context, t *testing.T, bizID string) actions.Cou
 		return s == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, s.String()
 	})
 	var events []*historypb.HistoryEvent
-	it := env.temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := env.Temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {

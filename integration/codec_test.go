@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,33 +43,22 @@ type encryptedWorker struct {
 // first, a retired one after it) and stops it when the test ends.
 func startEncryptedWorker(t *testing.T) encryptedWorker {
 	t.Helper()
-	keysFile := filepath.Join(env.dir, "payload-keys")
+	keysFile := filepath.Join(env.Dir, "payload-keys")
 	content := fmt.Sprintf("# integration payload keys\n%s:%s\nit-2024:%s\n", encryptKeyID, randomKey(t), randomKey(t))
 	if err := os.WriteFile(keysFile, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	extra := append(env.workerEnv(addr),
-		"TASK_QUEUE="+encryptedQueue,
-		"PAYLOAD_KEYS_FILE="+keysFile,
-		"CODEC_AUTH_TOKENS="+codecToken,
-	)
 	const name = "worker-encrypted"
-	p, err := env.start(name, extra, filepath.Join(env.bin, "worker"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The log is checked for personal data even when the worker never got
+	// ready, so it is read in a cleanup registered before the start.
+	var stop func() error
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-done
+		if stop != nil {
+			if err := stop(); err != nil {
+				t.Errorf("stopping %s: %v", name, err)
+			}
 		}
-		log, _ := os.ReadFile(filepath.Join(env.dir, name+".log"))
+		log, _ := os.ReadFile(filepath.Join(env.Dir, name+".log"))
 		if t.Failed() {
 			t.Logf("----- %s log -----\n%s", name, log)
 		}
@@ -78,11 +66,18 @@ func startEncryptedWorker(t *testing.T) encryptedWorker {
 			t.Errorf("the encrypted worker logged personal data")
 		}
 	})
-	w := encryptedWorker{url: "http://" + addr, keysFile: keysFile}
-	if err := waitHTTP(w.url + "/readyz"); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	url, stopWorker, err := env.StartExtraWorker(ctx, name, []string{
+		"TASK_QUEUE=" + encryptedQueue,
+		"PAYLOAD_KEYS_FILE=" + keysFile,
+		"CODEC_AUTH_TOKENS=" + codecToken,
+	})
+	if err != nil {
 		t.Fatalf("encrypted worker not ready: %v", err)
 	}
-	return w
+	stop = stopWorker
+	return encryptedWorker{url: url, keysFile: keysFile}
 }
 
 func randomKey(t *testing.T) string {
@@ -128,10 +123,8 @@ const (
 // keys as PAYLOAD_KEYS_FILE ("" for none), and returns its stdout, its
 // stderr and its error.
 func runStarter(keys string, args ...string) (stdout, stderr []byte, err error) {
-	cmd := exec.Command(filepath.Join(env.bin, "starter"), args...)
-	cmd.Env = append(os.Environ(),
-		"TEMPORAL_ADDRESS="+env.temporalAddr,
-		"DATABASE_URL="+env.databaseURL,
+	cmd := env.Starter(context.Background(), args...)
+	cmd.Env = append(cmd.Env,
 		"TASK_QUEUE="+encryptedQueue,
 		"PAYLOAD_KEYS_FILE="+keys,
 	)
@@ -318,7 +311,7 @@ func history(t *testing.T, bizID string) []*historypb.HistoryEvent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	it := env.temporal.GetWorkflowHistory(ctx, workflows.WorkflowID(bizID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := env.Temporal.GetWorkflowHistory(ctx, workflows.WorkflowID(bizID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var events []*historypb.HistoryEvent
 	for it.HasNext() {
 		e, err := it.Next()
@@ -369,7 +362,7 @@ func collectPayloads(events []*historypb.HistoryEvent) []*commonpb.Payload {
 
 func TestCodecEndpointOffWithoutKeys(t *testing.T) {
 	// The stack's own worker runs without PAYLOAD_KEYS_FILE.
-	status, raw := send(t, http.MethodPost, env.ingressURL+"/codec/decode", testToken, []byte(`{"payloads":[]}`))
+	status, raw := send(t, http.MethodPost, env.IngressURL+"/codec/decode", testToken, []byte(`{"payloads":[]}`))
 	var e apiError
 	if status != http.StatusNotFound || json.Unmarshal(raw, &e) != nil || e.Error.Code != "not_found" {
 		t.Fatalf("POST /codec/decode on the plain worker: %d %s, want the ingress's 404", status, raw)

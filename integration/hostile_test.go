@@ -78,7 +78,7 @@ type errorBody struct {
 
 func TestHostileRequests(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, env.databaseURL)
+	st, err := store.Open(ctx, env.DatabaseURL)
 	if err != nil {
 		t.Fatalf("opening the store at the harness's database: %v", err)
 	}
@@ -357,7 +357,7 @@ func checkNothingReached(ctx context.Context, t *testing.T, st *store.Store, nam
 		// the store; topsim, above, was the place it could have leaked to.
 		return
 	}
-	_, err := env.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+	_, err := env.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
 	var notFound *serviceerror.NotFound
 	if !errors.As(err, &notFound) {
 		t.Errorf("%s: workflow for biz_id %q: describe error = %v, want not found", name, bizID, err)
@@ -381,7 +381,7 @@ func sendHostile(t *testing.T, c hostileCase) (*http.Response, []byte) {
 	if c.stream > 0 {
 		body = &fillReader{prefix: c.body, left: c.stream}
 	}
-	req, err := http.NewRequest(cmp.Or(c.method, http.MethodPost), env.ingressURL+reportPath, body)
+	req, err := http.NewRequest(cmp.Or(c.method, http.MethodPost), env.IngressURL+reportPath, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +498,7 @@ type simStats struct {
 
 func getSimStats(t *testing.T) simStats {
 	t.Helper()
-	resp, err := httpClient.Get(env.topsimURL + "/_sim/stats")
+	resp, err := httpClient.Get(env.TopsimURL + "/_sim/stats")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +542,7 @@ func quietSimStats(t *testing.T) simStats {
 // bytes the biz_id holds.
 func simCallbacks(t *testing.T, bizID string) []receipt {
 	t.Helper()
-	resp, err := httpClient.Get(env.topsimURL + "/_sim/callbacks?" + url.Values{"biz_id": {bizID}}.Encode())
+	resp, err := httpClient.Get(env.TopsimURL + "/_sim/callbacks?" + url.Values{"biz_id": {bizID}}.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -590,7 +590,7 @@ func countPolicies(t *testing.T, st *store.Store) int {
 // checkLogHasNo fails if the named process's log contains s.
 func checkLogHasNo(t *testing.T, name, s string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(env.dir, name+".log"))
+	b, err := os.ReadFile(filepath.Join(env.Dir, name+".log"))
 	if err != nil {
 		t.Fatalf("reading the %s log: %v", name, err)
 	}

@@ -112,7 +112,7 @@ func mustAccept(t *testing.T, body map[string]any, wantSeq int64, wantState stri
 
 func receipts(t *testing.T, bizID string) []receipt {
 	t.Helper()
-	resp, err := httpClient.Get(env.topsimURL + "/_sim/callbacks?biz_id=" + bizID)
+	resp, err := httpClient.Get(env.TopsimURL + "/_sim/callbacks?biz_id=" + bizID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func status(t *testing.T, bizID string) policyStatus {
 
 func setFaults(t *testing.T, faults string) {
 	t.Helper()
-	resp, err := httpClient.Post(env.topsimURL+"/_sim/faults", "application/json", strings.NewReader(faults))
+	resp, err := httpClient.Post(env.TopsimURL+"/_sim/faults", "application/json", strings.NewReader(faults))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,14 +204,14 @@ func TestLifecycleDeliveredInOrder(t *testing.T) {
 	// attributes show the final state.
 	ctx := context.Background()
 	eventually(t, 20*time.Second, "workflow completed", func() (bool, string) {
-		d, err := env.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+		d, err := env.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
 		if err != nil {
 			return false, err.Error()
 		}
 		info := d.GetWorkflowExecutionInfo()
 		return info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, info.GetStatus().String()
 	})
-	d, err := env.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+	d, err := env.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
 	if err != nil {
 		t.Fatal(err)
 	}

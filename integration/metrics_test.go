@@ -14,7 +14,7 @@ import (
 // series spelled as exported: name{labels} (labels in the exporter's order).
 func scrapeMetrics(t *testing.T) map[string]float64 {
 	t.Helper()
-	resp, err := httpClient.Get("http://" + env.metricsAddr + "/metrics")
+	resp, err := httpClient.Get("http://" + env.MetricsAddr + "/metrics")
 	if err != nil {
 		t.Fatalf("scrape: %v", err)
 	}

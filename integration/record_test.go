@@ -21,7 +21,7 @@ func recordHistoryOf(t *testing.T, name, bizID string) {
 	if !*recordHistory {
 		return
 	}
-	cmd := exec.Command(temporalBin(), "workflow", "show", "--address", env.temporalAddr,
+	cmd := exec.Command(temporalBin(), "workflow", "show", "--address", env.TemporalAddress,
 		"--workflow-id", workflows.WorkflowID(bizID), "--output", "json")
 	out, err := cmd.Output()
 	if err != nil {

@@ -25,7 +25,7 @@ const (
 func routerClient(t *testing.T, method top.SignMethod, simplify bool) *top.Client {
 	t.Helper()
 	c, err := top.New(top.Config{
-		GatewayURL: env.ingressURL + "/router/rest",
+		GatewayURL: env.IngressURL + "/router/rest",
 		AppKey:     testRouterAppKey,
 		AppSecret:  top.Secret(testRouterAppSecret),
 		SignMethod: method,
@@ -142,7 +142,7 @@ func TestTOPRouterEventReachesTOPLikeAJSONOne(t *testing.T) {
 		}
 	})
 	t.Run("a wrong signature never reaches the workflow", func(t *testing.T) {
-		c, err := top.New(top.Config{GatewayURL: env.ingressURL + "/router/rest", AppKey: testRouterAppKey, AppSecret: "not-the-secret"})
+		c, err := top.New(top.Config{GatewayURL: env.IngressURL + "/router/rest", AppKey: testRouterAppKey, AppSecret: "not-the-secret"})
 		if err != nil {
 			t.Fatal(err)
 		}
