@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/insuranceflow/insuranceflow/topsim/simulator"
 )
 
 // ingressClient is the business system's HTTP client for the ingress.
@@ -101,19 +103,8 @@ func retryAfter(v string) time.Duration {
 	return 0
 }
 
-// simStats is the part of topsim's GET /_sim/stats the report shows.
-type simStats struct {
-	Requests       int64 `json:"requests"`
-	Accepted       int64 `json:"accepted"`
-	Rejected       int64 `json:"rejected"`
-	ISPErrors      int64 `json:"isp_errors"`
-	Hangs          int64 `json:"hangs"`
-	Bans           int64 `json:"bans"`
-	HTTP502        int64 `json:"http_502"`
-	ProtocolErrors int64 `json:"protocol_errors"`
-	Abandoned      int64 `json:"abandoned"`
-	InFlight       int64 `json:"in_flight"`
-}
+// simStats is topsim's GET /_sim/stats answer.
+type simStats = simulator.Stats
 
 // topsimStats reads topsim's counters.
 func topsimStats(ctx context.Context, client *http.Client, topsimURL string) (simStats, error) {

@@ -23,28 +23,7 @@ import (
 // the configured app_key, within the clock skew.
 func FuzzTOPRouter(f *testing.F) {
 	seed := func(method top.SignMethod, edit func(url.Values)) string {
-		payload, err := routerResult().APIJSON()
-		if err != nil {
-			f.Fatal(err)
-		}
-		form := url.Values{
-			top.ParamMethod:     {top.APIMethod},
-			top.ParamAppKey:     {routerKey},
-			top.ParamTimestamp:  {top.Timestamp(routerNow)},
-			top.ParamFormat:     {top.FormatJSON},
-			top.ParamVersion:    {top.Version},
-			top.ParamSignMethod: {string(method)},
-			top.ParamRequest:    {payload},
-		}
-		if edit != nil {
-			edit(form)
-		}
-		sign, err := top.Sign(form, top.Secret(routerSecret), method)
-		if err != nil {
-			f.Fatal(err)
-		}
-		form.Set(top.ParamSign, sign)
-		return form.Encode()
+		return signedForm(f, routerResult(), method, routerSecret, edit).Encode()
 	}
 	for _, m := range top.SignMethods() {
 		f.Add(seed(m, nil), "")

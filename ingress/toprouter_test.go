@@ -156,7 +156,7 @@ func routerResult() insurance.Result {
 
 // signedForm is what a TOP SDK posts for r, after edit changed it, signed
 // with secret and method.
-func signedForm(t *testing.T, r insurance.Result, method top.SignMethod, secret string, edit func(url.Values)) url.Values {
+func signedForm(t testing.TB, r insurance.Result, method top.SignMethod, secret string, edit func(url.Values)) url.Values {
 	t.Helper()
 	payload, err := r.APIJSON()
 	if err != nil {
