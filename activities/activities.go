@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -45,6 +46,7 @@ const (
 	ErrorTypeRateLimited = "rate_limited"   // an app ban: retry after the ban (NextRetryDelay)
 	ErrorTypeStore       = "store"          // the audit trail could not be written: retry
 	ErrorTypeInvalid     = "invalid_record" // the store refuses the record (a bug or a clash): non-retryable
+	ErrorTypeSuperseded  = "superseded"     // Temporal retried the attempt meanwhile: it did not call TOP
 )
 
 // NonRetryableErrorTypes are the error types no retry can cure; the workflow
@@ -103,10 +105,13 @@ type DeliverInput struct {
 
 // DeliverResult is a delivered callback.
 type DeliverResult struct {
-	Attempt      int           `json:"attempt"` // the attempt that succeeded, counted over the event's whole life
-	TOPRequestID string        `json:"top_request_id,omitempty"`
-	DeliveredAt  time.Time     `json:"delivered_at"`
-	Duration     time.Duration `json:"duration"`
+	Attempt int `json:"attempt"` // the attempt that succeeded, counted over the event's whole life
+	// AlreadyDelivered is set when the store showed the callback delivered
+	// by an earlier attempt, so this one did not call TOP.
+	AlreadyDelivered bool          `json:"already_delivered,omitempty"`
+	TOPRequestID     string        `json:"top_request_id,omitempty"`
+	DeliveredAt      time.Time     `json:"delivered_at"`
+	Duration         time.Duration `json:"duration"`
 }
 
 // DeliverFailure is the detail payload of every error DeliverCallback
@@ -146,7 +151,15 @@ type DeliverFailure struct {
 // the attempt number.
 func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ DeliverResult, err error) {
 	defer func() { a.countDelivery(err) }()
+	// began is the fence's reference: an attempt row started after it
+	// means Temporal gave up on this attempt and retried it meanwhile.
+	began := a.now()
 	attempt := in.AttemptOffset + int(activity.GetInfo(ctx).Attempt)
+	// Heartbeat before anything else, so slow store writes below cannot
+	// outlast the heartbeat timeout unnoticed; the heartbeats say which
+	// attempt number this is, once the store has granted it.
+	hb := a.heartbeat(ctx, attempt)
+	defer hb.stop()
 	payload, err := in.Event.APIJSON()
 	if err != nil {
 		return DeliverResult{}, a.invalid(attempt, err)
@@ -179,13 +192,38 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	}
 
 	started := a.now()
-	if err := a.Store.StartAttempt(ctx, in.BizID, in.Seq, attempt, started); err != nil {
+	grant, err := a.Store.BeginAttempt(ctx, in.BizID, in.Seq, attempt, began, started)
+	if err != nil {
 		return DeliverResult{}, a.storeFailure(attempt, "record attempt start", err)
 	}
-	// Deferred, so that it also stops if the call panics; the writes after
-	// the call keep the attempt alive too, since on a busy database they can
-	// take seconds.
-	defer a.heartbeat(ctx, attempt)()
+	switch {
+	case grant.Delivered != nil:
+		// Delivered by an earlier attempt whose answer the workflow never
+		// got (its recording or its completion failed): TOP has the event,
+		// and calling it again could only repeat it.
+		a.logger().InfoContext(ctx, "callback already delivered", "biz_id", in.BizID, "seq", in.Seq, "attempt", grant.Delivered.Attempt)
+		return DeliverResult{
+			Attempt:          max(grant.Delivered.Attempt, in.AttemptOffset),
+			TOPRequestID:     grant.Delivered.TOPRequestID,
+			DeliveredAt:      grant.Delivered.DeliveredAt,
+			AlreadyDelivered: true,
+		}, nil
+	case grant.Skipped:
+		return DeliverResult{}, a.invalid(attempt, fmt.Errorf("callback of seq %d was skipped by an operator; it is never sent", in.Seq))
+	case grant.Superseded:
+		return DeliverResult{}, superseded(attempt, "a later attempt has started")
+	}
+	attempt = grant.Attempt
+	hb.set(attempt)
+	// The last look before TOP: if this attempt's heartbeats stopped
+	// reaching Temporal for longer than its heartbeat timeout, this
+	// heartbeat does reach it, and is answered by cancelling ctx.
+	if hb.on {
+		activity.RecordHeartbeat(ctx, attempt)
+	}
+	if ctx.Err() != nil {
+		return DeliverResult{}, superseded(attempt, "Temporal gave up on this attempt before it called TOP")
+	}
 	out := a.TOP.Callback(ctx, in.Event)
 	if out.Duration <= 0 {
 		out.Duration = a.now().Sub(started)
@@ -193,7 +231,7 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	a.metrics().CallbackAttempt(out)
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeWriteTimeout)
 	defer cancel()
-	if err := a.Store.RecordAttempt(wctx, store.Attempt{
+	if err := a.recordOutcome(wctx, store.Attempt{
 		BizID:        in.BizID,
 		Seq:          in.Seq,
 		Attempt:      attempt,
@@ -244,14 +282,62 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	return DeliverResult{}, OutcomeError(attempt, out)
 }
 
-// heartbeat heartbeats the attempt's number every interval until the
-// returned stop is called; stop returns once the heartbeating goroutine has
-// ended, so nothing heartbeats after the activity returned.
-func (a *Activities) heartbeat(ctx context.Context, attempt int) (stop func()) {
+// recordOutcome writes an attempt's outcome, trying again while the store
+// refuses for a reason that may pass (locked, unreachable) until ctx ends.
+// TOP has answered by now: if it accepted and the write is lost, the next
+// attempt finds no delivery in the store and calls TOP again, so the write
+// is worth the wait.
+func (a *Activities) recordOutcome(ctx context.Context, at store.Attempt) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := a.Store.RecordAttempt(ctx, at)
+		var invalid *store.InvalidError
+		if err == nil || errors.As(err, &invalid) || errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// superseded is the error of an attempt that must not call TOP because
+// Temporal has moved on without it. Nobody reads it (the server has failed
+// the attempt already); it is retryable so that, should the server still
+// be waiting for it after all, the next attempt decides afresh.
+func superseded(attempt int, why string) error {
+	msg := "attempt superseded: " + why
+	return temporal.NewApplicationError(msg, ErrorTypeSuperseded,
+		DeliverFailure{Attempt: attempt, Class: ErrorTypeSuperseded, Summary: msg})
+}
+
+// heartbeater heartbeats an attempt's number until stopped.
+type heartbeater struct {
+	attempt atomic.Int64
+	on      bool // heartbeats are sent: the activity has a heartbeat timeout
+	stop    func()
+}
+
+func (h *heartbeater) set(attempt int) { h.attempt.Store(int64(attempt)) }
+
+// heartbeat heartbeats the attempt's number at once and then every
+// interval until stop is called; stop returns once the heartbeating
+// goroutine has ended, so nothing heartbeats after the activity returned.
+// The first heartbeat reaches Temporal straight away (the SDK batches only
+// later ones), so an attempt that Temporal already gave up on learns so
+// before it writes anything: the SDK cancels ctx.
+func (a *Activities) heartbeat(ctx context.Context, attempt int) *heartbeater {
+	h := &heartbeater{stop: func() {}}
+	h.set(attempt)
 	every := heartbeatInterval(a.HeartbeatEvery, activity.GetInfo(ctx).HeartbeatTimeout)
 	if every <= 0 {
-		return func() {}
+		return h
 	}
+	h.on = true
+	activity.RecordHeartbeat(ctx, attempt)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -264,14 +350,15 @@ func (a *Activities) heartbeat(ctx context.Context, attempt int) (stop func()) {
 			case <-ticker.C:
 				// The SDK batches these and sends at most one per 80% of the
 				// heartbeat timeout, so ticking faster costs no RPCs.
-				activity.RecordHeartbeat(ctx, attempt)
+				activity.RecordHeartbeat(ctx, int(h.attempt.Load()))
 			}
 		}
 	})
-	return func() {
+	h.stop = func() {
 		close(done)
 		wg.Wait()
 	}
+	return h
 }
 
 // heartbeatInterval is how often to heartbeat: configured if set, else a

@@ -313,34 +313,66 @@ func TestDeliverCallbackOutcomes(t *testing.T) {
 	}
 }
 
-func TestDeliverCallbackRepeatedAttemptIsIdempotent(t *testing.T) {
+// TestDeliverCallbackNeverReusesAnAttemptNumber is issue 8's fifth risk: an
+// attempt whose number is already recorded (a phase-2 run timed out before
+// heartbeating its number, and an operator's retry started counting from
+// the workflow's lower count) used to write its outcome over the earlier
+// row's, so the audit trail lost an attempt. It now takes the next free
+// number. This test failed before the fix: two rows, attempt 1 recorded once.
+func TestDeliverCallbackNeverReusesAnAttemptNumber(t *testing.T) {
 	retryable := top.Outcome{Class: top.ClassRetryable, Code: 15, SubCode: "isp.remote-service-error", SubMsg: "down"}
 	f := newFixture(t, retryable, retryable, top.Outcome{Class: top.ClassDelivered, RequestID: "top-ok"})
 
-	// The same attempt twice (a worker died after recording it), then the
-	// next attempt, which succeeds.
+	// Attempt number 1 asked for twice, then number 2, which is taken by then.
 	for range 2 {
 		if _, err := f.deliver(input(0)); err == nil {
-			t.Fatal("attempt 1 succeeded, want a retryable failure")
+			t.Fatal("attempt succeeded, want a retryable failure")
 		}
 	}
 	res, err := f.deliver(input(1))
 	if err != nil {
-		t.Fatalf("attempt 2: %v", err)
+		t.Fatalf("third attempt: %v", err)
 	}
-	if res.Attempt != 2 || res.TOPRequestID != "top-ok" {
-		t.Errorf("result = %+v, want attempt 2", res)
+	if res.Attempt != 3 || res.TOPRequestID != "top-ok" {
+		t.Errorf("result = %+v, want attempt 3", res)
 	}
 	if n := f.top.calls(); n != 3 {
-		t.Errorf("TOP called %d times, want 3 (a repeated attempt re-sends)", n)
+		t.Errorf("TOP called %d times, want 3", n)
 	}
-	if events := f.events(); len(events) != 1 || events[0].Callback != "delivered" || events[0].Attempts != 2 {
-		t.Errorf("events = %+v, want one delivered after 2 attempts", events)
+	if events := f.events(); len(events) != 1 || events[0].Callback != "delivered" || events[0].Attempts != 3 {
+		t.Errorf("events = %+v, want one delivered after 3 attempts", events)
 	}
 	attempts := f.attempts()
-	if len(attempts) != 2 || attempts[0].Attempt != 1 || attempts[0].Class != "retryable" ||
-		attempts[1].Attempt != 2 || attempts[1].Class != "delivered" {
-		t.Errorf("attempts = %+v, want attempt 1 retryable once, attempt 2 delivered", attempts)
+	if len(attempts) != 3 || attempts[0].Class != "retryable" || attempts[1].Attempt != 2 || attempts[1].Class != "retryable" ||
+		attempts[2].Attempt != 3 || attempts[2].Class != "delivered" {
+		t.Errorf("attempts = %+v, want 1 and 2 retryable, 3 delivered", attempts)
+	}
+}
+
+// TestDeliverCallbackAlreadyDeliveredIsNotResent is issue 8's fourth risk:
+// an attempt whose delivery TOP accepted but whose completion never reached
+// the workflow (its worker died, or the answer was lost) was retried and
+// called TOP again. The retry now finds the delivery in the store and
+// answers with it. This test failed before the fix: TOP was called twice.
+func TestDeliverCallbackAlreadyDeliveredIsNotResent(t *testing.T) {
+	f := newFixture(t, top.Outcome{Class: top.ClassDelivered, RequestID: "top-first"})
+	first, err := f.deliver(input(0))
+	if err != nil {
+		t.Fatalf("first attempt: %v", err)
+	}
+	again, err := f.deliver(input(1))
+	if err != nil {
+		t.Fatalf("retried attempt: %v", err)
+	}
+	if n := f.top.calls(); n != 1 {
+		t.Fatalf("TOP called %d times, want 1", n)
+	}
+	if !again.AlreadyDelivered || again.Attempt != first.Attempt || again.TOPRequestID != "top-first" ||
+		!again.DeliveredAt.Equal(first.DeliveredAt) {
+		t.Fatalf("retried attempt = %+v, want the first delivery %+v, marked already delivered", again, first)
+	}
+	if attempts := f.attempts(); len(attempts) != 1 {
+		t.Errorf("attempts = %+v, want only the delivered one", attempts)
 	}
 }
 
@@ -668,8 +700,10 @@ func TestDeliverCallbackHeartbeatsDuringTheCall(t *testing.T) {
 		if err != nil || res.Attempt != 3 {
 			t.Fatalf("DeliverCallback = %+v, %v", res, err)
 		}
-		if before > 1 {
-			t.Errorf("%d heartbeats before the call, want at most the ticker's first", before)
+		// One when the attempt starts, one right before the call (the
+		// fence), and perhaps the ticker's first.
+		if before > 3 {
+			t.Errorf("%d heartbeats before the call, want at most 3", before)
 		}
 		after := hb.count()
 		time.Sleep(20 * f.acts.HeartbeatEvery)

@@ -2,8 +2,11 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/insuranceflow/insuranceflow/fsm"
 	"github.com/insuranceflow/insuranceflow/insurance"
@@ -16,6 +19,17 @@ type RecordInput struct {
 	Policy   PolicyRecord    `json:"policy"`
 	Events   []EventRecord   `json:"events,omitempty"`
 	Callback *CallbackChange `json:"callback,omitempty"`
+	// Operator, with Callback, is the operator action that made the
+	// change: it goes to the audit trail in the same transaction.
+	Operator *OperatorRecord `json:"operator,omitempty"`
+}
+
+// OperatorRecord is who changed a callback, how and why.
+type OperatorRecord struct {
+	Action string    `json:"action"` // workflows.ActionRetry or ActionSkip
+	By     string    `json:"by,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // PolicyRecord is the policy as the workflow knows it.
@@ -56,7 +70,24 @@ type CallbackChange struct {
 // recorded idempotently first (so the change below always finds its event),
 // then the callback change is applied. Both writes are idempotent, so the
 // SDK may retry the whole call.
+//
+// A record the store refuses (an event conflicting with a stored one, an
+// invalid field) fails non-retryably with ErrorTypeInvalid: retrying for
+// the local activity's whole budget would only delay the same answer and
+// make it look like an outage.
 func (a *Activities) RecordCallbacks(ctx context.Context, in RecordInput) error {
+	if err := a.recordCallbacks(ctx, in); err != nil {
+		var invalid *store.InvalidError
+		var conflict *store.EventConflictError
+		if errors.As(err, &invalid) || errors.As(err, &conflict) {
+			return temporal.NewNonRetryableApplicationError(err.Error(), ErrorTypeInvalid, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (a *Activities) recordCallbacks(ctx context.Context, in RecordInput) error {
 	parks := a.parks(ctx, in)
 	policy := store.Policy{
 		BizID:          in.Policy.BizID,
@@ -92,7 +123,14 @@ func (a *Activities) RecordCallbacks(ctx context.Context, in RecordInput) error 
 		return err
 	}
 	if c := in.Callback; c != nil {
-		if err := a.Store.SetCallback(ctx, in.Policy.BizID, c.Seq, c.Callback, c.PolicyCallbackState); err != nil {
+		var err error
+		if o := in.Operator; o != nil {
+			err = a.Store.SetCallbackByOperator(ctx, in.Policy.BizID, c.Seq, c.Callback, c.PolicyCallbackState,
+				store.OperatorAction{Action: o.Action, By: o.By, Reason: o.Reason, At: o.At})
+		} else {
+			err = a.Store.SetCallback(ctx, in.Policy.BizID, c.Seq, c.Callback, c.PolicyCallbackState)
+		}
+		if err != nil {
 			return err
 		}
 		if parks {

@@ -37,6 +37,9 @@ type apiError struct {
 	State         string   `json:"state,omitempty"`
 	Stage         string   `json:"stage,omitempty"`
 	AllowedStages []string `json:"allowed_stages,omitzero"`
+	// seq_mismatch: the parked head's seq now (0 when nothing is pending),
+	// so an operator can look at it before acting again.
+	HeadSeq *int64 `json:"head_seq,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
@@ -112,6 +115,10 @@ func rejectionError(rej *policyclient.Rejection) *apiError {
 		return &apiError{status: http.StatusBadRequest, Code: codeInvalidRequest, Message: rej.Message}
 	}
 	e := &apiError{status: http.StatusConflict, Code: rej.Reason, Message: rej.Message}
+	if rej.SeqMismatch != nil {
+		head := rej.SeqMismatch.HeadSeq
+		e.HeadSeq = &head
+	}
 	if rej.Reason == workflows.ReasonIllegalTransition && rej.Details != nil {
 		e.State = string(rej.Details.State)
 		e.Stage = rej.Details.Stage

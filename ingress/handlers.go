@@ -131,50 +131,61 @@ func (s *Server) skip(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) operate(w http.ResponseWriter, r *http.Request,
-	action func(ctx context.Context, bizID, reason string) (workflows.OperatorResult, error)) {
+	action func(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error)) {
 	bizID, ok := pathBizID(w, r)
 	if !ok {
 		return
 	}
-	reason, apiErr := readReason(w, r)
+	req, apiErr := readOperatorRequest(w, r)
 	if apiErr != nil {
 		writeError(w, apiErr)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.callTimeout)
 	defer cancel()
-	res, err := action(ctx, bizID, reason)
+	res, err := action(ctx, bizID, req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, operatorView{BizID: bizID, Seq: res.Seq, Callback: string(res.Callback)})
+	writeJSON(w, http.StatusOK, operatorView{BizID: bizID, Seq: res.Seq, Callback: string(res.Callback), Repeated: res.Repeated})
 }
 
-// readReason reads the optional body of an operator action: nothing, or
-// {"reason": "..."}.
-func readReason(w http.ResponseWriter, r *http.Request) (string, *apiError) {
+// readOperatorRequest reads the body of an operator action:
+// {"seq": N, "reason": "..."}. seq is required: it names the parked
+// callback the operator looked at, so that a repeated request can never act
+// on the next one.
+func readOperatorRequest(w http.ResponseWriter, r *http.Request) (workflows.OperatorRequest, *apiError) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOperatorBody))
 	if apiErr := bodyError(err, maxOperatorBody); apiErr != nil {
-		return "", apiErr
+		return workflows.OperatorRequest{}, apiErr
+	}
+	invalid := func(field, msg string) *apiError {
+		return &apiError{status: http.StatusBadRequest, Code: codeInvalidRequest,
+			Message: "the body is invalid", Fields: []insurance.FieldError{{Field: field, Message: msg}}}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return "", nil
+		return workflows.OperatorRequest{}, invalid("seq", `is required: send {"seq": N, "reason": "..."} naming the parked callback`)
 	}
 	if apiErr := requireJSON(r); apiErr != nil {
-		return "", apiErr
+		return workflows.OperatorRequest{}, apiErr
 	}
 	var req struct {
+		Seq    *int64 `json:"seq"`
 		Reason string `json:"reason"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil || dec.More() {
-		return "", &apiError{status: http.StatusBadRequest, Code: codeInvalidRequest,
-			Message: "the body is invalid",
-			Fields:  []insurance.FieldError{{Field: "body", Message: `must be a JSON object like {"reason": "..."}`}}}
+		return workflows.OperatorRequest{}, invalid("body", `must be a JSON object like {"seq": 3, "reason": "..."}`)
 	}
-	return req.Reason, nil
+	switch {
+	case req.Seq == nil:
+		return workflows.OperatorRequest{}, invalid("seq", "is required: the seq of the parked callback to act on")
+	case *req.Seq < 1:
+		return workflows.OperatorRequest{}, invalid("seq", fmt.Sprintf("must be 1 or more, got %d", *req.Seq))
+	}
+	return workflows.OperatorRequest{Seq: *req.Seq, Reason: req.Reason, By: callerName(r)}, nil
 }
 
 // healthz answers while the process serves HTTP at all.
@@ -276,3 +287,8 @@ func bizIDProblem(bizID string) *insurance.FieldError {
 	}
 	return nil
 }
+
+// callerName is who the audit trail records for an operator action sent
+// through the API. Bearer tokens carry no name yet, so every API caller is
+// recorded alike.
+func callerName(*http.Request) string { return "api" }

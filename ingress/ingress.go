@@ -34,8 +34,8 @@ type Policies interface {
 	Report(ctx context.Context, r insurance.Result) (workflows.Acceptance, error)
 	Status(ctx context.Context, bizID string) (workflows.Status, error)
 	List(ctx context.Context, f policyclient.ListFilter) (policyclient.ListPage, error)
-	Retry(ctx context.Context, bizID, reason string) (workflows.OperatorResult, error)
-	Skip(ctx context.Context, bizID, reason string) (workflows.OperatorResult, error)
+	Retry(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
+	Skip(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
 }
 
 var _ Policies = (*policyclient.Client)(nil)

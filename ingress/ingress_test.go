@@ -77,7 +77,8 @@ func (f *fakePolicies) List(ctx context.Context, filter policyclient.ListFilter)
 	return f.page, f.err
 }
 
-func (f *fakePolicies) Retry(ctx context.Context, bizID, reason string) (workflows.OperatorResult, error) {
+func (f *fakePolicies) Retry(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	reason := fmt.Sprintf("seq=%d %s", req.Seq, req.Reason)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.note(ctx)
@@ -85,7 +86,8 @@ func (f *fakePolicies) Retry(ctx context.Context, bizID, reason string) (workflo
 	return f.operator, f.err
 }
 
-func (f *fakePolicies) Skip(ctx context.Context, bizID, reason string) (workflows.OperatorResult, error) {
+func (f *fakePolicies) Skip(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	reason := fmt.Sprintf("seq=%d %s", req.Seq, req.Reason)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.note(ctx)
@@ -623,32 +625,48 @@ func TestList(t *testing.T) {
 func TestOperatorActions(t *testing.T) {
 	t.Run("retry with a reason", func(t *testing.T) {
 		s := start(t, &fakePolicies{operator: workflows.OperatorResult{Seq: 4, Callback: workflows.EventRetrying}}, nil)
-		r := s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/retry", `{"reason":"app key renewed"}`, nil)
-		want := map[string]any{"biz_id": bizID, "seq": float64(4), "callback": "retrying"}
+		r := s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/retry", `{"seq":4,"reason":"app key renewed"}`, nil)
+		want := map[string]any{"biz_id": bizID, "seq": float64(4), "callback": "retrying", "repeated": false}
 		if r.status != http.StatusOK || !reflect.DeepEqual(r.body, want) {
 			t.Fatalf("status=%d body=%v, want 200 %v", r.status, r.body, want)
 		}
-		if got := s.fake.operated; len(got) != 1 || got[0] != "retry "+bizID+" app key renewed" {
+		if got := s.fake.operated; len(got) != 1 || got[0] != "retry "+bizID+" seq=4 app key renewed" {
 			t.Fatalf("operated=%q", got)
 		}
 	})
-	t.Run("skip without a body", func(t *testing.T) {
+	t.Run("skip without a body is refused: the seq is required", func(t *testing.T) {
 		s := start(t, &fakePolicies{operator: workflows.OperatorResult{Seq: 4, Callback: workflows.EventSkipped}}, nil)
-		r := s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/skip", "", map[string]string{"Content-Type": ""})
-		if r.status != http.StatusOK || r.body["callback"] != "skipped" {
-			t.Fatalf("status=%d body=%v, want 200 skipped", r.status, r.body)
+		e := wantError(t, s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/skip", "", map[string]string{"Content-Type": ""}),
+			http.StatusBadRequest, "invalid_request")
+		if fields, _ := e["fields"].([]any); len(fields) != 1 || fields[0].(map[string]any)["field"] != "seq" {
+			t.Fatalf("fields=%v, want seq named", e["fields"])
 		}
-		if got := s.fake.operated; len(got) != 1 || got[0] != "skip "+bizID+" " {
-			t.Fatalf("operated=%q", got)
+		if got := s.fake.operated; len(got) != 0 {
+			t.Fatalf("operated=%q, want nothing", got)
+		}
+	})
+	t.Run("a repeated skip answers its original outcome", func(t *testing.T) {
+		s := start(t, &fakePolicies{operator: workflows.OperatorResult{Seq: 4, Callback: workflows.EventSkipped, Repeated: true}}, nil)
+		r := s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/skip", `{"seq":4}`, nil)
+		if r.status != http.StatusOK || r.body["callback"] != "skipped" || r.body["repeated"] != true {
+			t.Fatalf("status=%d body=%v, want 200 skipped repeated", r.status, r.body)
+		}
+	})
+	t.Run("another seq than the parked head is 409 seq_mismatch with the head", func(t *testing.T) {
+		s := start(t, &fakePolicies{err: &policyclient.Rejection{Reason: workflows.ReasonSeqMismatch, Message: "not the head",
+			SeqMismatch: &workflows.SeqMismatchDetails{Seq: 3, HeadSeq: 5, Head: workflows.EventParked}}}, nil)
+		e := wantError(t, s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/skip", `{"seq":3}`, nil), http.StatusConflict, "seq_mismatch")
+		if e["head_seq"] != float64(5) {
+			t.Fatalf("head_seq=%v, want 5", e["head_seq"])
 		}
 	})
 	t.Run("nothing parked is 409", func(t *testing.T) {
 		s := start(t, &fakePolicies{err: &policyclient.Rejection{Reason: workflows.ReasonNoParkedCallback, Message: "no callback is parked"}}, nil)
-		wantError(t, s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/retry", "", nil), http.StatusConflict, "no_parked_callback")
+		wantError(t, s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/retry", `{"seq":1}`, nil), http.StatusConflict, "no_parked_callback")
 	})
 	t.Run("unknown policy is 404", func(t *testing.T) {
 		s := start(t, &fakePolicies{err: policyclient.ErrNotFound}, nil)
-		wantError(t, s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/skip", "", nil), http.StatusNotFound, "not_found")
+		wantError(t, s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/skip", `{"seq":1}`, nil), http.StatusNotFound, "not_found")
 	})
 	bodies := []struct {
 		name, body, contentType string

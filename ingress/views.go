@@ -58,4 +58,5 @@ type operatorView struct {
 	BizID    string `json:"biz_id"`
 	Seq      int64  `json:"seq"`
 	Callback string `json:"callback"`
+	Repeated bool   `json:"repeated"` // the action had already been applied: this is its original outcome
 }

@@ -69,7 +69,7 @@ func TestActionsPerLifecycle(t *testing.T) {
 	mustAccept(t, event(parked, 1, 1, 0), 1, "pre_insured")
 	waitParked(t, parked)
 	clearFaults(t)
-	if code := call(t, "POST", "/v1/policies/"+parked+"/callbacks/retry", nil, nil); code != 200 {
+	if code := call(t, "POST", "/v1/policies/"+parked+"/callbacks/retry", map[string]any{"seq": 1}, nil); code != 200 {
 		t.Fatalf("retry: %d", code)
 	}
 	for j, step := range lifecycle[1:] {

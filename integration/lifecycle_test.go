@@ -367,7 +367,7 @@ func TestRejectedCallbackParksUntilOperatorActs(t *testing.T) {
 			Seq      int64  `json:"seq"`
 			Callback string `json:"callback"`
 		}
-		if code := call(t, http.MethodPost, "/v1/policies/"+bizID+"/callbacks/retry", map[string]string{"reason": "fixed upstream"}, &res); code != http.StatusOK {
+		if code := call(t, http.MethodPost, "/v1/policies/"+bizID+"/callbacks/retry", map[string]any{"seq": 1, "reason": "fixed upstream"}, &res); code != http.StatusOK {
 			t.Fatalf("retry: status %d", code)
 		}
 		if res.Seq != 1 {
@@ -383,15 +383,36 @@ func TestRejectedCallbackParksUntilOperatorActs(t *testing.T) {
 		bizID := newBizID("PKS")
 		mustAccept(t, event(bizID, 1, 1, 0), 1, "pre_insured")
 		waitParked(t, bizID)
-		var res struct {
+		type result struct {
 			Seq      int64  `json:"seq"`
 			Callback string `json:"callback"`
+			Repeated bool   `json:"repeated"`
 		}
-		if code := call(t, http.MethodPost, "/v1/policies/"+bizID+"/callbacks/skip", nil, &res); code != http.StatusOK {
+		// A skip naming another seq than the parked head is refused with
+		// the head's seq (issue 8, item 6).
+		var mismatch struct {
+			Error struct {
+				Code    string `json:"code"`
+				HeadSeq int64  `json:"head_seq"`
+			} `json:"error"`
+		}
+		if code := call(t, http.MethodPost, "/v1/policies/"+bizID+"/callbacks/skip", map[string]any{"seq": 2}, &mismatch); code != http.StatusConflict ||
+			mismatch.Error.Code != "seq_mismatch" || mismatch.Error.HeadSeq != 1 {
+			t.Fatalf("skip of seq 2: status %d %+v, want 409 seq_mismatch naming head 1", code, mismatch)
+		}
+		var res result
+		if code := call(t, http.MethodPost, "/v1/policies/"+bizID+"/callbacks/skip", map[string]any{"seq": 1, "reason": "TOP support: ignore"}, &res); code != http.StatusOK {
 			t.Fatalf("skip: status %d", code)
 		}
-		if res.Seq != 1 || res.Callback != "skipped" {
+		if res.Seq != 1 || res.Callback != "skipped" || res.Repeated {
 			t.Fatalf("skip result = %+v, want seq 1 skipped", res)
+		}
+		// The same skip again (a proxy retried it): its original outcome,
+		// and nothing else happens.
+		var again result
+		if code := call(t, http.MethodPost, "/v1/policies/"+bizID+"/callbacks/skip", map[string]any{"seq": 1}, &again); code != http.StatusOK ||
+			again != (result{Seq: 1, Callback: "skipped", Repeated: true}) {
+			t.Fatalf("repeated skip: status %d %+v, want 200 seq 1 skipped repeated", code, again)
 		}
 		eventually(t, 10*time.Second, "skipped and idle", func() (bool, string) {
 			st := status(t, bizID)
@@ -399,7 +420,7 @@ func TestRejectedCallbackParksUntilOperatorActs(t *testing.T) {
 		})
 		recordHistoryOf(t, "park-skip", bizID)
 		var e apiError
-		if code := call(t, http.MethodPost, "/v1/policies/"+bizID+"/callbacks/skip", nil, &e); code != http.StatusConflict || e.Error.Code != "no_parked_callback" {
+		if code := call(t, http.MethodPost, "/v1/policies/"+bizID+"/callbacks/skip", map[string]any{"seq": 2}, &e); code != http.StatusConflict || e.Error.Code != "no_parked_callback" {
 			t.Fatalf("second skip: %d %+v, want 409 no_parked_callback", code, e.Error)
 		}
 	})

@@ -196,7 +196,7 @@ func TestMetricsCountRetriesAndParks(t *testing.T) {
 		// An operator retry once TOP would take it: the gauge comes down as
 		// soon as visibility says the callback left parking.
 		setFaults(t, `{"reject_biz_id_pattern":"^NEVER"}`)
-		if code := call(t, http.MethodPost, "/v1/policies/"+bizID+"/callbacks/retry", nil, nil); code != http.StatusOK {
+		if code := call(t, http.MethodPost, "/v1/policies/"+bizID+"/callbacks/retry", map[string]any{"seq": 1}, nil); code != http.StatusOK {
 			t.Fatalf("retry: %d", code)
 		}
 		waitReceipts(t, bizID, 1, 20*time.Second)

@@ -36,6 +36,8 @@ type Rejection struct {
 	Reason  string
 	Message string
 	Details *workflows.IllegalTransitionDetails
+	// SeqMismatch is set for a seq_mismatch: the seq named and the head.
+	SeqMismatch *workflows.SeqMismatchDetails
 }
 
 func (e *Rejection) Error() string {
@@ -62,7 +64,10 @@ func isRejectionReason(t string) bool {
 		workflows.ReasonInsuranceTypeMismatch,
 		workflows.ReasonPolicyNumberMismatch,
 		workflows.ReasonTimeWentBackwards,
-		workflows.ReasonNoParkedCallback:
+		workflows.ReasonNoParkedCallback,
+		workflows.ReasonSeqMismatch,
+		workflows.ReasonOperatorActionPending,
+		workflows.ErrorStoreConflict:
 		return true
 	}
 	return false
@@ -82,6 +87,12 @@ func asRejection(err error) *Rejection {
 		// still a rejection.
 		if appErr.Details(&d) == nil {
 			rej.Details = &d
+		}
+	}
+	if rej.Reason == workflows.ReasonSeqMismatch && appErr.HasDetails() {
+		var d workflows.SeqMismatchDetails
+		if appErr.Details(&d) == nil {
+			rej.SeqMismatch = &d
 		}
 	}
 	return rej

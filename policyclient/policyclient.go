@@ -15,6 +15,7 @@ import (
 	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -43,12 +44,23 @@ type Client struct {
 // Most events belong to a policy whose workflow is running, so Report first
 // sends a plain Update to it: one call, no store read. Only when Temporal
 // says no run is open (the policy is new, or its run closed when idle or
-// terminal) does it fall back on the store. Two answers then come from the
-// store alone: a re-sent event whose request id (explicit or derived) the
-// store already holds gets its original acceptance, and an event for a
-// policy whose store record is terminal (cancelled) is refused. Neither
-// starts a run that could only give the same answer. Everything else goes
-// through Update-with-Start, which starts the run that handles the event.
+// terminal) does it look at the store. Two answers then come from the store
+// alone: a re-sent event whose request id (explicit or derived) the store
+// already holds gets its original acceptance, and an event for a policy
+// whose store record is terminal with nothing left to deliver is refused.
+// Neither starts a run that could only give the same answer. Everything
+// else goes through Update-with-Start, which starts the run that handles
+// the event.
+//
+// The store read never seeds the run: between the read and the start
+// another report may start a run, have it accept events and close, and a
+// run seeded from the older read would accept events after a cancel and
+// re-use seqs. So a run for a policy the store knows loads its own
+// snapshot when it starts (workflows.PolicyInput.LoadSnapshot), after
+// Temporal has closed any previous run. A policy the store does not know
+// starts with no load, but only if the workflow ID has never had a run
+// (reuse policy REJECT_DUPLICATE); otherwise that run closed after our
+// read, and the start is repeated with a load.
 func (c *Client) Report(ctx context.Context, r insurance.Result) (workflows.Acceptance, error) {
 	if err := r.Validate(); err != nil {
 		return workflows.Acceptance{}, err
@@ -56,16 +68,14 @@ func (c *Client) Report(ctx context.Context, r insurance.Result) (workflows.Acce
 	r = r.WithRequestID()
 	// A plain Update rather than Update-with-Start for the common case: the
 	// server handles a multi-operation at a higher cost than an Update, and
-	// the Update-with-Start path also reads the whole policy from the store
-	// to seed a run that, for a running workflow, would be ignored.
+	// the Update-with-Start path also reads the policy from the store.
 	acc, err := c.update(ctx, r)
 	if err == nil || !runClosed(err) {
 		return acc, err
 	}
 	// Two attempts: if the run we reached closes before it accepts the
 	// update (another request started it and it closed in between), the
-	// second attempt starts a new run from the store, which by then holds
-	// everything the old run knew.
+	// second attempt starts a new run, which loads what the old one left.
 	for attempt := 1; ; attempt++ {
 		snap, err := c.Snapshots.Snapshot(ctx, r.BizID)
 		if err != nil {
@@ -78,16 +88,68 @@ func (c *Client) Report(ctx context.Context, r insurance.Result) (workflows.Acce
 				acc.Duplicate = true
 				return acc, nil
 			}
-			if snap.State.Terminal() {
+			// A terminal policy with callbacks still pending (its last run
+			// was cancelled or terminated before delivering them) gets a
+			// run all the same: it delivers them, and refuses the event.
+			if snap.State.Terminal() && len(snap.PendingCallbacks) == 0 {
 				return answerTerminal(r, snap)
 			}
 		}
-		acc, err := c.updateWithStart(ctx, r, snap)
+		acc, err := c.start(ctx, r, snap)
 		if err != nil && attempt == 1 && runClosed(err) {
 			continue
 		}
 		return acc, err
 	}
+}
+
+// start runs Update-with-Start for a policy with no open run: without a
+// load when the store has never seen the policy and Temporal has never run
+// it, else with one.
+func (c *Client) start(ctx context.Context, r insurance.Result, snap *workflows.Snapshot) (workflows.Acceptance, error) {
+	if snap == nil {
+		acc, err := c.updateWithStart(ctx, r, snap, workflows.PolicyInput{}, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+		if !alreadyStarted(err) {
+			return acc, err
+		}
+		// The workflow ID had a run, closed by now: it may have recorded
+		// events since our read, or refused everything it got.
+	}
+	prev, err := c.previousRun(ctx, r.BizID)
+	if err != nil {
+		return workflows.Acceptance{}, err
+	}
+	in := workflows.PolicyInput{LoadSnapshot: true, PreviousRunID: prev}
+	return c.updateWithStart(ctx, r, snap, in, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+}
+
+// previousRun is the run ID of the policy's latest run when that run ended
+// without completing (terminated, cancelled, failed, timed out): such a run
+// may hold accepted events it never recorded, and the next run asks it for
+// them. "" when the latest run completed, is running, or never existed.
+func (c *Client) previousRun(ctx context.Context, bizID string) (string, error) {
+	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", callError(ctx, "describe the last run of policy "+bizID, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED,
+		enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return info.GetExecution().GetRunId(), nil
+	}
+	return "", nil
+}
+
+// alreadyStarted reports whether an Update-with-Start was refused because
+// the workflow ID has had a run and the reuse policy forbids another.
+func alreadyStarted(err error) bool {
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	return err != nil && errors.As(err, &started)
 }
 
 // reportUpdate is the report update's options. An Update rather than a
@@ -116,18 +178,21 @@ func (c *Client) update(ctx context.Context, r insurance.Result) (workflows.Acce
 	return reportAnswer(ctx, r.BizID, handle, err)
 }
 
-// updateWithStart runs one Update-with-Start.
-func (c *Client) updateWithStart(ctx context.Context, r insurance.Result, snap *workflows.Snapshot) (workflows.Acceptance, error) {
+// updateWithStart runs one Update-with-Start whose start, if it happens,
+// begins a run with in (BizID and Settings filled here) under reuse.
+func (c *Client) updateWithStart(ctx context.Context, r insurance.Result, snap *workflows.Snapshot,
+	in workflows.PolicyInput, reuse enumspb.WorkflowIdReusePolicy) (workflows.Acceptance, error) {
 	start := c.startOptions(r, snap)
-	op := c.Temporal.NewWithStartWorkflowOperation(start, workflows.WorkflowName, workflows.PolicyInput{
-		BizID:    r.BizID,
-		Settings: c.Settings,
-		Snapshot: snap,
-	})
+	start.WorkflowIDReusePolicy = reuse
+	in.BizID, in.Settings = r.BizID, c.Settings
+	op := c.Temporal.NewWithStartWorkflowOperation(start, workflows.WorkflowName, in)
 	handle, err := c.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: op,
 		UpdateOptions:          reportUpdate(r),
 	})
+	if alreadyStarted(err) {
+		return workflows.Acceptance{}, err // the caller decides: see start
+	}
 	return reportAnswer(ctx, r.BizID, handle, err)
 }
 

@@ -112,6 +112,17 @@ func (s StoreSnapshots) Snapshot(ctx context.Context, bizID string) (*workflows.
 			return nil, err
 		}
 	}
+	actions, err := s.Store.OperatorActions(ctx, bizID)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range actions[max(0, len(actions)-workflows.MaxOperatorActions):] {
+		result := workflows.EventQueued
+		if a.Action == workflows.ActionSkip {
+			result = workflows.EventSkipped
+		}
+		snap.OperatorActions = append(snap.OperatorActions, workflows.OperatorAction{Seq: a.Seq, Action: a.Action, Result: result, At: a.At})
+	}
 	return snap, nil
 }
 

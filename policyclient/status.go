@@ -2,12 +2,14 @@ package policyclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"unicode"
 	"unicode/utf8"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
@@ -88,22 +90,27 @@ func callbackState(snap *workflows.Snapshot) workflows.CallbackState {
 	return workflows.CallbackIdle
 }
 
-// Retry re-arms the policy's parked callback with a fresh retry budget.
-// With nothing parked it is a *Rejection with reason no_parked_callback.
-func (c *Client) Retry(ctx context.Context, bizID, reason string) (workflows.OperatorResult, error) {
-	return c.operate(ctx, bizID, workflows.UpdateRetryCallback, reason)
+// Retry re-arms the policy's parked callback req.Seq with a fresh retry
+// budget. With nothing parked it is a *Rejection with reason
+// no_parked_callback; with another callback parked, seq_mismatch. A retry
+// of req.Seq that already happened answers its original outcome with
+// Repeated set.
+func (c *Client) Retry(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	return c.operate(ctx, bizID, workflows.UpdateRetryCallback, req)
 }
 
-// Skip gives up on the policy's parked callback so the callbacks queued
-// behind it are sent. With nothing parked it is a *Rejection with reason
-// no_parked_callback.
-func (c *Client) Skip(ctx context.Context, bizID, reason string) (workflows.OperatorResult, error) {
-	return c.operate(ctx, bizID, workflows.UpdateSkipCallback, reason)
+// Skip gives up on the policy's parked callback req.Seq so the callbacks
+// queued behind it are sent; its answers are Retry's.
+func (c *Client) Skip(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	return c.operate(ctx, bizID, workflows.UpdateSkipCallback, req)
 }
 
-func (c *Client) operate(ctx context.Context, bizID, update, reason string) (workflows.OperatorResult, error) {
-	if err := checkReason(reason); err != nil {
+func (c *Client) operate(ctx context.Context, bizID, update string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	if err := checkReason(req.Reason); err != nil {
 		return workflows.OperatorResult{}, err
+	}
+	if req.Seq < 0 {
+		return workflows.OperatorResult{}, &ArgumentError{Field: "seq", Message: fmt.Sprintf("must be a callback's seq (1 or more), got %d", req.Seq)}
 	}
 	what := update + " on policy " + bizID
 	// A plain Update, never Update-with-Start: an operator action must not
@@ -112,7 +119,7 @@ func (c *Client) operate(ctx context.Context, bizID, update, reason string) (wor
 	handle, err := c.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   workflows.WorkflowID(bizID),
 		UpdateName:   update,
-		Args:         []any{workflows.OperatorRequest{Reason: reason}},
+		Args:         []any{req},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
@@ -120,6 +127,15 @@ func (c *Client) operate(ctx context.Context, bizID, update, reason string) (wor
 		if err = handle.Get(ctx, &res); err == nil {
 			return res, nil
 		}
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == workflows.ReasonOperatorRepeated {
+		var res workflows.OperatorResult
+		if derr := appErr.Details(&res); derr != nil {
+			return workflows.OperatorResult{}, fmt.Errorf("decode the original outcome of a repeated %s: %w", what, derr)
+		}
+		res.Repeated = true
+		return res, nil
 	}
 	if rej := asRejection(err); rej != nil {
 		return workflows.OperatorResult{}, rej
@@ -134,10 +150,31 @@ func (c *Client) operate(ctx context.Context, bizID, update, reason string) (wor
 	if snap == nil {
 		return workflows.OperatorResult{}, fmt.Errorf("policy %s: %w", bizID, ErrNotFound)
 	}
+	if res, ok := repeatedFromStore(snap, update, req.Seq); ok {
+		return res, nil
+	}
 	return workflows.OperatorResult{}, &Rejection{
 		Reason:  workflows.ReasonNoParkedCallback,
 		Message: fmt.Sprintf("policy %s has no running workflow, so no callback is parked", bizID),
 	}
+}
+
+// repeatedFromStore answers an operator action on a closed policy that was
+// already applied to its seq, from the store's record of it.
+func repeatedFromStore(snap *workflows.Snapshot, update string, seq int64) (workflows.OperatorResult, bool) {
+	if seq == 0 {
+		return workflows.OperatorResult{}, false
+	}
+	action := workflows.ActionRetry
+	if update == workflows.UpdateSkipCallback {
+		action = workflows.ActionSkip
+	}
+	for i := len(snap.OperatorActions) - 1; i >= 0; i-- {
+		if a := snap.OperatorActions[i]; a.Seq == seq && a.Action == action {
+			return workflows.OperatorResult{Seq: seq, Callback: a.Result, Repeated: true}, true
+		}
+	}
+	return workflows.OperatorResult{}, false
 }
 
 // checkReason refuses a reason too long or with control characters (which

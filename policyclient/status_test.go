@@ -309,7 +309,7 @@ func TestOperatorActions(t *testing.T) {
 			if tt.skip {
 				act = c.Skip
 			}
-			got, err := act(context.Background(), bizID, tt.reason)
+			got, err := act(context.Background(), bizID, workflows.OperatorRequest{Reason: tt.reason})
 			if len(f.updates) != 1 {
 				t.Fatalf("updates=%d, want 1", len(f.updates))
 			}
@@ -350,7 +350,7 @@ func TestOperatorActions(t *testing.T) {
 			strings.Repeat("x", maxReasonLength+1): "must be at most 500 characters, got 501",
 			"line one\nline two":                   "must not contain control characters",
 		} {
-			_, err := c.Retry(context.Background(), bizID, reason)
+			_, err := c.Retry(context.Background(), bizID, workflows.OperatorRequest{Reason: reason})
 			var aerr *ArgumentError
 			if !errors.As(err, &aerr) || aerr.Field != "reason" || aerr.Message != want {
 				t.Errorf("err=%v, want reason error %q", err, want)

@@ -143,12 +143,12 @@ func (f *fakePolicies) List(_ context.Context, filter policyclient.ListFilter) (
 	return page, nil
 }
 
-func (f *fakePolicies) Retry(ctx context.Context, bizID, reason string) (workflows.OperatorResult, error) {
-	return f.operate("retry", bizID, reason, workflows.EventRetrying)
+func (f *fakePolicies) Retry(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	return f.operate("retry", bizID, req.Reason, workflows.EventRetrying)
 }
 
-func (f *fakePolicies) Skip(ctx context.Context, bizID, reason string) (workflows.OperatorResult, error) {
-	return f.operate("skip", bizID, reason, workflows.EventSkipped)
+func (f *fakePolicies) Skip(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	return f.operate("skip", bizID, req.Reason, workflows.EventSkipped)
 }
 
 func (f *fakePolicies) operate(action, bizID, reason string, to workflows.EventCallback) (workflows.OperatorResult, error) {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 
 	"github.com/spf13/cobra"
 
+	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -33,11 +36,11 @@ func (o operatorAction) short() string {
 	return "Re-send a policy's parked callback with a fresh retry budget"
 }
 
-func (o operatorAction) do(ctx context.Context, ops policyOps, bizID, reason string) (workflows.OperatorResult, error) {
+func (o operatorAction) do(ctx context.Context, ops policyOps, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
 	if o == operatorSkip {
-		return ops.Skip(ctx, bizID, reason)
+		return ops.Skip(ctx, bizID, req)
 	}
-	return ops.Retry(ctx, bizID, reason)
+	return ops.Retry(ctx, bizID, req)
 }
 
 type operatorView struct {
@@ -45,15 +48,49 @@ type operatorView struct {
 	BizID    string `json:"biz_id"`
 	Seq      int64  `json:"seq"`
 	Callback string `json:"callback"`
+	Repeated bool   `json:"repeated"`
+}
+
+// parkedHead reads the policy's status and returns its parked head: the
+// callback an operator who gave no --seq acts on. The caller prints it
+// before acting, so the operator sees what was retried or skipped.
+func parkedHead(ctx context.Context, ops policyOps, bizID string) (workflows.EventStatus, error) {
+	st, err := ops.Status(ctx, bizID)
+	if err != nil {
+		return workflows.EventStatus{}, err
+	}
+	for _, e := range st.Events {
+		if e.Callback == workflows.EventParked {
+			return e, nil
+		}
+	}
+	return workflows.EventStatus{}, &policyclient.Rejection{
+		Reason:  workflows.ReasonNoParkedCallback,
+		Message: fmt.Sprintf("policy %s has no parked callback", bizID),
+	}
+}
+
+// osUser names the operator in the audit trail: the OS user running the CLI.
+func osUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return os.Getenv("USER")
 }
 
 func newOperatorCmd(a *app, action operatorAction) *cobra.Command {
-	var reason string
+	var (
+		reason string
+		seq    int64
+	)
 	cmd := &cobra.Command{
 		Use:   action.name() + " <biz_id>",
 		Short: action.short(),
 		Long: action.short() + ".\n\nOnly a parked callback can be retried or skipped; " +
-			"otherwise the policy rejects the action (no_parked_callback, exit code 3).",
+			"otherwise the policy rejects the action (no_parked_callback, exit code 3). " +
+			"--seq names the parked callback to act on; without it the CLI reads the policy, prints its parked " +
+			"callback and acts on that one. A seq that is not the parked one is refused (seq_mismatch, exit code 3); " +
+			"repeating an action that was already applied answers its original outcome and changes nothing.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ops, err := a.policies(cmd.Context())
@@ -62,17 +99,35 @@ func newOperatorCmd(a *app, action operatorAction) *cobra.Command {
 			}
 			ctx, cancel := a.call(cmd.Context())
 			defer cancel()
-			res, err := action.do(ctx, ops, args[0], reason)
-			if err != nil {
-				return fmt.Errorf("%s callback of %s: %w", action.name(), args[0], err)
+			bizID := args[0]
+			if seq < 0 {
+				return &usageError{Err: fmt.Errorf("--seq must be 1 or more, got %d", seq)}
 			}
-			v := operatorView{Action: action.name(), BizID: args[0], Seq: res.Seq, Callback: string(res.Callback)}
+			if seq == 0 {
+				head, err := parkedHead(ctx, ops, bizID)
+				if err != nil {
+					return fmt.Errorf("%s callback of %s: %w", action.name(), bizID, err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "parked callback #%d %s/%s, %d attempts, last error: %s\n",
+					head.Seq, head.Stage, head.Status, head.Attempts, head.LastError)
+				seq = head.Seq
+			}
+			res, err := action.do(ctx, ops, bizID, workflows.OperatorRequest{Seq: seq, Reason: reason, By: osUser()})
+			if err != nil {
+				return fmt.Errorf("%s callback of %s: %w", action.name(), bizID, err)
+			}
+			v := operatorView{Action: action.name(), BizID: bizID, Seq: res.Seq, Callback: string(res.Callback), Repeated: res.Repeated}
 			return a.emit(v, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "%s  biz_id=%s seq=%d callback=%s\n", v.Action, v.BizID, v.Seq, v.Callback)
+				note := ""
+				if v.Repeated {
+					note = " (already done before; nothing changed)"
+				}
+				_, err := fmt.Fprintf(w, "%s  biz_id=%s seq=%d callback=%s%s\n", v.Action, v.BizID, v.Seq, v.Callback, note)
 				return err
 			})
 		},
 	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why, for the workflow's history")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail")
+	cmd.Flags().Int64Var(&seq, "seq", 0, "the seq of the parked callback to act on (default: the parked callback, read and printed first)")
 	return cmd
 }

@@ -377,10 +377,37 @@ func eventExists(ctx context.Context, tx *sqlx.Tx, bizID string, seq int64) erro
 
 // SetCallback sets one event's callback state and, unless policyCallbackState
 // is empty, its policy's CallbackState, in one transaction. Setting the same
-// values again changes nothing. A delivered event stays delivered: TOP's
-// acceptance is a fact that later bookkeeping must not erase. The error wraps
-// ErrNotFound if the event was never recorded.
+// values again changes nothing. A delivered or skipped event stays so:
+// TOP's acceptance is a fact, and an operator's skip a decision, that later
+// bookkeeping (a park's write retried after the skip, say) must not erase.
+// The error wraps ErrNotFound if the event was never recorded.
 func (s *Store) SetCallback(ctx context.Context, bizID string, seq int64, callback string, policyCallbackState string) error {
+	return s.setCallback(ctx, bizID, seq, callback, policyCallbackState, nil)
+}
+
+// OperatorAction is one operator action in the audit trail: who retried or
+// skipped which callback, when and why.
+type OperatorAction struct {
+	BizID  string
+	Seq    int64
+	Action string // "retry" or "skip"
+	By     string // the ingress caller's name or the CLI's OS user; "" when unknown
+	Reason string
+	At     time.Time
+}
+
+// operatorActions are the actions the audit trail takes.
+var operatorActions = []string{"retry", "skip"}
+
+// SetCallbackByOperator is SetCallback for an operator's decision: the
+// action is added to the audit trail in the same transaction. Recording the
+// same action (same seq, action and time) again changes nothing.
+func (s *Store) SetCallbackByOperator(ctx context.Context, bizID string, seq int64, callback, policyCallbackState string, op OperatorAction) error {
+	op.BizID, op.Seq = bizID, seq
+	return s.setCallback(ctx, bizID, seq, callback, policyCallbackState, &op)
+}
+
+func (s *Store) setCallback(ctx context.Context, bizID string, seq int64, callback, policyCallbackState string, op *OperatorAction) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("set callback of biz_id %q seq %d to %q: %w", bizID, seq, callback, err)
 	}
@@ -392,6 +419,17 @@ func (s *Store) SetCallback(ctx context.Context, bizID string, seq int64, callba
 	}
 	if err := checkTexts(field{"biz_id", bizID}); err != nil {
 		return wrap(err)
+	}
+	if op != nil {
+		if !slices.Contains(operatorActions, op.Action) {
+			return wrap(&InvalidError{Field: "operator action", Problem: unknownValue(op.Action, operatorActions)})
+		}
+		if op.At.IsZero() {
+			return wrap(&InvalidError{Field: "operator action time", Problem: "zero"})
+		}
+		if err := checkTexts(field{"operator", op.By}, field{"operator reason", op.Reason}); err != nil {
+			return wrap(err)
+		}
 	}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// The policy row first: RecordEvents locks it before the event rows,
@@ -409,7 +447,7 @@ func (s *Store) SetCallback(ctx context.Context, bizID string, seq int64, callba
 			}
 		}
 		res, err := tx.ExecContext(ctx, tx.Rebind(
-			`UPDATE events SET callback = CASE WHEN callback = 'delivered' THEN callback ELSE ? END
+			`UPDATE events SET callback = CASE WHEN callback IN ('delivered', 'skipped') THEN callback ELSE ? END
 			WHERE biz_id = ? AND seq = ?`), callback, bizID, seq)
 		if err != nil {
 			return fmt.Errorf("update event: %w", err)
@@ -419,12 +457,42 @@ func (s *Store) SetCallback(ctx context.Context, bizID string, seq int64, callba
 		} else if n == 0 {
 			return fmt.Errorf("event %w", ErrNotFound)
 		}
+		if op != nil {
+			if _, err := tx.ExecContext(ctx, tx.Rebind(
+				`INSERT INTO operator_actions (biz_id, seq, action, at, by_whom, reason) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT DO NOTHING`), bizID, seq, op.Action, micros(op.At), cleanText(op.By), cleanText(op.Reason)); err != nil {
+				return fmt.Errorf("record operator action: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return wrap(err)
 	}
 	return nil
+}
+
+// OperatorActions returns a policy's operator actions, oldest first.
+func (s *Store) OperatorActions(ctx context.Context, bizID string) ([]OperatorAction, error) {
+	if err := checkTexts(field{"biz_id", bizID}); err != nil {
+		return nil, fmt.Errorf("read operator actions: %w", err)
+	}
+	var rows []struct {
+		Seq    int64  `db:"seq"`
+		Action string `db:"action"`
+		At     int64  `db:"at"`
+		By     string `db:"by_whom"`
+		Reason string `db:"reason"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(
+		`SELECT seq, action, at, by_whom, reason FROM operator_actions WHERE biz_id = ? ORDER BY at, seq, action`), bizID); err != nil {
+		return nil, fmt.Errorf("read operator actions of biz_id %q: %w", bizID, err)
+	}
+	out := make([]OperatorAction, len(rows))
+	for i, r := range rows {
+		out[i] = OperatorAction{BizID: bizID, Seq: r.Seq, Action: r.Action, By: r.By, Reason: r.Reason, At: fromMicros(r.At)}
+	}
+	return out, nil
 }
 
 // Events returns a policy's recorded events ordered by seq (none for a policy

@@ -39,10 +39,14 @@ func testMigrationFailure(t *testing.T, b backend) {
 	}
 
 	// Version 1 stays applied and version 2 rolled back as a whole, so the
-	// real migrations still open the database.
+	// real migrations still open the database and bring it to their latest.
 	s := openStore(t, url)
-	if v, _ := gooseVersions(t, s); v != 1 {
-		t.Fatalf("schema version=%d, want 1", v)
+	real, err := embeddedMigrations.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := gooseVersions(t, s); v != int64(len(real)) {
+		t.Fatalf("schema version=%d, want %d", v, len(real))
 	}
 	if _, err := s.db.ExecContext(context.Background(), `SELECT note FROM policies`); err == nil {
 		t.Fatal("column from the failed migration exists; its transaction was not rolled back")

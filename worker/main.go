@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -205,6 +206,12 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 
 		Metrics: obs.activityMetrics(),
 	})
+	// A local activity, run by name (the workflow package cannot import
+	// policyclient, which imports it).
+	w.RegisterActivityWithOptions(policyclient.SnapshotLoader{
+		Snapshots: policyclient.StoreSnapshots{Store: st},
+		Temporal:  tc,
+	}.Load, activity.RegisterOptions{Name: workflows.LoadSnapshotActivity})
 	return w, fatal, nil
 }
 

@@ -29,7 +29,30 @@ const (
 	UpdateSkipCallback = "skip-callback"
 	// QueryStatus returns a Status.
 	QueryStatus = "status"
+	// QuerySnapshot returns the run's Snapshot: what a later run needs to go
+	// on where this one stopped. A run that reopens a policy whose previous
+	// run was terminated or cancelled asks that run for it (see
+	// PolicyInput.PreviousRunID), because such a run may have accepted
+	// events it never got to record.
+	QuerySnapshot = "snapshot"
+
+	// LoadSnapshotActivity is the local activity, registered by the worker
+	// under this name, that a run reopening a policy runs in its first
+	// workflow task: it reads the policy's Snapshot from the store (and from
+	// PolicyInput.PreviousRunID when set). Loading there, rather than in the
+	// client before the start, is what makes the snapshot current: Temporal
+	// starts a run only after the previous run of the same workflow ID has
+	// closed, and a closed run has recorded everything it accepted (or is
+	// asked for it). Its input is a LoadSnapshotInput, its result a
+	// *Snapshot (nil for a policy the store has never seen).
+	LoadSnapshotActivity = "LoadPolicySnapshot"
 )
+
+// LoadSnapshotInput is the input of LoadSnapshotActivity.
+type LoadSnapshotInput struct {
+	BizID         string `json:"biz_id"`
+	PreviousRunID string `json:"previous_run_id,omitempty"`
+}
 
 // WorkflowID is the one workflow ID of a policy: "policy-<biz_id>". biz_id is
 // an auction business number, never personal data.
@@ -153,6 +176,9 @@ type Snapshot struct {
 	Accepted         []Acceptance   `json:"accepted,omitempty"`         // dedupe data: every accepted request id
 	Events           []EventStatus  `json:"events,omitempty"`           // recent events for the status view
 	PendingCallbacks []Callback     `json:"pending_callbacks,omitempty"`
+	// OperatorActions are the policy's recent operator actions, so that a
+	// repeated action is recognised after continue-as-new too.
+	OperatorActions []OperatorAction `json:"operator_actions,omitempty"`
 }
 
 // Callback is one queued callback in the FIFO.
@@ -180,9 +206,23 @@ type Callback struct {
 
 // PolicyInput starts (or continues) a policy workflow.
 type PolicyInput struct {
-	BizID    string    `json:"biz_id"`
-	Settings Settings  `json:"settings"`
-	Snapshot *Snapshot `json:"snapshot,omitempty"` // nil for a policy the store has never seen
+	BizID    string   `json:"biz_id"`
+	Settings Settings `json:"settings"`
+	// Snapshot is the previous run's state on continue-as-new. A client
+	// never sets it: a snapshot read before the start can be stale by the
+	// time the run starts (see LoadSnapshot). Runs started by earlier
+	// versions carried the store's snapshot here; they still replay.
+	Snapshot *Snapshot `json:"snapshot,omitempty"`
+	// LoadSnapshot makes the run read its policy from the store in its
+	// first workflow task (LoadSnapshotActivity) before it judges any
+	// event. A client sets it whenever the workflow ID may have had a run
+	// before; a run of a policy Temporal has never seen needs no load.
+	LoadSnapshot bool `json:"load_snapshot,omitempty"`
+	// PreviousRunID, with LoadSnapshot, is the policy's previous run when
+	// it ended without completing (terminated, cancelled, failed, timed
+	// out): the load also asks it for its final state, which holds events
+	// the store may not have yet.
+	PreviousRunID string `json:"previous_run_id,omitempty"`
 }
 
 // EventStatus is one event as the status view shows it.
@@ -214,13 +254,51 @@ type Status struct {
 
 // OperatorRequest is the argument of UpdateRetryCallback and UpdateSkipCallback.
 type OperatorRequest struct {
+	// Seq names the parked callback the action is meant for: the head the
+	// operator looked at. A different head is refused (ReasonSeqMismatch),
+	// so a repeated or proxy-retried skip can never skip the next parked
+	// callback, which nobody looked at. Zero means "the parked head,
+	// whichever it is", for callers that predate Seq.
+	Seq    int64  `json:"seq,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// By is who acts: the ingress caller's name or the CLI's OS user. It
+	// goes to the store's audit trail, never to logs.
+	By string `json:"by,omitempty"`
 }
 
 // OperatorResult says which callback an operator action applied to.
 type OperatorResult struct {
 	Seq      int64         `json:"seq"`
 	Callback EventCallback `json:"callback"`
+	// Repeated is set when the same action had already been applied to
+	// Seq: the answer is that original outcome, and nothing changed.
+	Repeated bool `json:"repeated,omitempty"`
+}
+
+// Operator action names, as OperatorAction.Action and the audit trail spell them.
+const (
+	ActionRetry = "retry"
+	ActionSkip  = "skip"
+)
+
+// OperatorAction is one applied operator action, as the workflow remembers
+// it to answer repeats.
+type OperatorAction struct {
+	Seq    int64         `json:"seq"`
+	Action string        `json:"action"` // ActionRetry or ActionSkip
+	Result EventCallback `json:"result"` // the callback state it left: queued or skipped
+	At     time.Time     `json:"at"`
+}
+
+// MaxOperatorActions bounds the operator actions a run remembers (and a
+// snapshot carries).
+const MaxOperatorActions = 50
+
+// SeqMismatchDetails is the detail payload of a ReasonSeqMismatch rejection.
+type SeqMismatchDetails struct {
+	Seq     int64         `json:"seq"`      // the seq the request named
+	HeadSeq int64         `json:"head_seq"` // the FIFO's head now (0 when empty)
+	Head    EventCallback `json:"head_callback,omitempty"`
 }
 
 // Rejection reasons: the ApplicationError type of a rejected update. The
@@ -232,6 +310,19 @@ const (
 	ReasonPolicyNumberMismatch  = "policy_number_mismatch"
 	ReasonTimeWentBackwards     = "time_went_backwards"
 	ReasonNoParkedCallback      = "no_parked_callback"
+	// ReasonSeqMismatch refuses an operator action that names a seq other
+	// than the parked head's; details are SeqMismatchDetails.
+	ReasonSeqMismatch = "seq_mismatch"
+	// ReasonOperatorActionPending refuses an operator action while another
+	// one on the same callback is still being recorded.
+	ReasonOperatorActionPending = "operator_action_pending"
+
+	// ReasonOperatorRepeated answers an operator action that was already
+	// applied to its seq; details are the original OperatorResult with
+	// Repeated set. Like ReasonDuplicate it is a rejection only inside
+	// Temporal, so a repeat leaves no history; the policy client turns it
+	// back into the original answer.
+	ReasonOperatorRepeated = "operator_action_repeated"
 
 	// ReasonDuplicate rejects a report whose request id was already
 	// accepted; its details hold the original Acceptance with Duplicate
@@ -246,6 +337,12 @@ const (
 // skip-callback update that was admitted but failed because the store could
 // not record the decision; nothing changed and the operator may try again.
 const ErrorStoreUnavailable = "store_unavailable"
+
+// ErrorStoreConflict is the ApplicationError type of a store write that no
+// retry can cure: the store holds another event under the same seq or
+// request id. It names itself so that an operator sees a conflict, not an
+// outage; it needs a person to look at the store.
+const ErrorStoreConflict = "store_conflict"
 
 // IllegalTransitionDetails is the detail payload of an illegal_transition
 // rejection.

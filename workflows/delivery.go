@@ -279,6 +279,11 @@ func (p *policy) park(ctx workflow.Context, f failure) {
 		records[i] = eventRecord(cb, cb.State)
 	}
 	through := p.lastSeq
+	// Operator actions wait until this write is done (see beginOperator):
+	// the head is parked in the workflow already, and a skip recorded now
+	// would be overwritten by a retry of this write.
+	p.parkRecording = true
+	defer func() { p.parkRecording = false }()
 	err := p.recordCallbacks(ctx, fmt.Sprintf("park callback #%d", head.Seq), activities.RecordInput{
 		Policy:   p.policyRecord(CallbackParked),
 		Events:   records,

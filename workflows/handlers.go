@@ -16,18 +16,21 @@ import (
 
 // registerHandlers registers the updates (each with a validator, so a
 // refused event or operator action is answered without touching the
-// history) and the status query.
+// history) and the queries.
 func (p *policy) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateReport, p.report,
 		workflow.UpdateHandlerOptions{Validator: p.validateReport}); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRetryCallback, p.retryCallback,
-		workflow.UpdateHandlerOptions{Validator: p.validateOperator}); err != nil {
+		workflow.UpdateHandlerOptions{Validator: p.validateOperator(ActionRetry)}); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSkipCallback, p.skipCallback,
-		workflow.UpdateHandlerOptions{Validator: p.validateOperator}); err != nil {
+		workflow.UpdateHandlerOptions{Validator: p.validateOperator(ActionSkip)}); err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandler(ctx, QuerySnapshot, func() (Snapshot, error) { return p.snapshot(), nil }); err != nil {
 		return err
 	}
 	return workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return p.status(), nil })
@@ -41,8 +44,22 @@ func (p *policy) registerHandlers(ctx workflow.Context) error {
 // well-formedness, duplicate, lifecycle, consistency with the policy, and
 // time order. Messages name fields and values but never the account
 // manager's name.
+//
+// Until a reopening run has loaded its snapshot only the event itself can
+// be checked; the handler judges the rest once the load is done.
 func (p *policy) validateReport(_ workflow.Context, ev insurance.Result) error {
 	ev = ev.WithRequestID()
+	if err := p.checkEvent(ev); err != nil {
+		return err
+	}
+	if !p.loaded {
+		return nil
+	}
+	return p.judge(ev)
+}
+
+// checkEvent is what can be checked of an event without the policy.
+func (p *policy) checkEvent(ev insurance.Result) error {
 	if err := ev.Validate(); err != nil {
 		var invalid *insurance.ValidationError
 		if errors.As(err, &invalid) {
@@ -54,7 +71,12 @@ func (p *policy) validateReport(_ workflow.Context, ev insurance.Result) error {
 		return temporal.NewApplicationError(
 			fmt.Sprintf("biz_id %q does not belong to this workflow (policy %q)", ev.BizID, p.bizID), ReasonInvalidRequest)
 	}
+	return nil
+}
 
+// judge checks an event against the policy: duplicate, lifecycle,
+// consistency and time order.
+func (p *policy) judge(ev insurance.Result) error {
 	if i, ok := p.acceptedIdx[ev.RequestID]; ok {
 		original := p.accepted[i]
 		original.Duplicate = true
@@ -107,6 +129,17 @@ func (p *policy) validateReport(_ workflow.Context, ev insurance.Result) error {
 // main loop delivers the callback afterwards.
 func (p *policy) report(ctx workflow.Context, ev insurance.Result) (Acceptance, error) {
 	ev = ev.WithRequestID()
+	if !p.loaded {
+		// Admitted before the snapshot was loaded: judge it now, against the
+		// policy as the store has it. A refusal here completes the update
+		// with the same error the validator would have given.
+		if err := workflow.Await(ctx, func() bool { return p.loaded }); err != nil {
+			return Acceptance{}, err
+		}
+		if err := p.judge(ev); err != nil {
+			return Acceptance{}, err
+		}
+	}
 	state, err := p.lifecycle.Apply(ev.Stage, ev.Status)
 	if err != nil {
 		// Only reachable when the validator did not run, which Temporal
@@ -154,32 +187,81 @@ func (p *policy) report(ctx workflow.Context, ev insurance.Result) (Acceptance, 
 	return acceptance, nil
 }
 
-// validateOperator admits a retry or skip only when the FIFO's head is
-// parked and no other operator action on it is still being recorded.
-func (p *policy) validateOperator(_ workflow.Context, _ OperatorRequest) error {
-	switch {
-	case p.operatorActive:
-		return temporal.NewApplicationError(
-			fmt.Sprintf("an operator action on callback #%d is still being recorded", p.fifo[0].Seq), ReasonNoParkedCallback)
-	case len(p.fifo) == 0:
-		return temporal.NewApplicationError("no parked callback: every callback is delivered or skipped", ReasonNoParkedCallback)
-	case p.fifo[0].State != EventParked:
-		return temporal.NewApplicationError(
-			fmt.Sprintf("no parked callback: callback #%d is %s", p.fifo[0].Seq, p.fifo[0].State), ReasonNoParkedCallback)
+// validateOperator admits a retry or skip of the parked head the request
+// names. A request naming a seq the same action was already applied to is
+// answered with that original outcome (ReasonOperatorRepeated, which the
+// client turns back into a normal answer), and changes nothing; one naming
+// any other seq than the parked head's is a ReasonSeqMismatch.
+func (p *policy) validateOperator(action string) func(workflow.Context, OperatorRequest) error {
+	return func(_ workflow.Context, req OperatorRequest) error {
+		headParked := len(p.fifo) > 0 && p.fifo[0].State == EventParked
+		if req.Seq != 0 && !(headParked && p.fifo[0].Seq == req.Seq) {
+			if prior, ok := p.priorAction(action, req.Seq); ok {
+				return temporal.NewApplicationError(
+					fmt.Sprintf("callback #%d was already %s", req.Seq, prior.Result), ReasonOperatorRepeated,
+					OperatorResult{Seq: prior.Seq, Callback: prior.Result, Repeated: true})
+			}
+		}
+		switch {
+		case req.Seq < 0:
+			return temporal.NewApplicationError(fmt.Sprintf("seq %d is not a callback's seq", req.Seq), ReasonInvalidRequest)
+		case p.operatorActive:
+			return temporal.NewApplicationError(
+				fmt.Sprintf("an operator action on callback #%d is still being recorded", p.fifo[0].Seq), ReasonOperatorActionPending)
+		case !headParked:
+			if len(p.fifo) == 0 {
+				return temporal.NewApplicationError("no parked callback: every callback is delivered or skipped", ReasonNoParkedCallback)
+			}
+			return temporal.NewApplicationError(
+				fmt.Sprintf("no parked callback: callback #%d is %s", p.fifo[0].Seq, p.fifo[0].State), ReasonNoParkedCallback)
+		case req.Seq != 0 && p.fifo[0].Seq != req.Seq:
+			head := p.fifo[0]
+			return temporal.NewApplicationError(
+				fmt.Sprintf("callback #%d is not the parked callback: the parked one is callback #%d", req.Seq, head.Seq),
+				ReasonSeqMismatch, SeqMismatchDetails{Seq: req.Seq, HeadSeq: head.Seq, Head: head.State})
+		}
+		return nil
 	}
-	return nil
+}
+
+// priorAction finds the latest time action was applied to seq.
+func (p *policy) priorAction(action string, seq int64) (OperatorAction, bool) {
+	for i := len(p.operatorActions) - 1; i >= 0; i-- {
+		if a := p.operatorActions[i]; a.Seq == seq && a.Action == action {
+			return a, true
+		}
+	}
+	return OperatorAction{}, false
+}
+
+// beginOperator waits for an in-flight park record to finish (an operator
+// action recorded before the park's write would be overwritten by it), then
+// checks again what the validator checked, since the head may have changed
+// meanwhile, and claims the head for this action.
+func (p *policy) beginOperator(ctx workflow.Context, action string, req OperatorRequest) (Callback, error) {
+	if err := workflow.Await(ctx, func() bool { return !p.parkRecording }); err != nil {
+		return Callback{}, err
+	}
+	if err := p.validateOperator(action)(ctx, req); err != nil {
+		return Callback{}, err
+	}
+	p.operatorActive = true
+	return p.fifo[0], nil
 }
 
 // retryCallback re-queues the parked head with a fresh retry budget; its
 // attempt numbering continues. The store learns of it first, so that the
 // audit trail never shows a callback being retried while still "parked".
 // The request's Reason is not logged (it is free text); it stays in the
-// update's history event.
-func (p *policy) retryCallback(ctx workflow.Context, _ OperatorRequest) (OperatorResult, error) {
-	head := p.fifo[0]
+// update's history event and the audit trail.
+func (p *policy) retryCallback(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
+	head, err := p.beginOperator(ctx, ActionRetry, req)
+	if err != nil {
+		return OperatorResult{}, err
+	}
 	queued := slices.Clone(p.fifo)
 	queued[0].State = EventQueued
-	if err := p.recordOperatorAction(ctx, head, EventQueued, callbackStateOf(queued)); err != nil {
+	if err := p.recordOperatorAction(ctx, head, ActionRetry, req, EventQueued, callbackStateOf(queued)); err != nil {
 		return OperatorResult{}, err
 	}
 	// The head cannot have changed meanwhile: operatorActive kept other
@@ -188,6 +270,7 @@ func (p *policy) retryCallback(ctx workflow.Context, _ OperatorRequest) (Operato
 	h.State = EventQueued
 	h.BudgetStartedAt = time.Time{}
 	p.updateEventStatus(*h, nil)
+	p.rememberAction(ctx, h.Seq, ActionRetry, EventQueued)
 	p.logger.Info("operator retried callback", "seq", h.Seq, "attempts", h.Attempts)
 	p.setCurrentDetails(ctx)
 	return OperatorResult{Seq: h.Seq, Callback: EventQueued}, nil
@@ -195,14 +278,18 @@ func (p *policy) retryCallback(ctx workflow.Context, _ OperatorRequest) (Operato
 
 // skipCallback gives up on the parked head, records that in the store and
 // lets the FIFO move on.
-func (p *policy) skipCallback(ctx workflow.Context, _ OperatorRequest) (OperatorResult, error) {
-	head := p.fifo[0]
-	if err := p.recordOperatorAction(ctx, head, EventSkipped, callbackStateOf(p.fifo[1:])); err != nil {
+func (p *policy) skipCallback(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
+	head, err := p.beginOperator(ctx, ActionSkip, req)
+	if err != nil {
+		return OperatorResult{}, err
+	}
+	if err := p.recordOperatorAction(ctx, head, ActionSkip, req, EventSkipped, callbackStateOf(p.fifo[1:])); err != nil {
 		return OperatorResult{}, err
 	}
 	head.State = EventSkipped
 	p.updateEventStatus(head, nil)
 	p.popHead(ctx)
+	p.rememberAction(ctx, head.Seq, ActionSkip, EventSkipped)
 	// A skip that empties the FIFO gave the main loop nothing to do, so the
 	// CallbackState search attribute stayed "parked". Runs recorded before
 	// this fix never woke here; GetVersion keeps their histories replaying.
@@ -214,22 +301,52 @@ func (p *policy) skipCallback(ctx workflow.Context, _ OperatorRequest) (Operator
 	return OperatorResult{Seq: head.Seq, Callback: EventSkipped}, nil
 }
 
-// recordOperatorAction writes an operator's decision on the head through the
-// RecordCallbacks local activity. A failure (the store unreachable for the
-// local activity's whole budget) refuses the action: the head stays parked
-// and the operator can try again.
-func (p *policy) recordOperatorAction(ctx workflow.Context, head Callback, to EventCallback, after CallbackState) error {
-	p.operatorActive = true
+// rememberAction keeps an applied action for recognising repeats.
+func (p *policy) rememberAction(ctx workflow.Context, seq int64, action string, result EventCallback) {
+	p.operatorActions = append(p.operatorActions, OperatorAction{Seq: seq, Action: action, Result: result, At: workflow.Now(ctx)})
+	if n := len(p.operatorActions); n > MaxOperatorActions {
+		p.operatorActions = slices.Clone(p.operatorActions[n-MaxOperatorActions:])
+	}
+}
+
+// recordOperatorAction writes an operator's decision on the head, with who
+// made it and why, through the RecordCallbacks local activity. A failure
+// (the store unreachable for the local activity's whole budget, or a record
+// the store refuses) refuses the action: the head stays parked and the
+// operator can try again. It ends the claim beginOperator made.
+func (p *policy) recordOperatorAction(ctx workflow.Context, head Callback, action string, req OperatorRequest, to EventCallback, after CallbackState) error {
 	defer func() { p.operatorActive = false }()
 	err := p.recordCallbacks(ctx, fmt.Sprintf("callback #%d %s by operator", head.Seq, to), activities.RecordInput{
 		Policy:   p.policyRecord(after),
 		Events:   []activities.EventRecord{eventRecord(head, EventParked)},
 		Callback: &activities.CallbackChange{Seq: head.Seq, Callback: string(to), PolicyCallbackState: string(after)},
+		Operator: &activities.OperatorRecord{Action: action, By: req.By, Reason: req.Reason, At: workflow.Now(ctx)},
 	})
 	if err != nil {
 		p.logger.Error("operator action not recorded", "seq", head.Seq, "callback", to, "error", err)
+		if isStoreConflict(err) {
+			return temporal.NewApplicationError(
+				fmt.Sprintf("callback #%d: the store refused the %s: %s", head.Seq, action, appMessage(err)), ErrorStoreConflict)
+		}
 		return temporal.NewApplicationError(
-			fmt.Sprintf("callback #%d: the store did not record the %s; try again", head.Seq, to), ErrorStoreUnavailable)
+			fmt.Sprintf("callback #%d: the store did not record the %s; try again", head.Seq, action), ErrorStoreUnavailable)
 	}
 	return nil
+}
+
+// isStoreConflict reports whether a RecordCallbacks error is the store
+// refusing the record (a conflict or an invalid record), which no retry
+// cures.
+func isStoreConflict(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == activities.ErrorTypeInvalid
+}
+
+// appMessage is an error's ApplicationError message, or its text.
+func appMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	return err.Error()
 }

@@ -104,6 +104,18 @@ type policy struct {
 	unparked       bool  // an operator ended parking: wake the main loop to sync
 	storedThrough  int64 // while parked: events up to this seq are in the store
 	operatorActive bool  // a retry or skip is writing to the store
+	// parkRecording is set while park() records the parked head in the
+	// store. An operator action waits for it: a skip recorded before a
+	// late retry of the park's write would be overwritten by "parked".
+	parkRecording bool
+
+	// loaded is false until a run that must load its snapshot from the
+	// store (PolicyInput.LoadSnapshot) has done so. Until then the report
+	// validator checks only the event itself, and the handler waits for
+	// the load and judges the event then.
+	loaded bool
+
+	operatorActions []OperatorAction // the most recent applied operator actions, oldest first
 
 	searchAttrs map[string]string // the values the workflow's search attributes hold now
 }
@@ -147,10 +159,21 @@ func (p *policy) restore(ctx workflow.Context, in PolicyInput) error {
 	p.startedAt = workflow.Now(ctx)
 	p.quietSince = p.startedAt
 	p.graceAllowed = workflow.GetInfo(ctx).ContinuedExecutionRunID == ""
+	p.lifecycle = fsm.New()
+	p.loaded = !p.mustLoad(ctx)
+	return p.applySnapshot(in.Snapshot)
+}
 
-	s := in.Snapshot
+// mustLoad reports whether this run reads its snapshot from the store
+// before judging events: asked for by the client, and not a continuation
+// (a continued run has its predecessor's state in its input).
+func (p *policy) mustLoad(ctx workflow.Context) bool {
+	return p.input.LoadSnapshot && workflow.GetInfo(ctx).ContinuedExecutionRunID == ""
+}
+
+// applySnapshot restores the policy from s (nothing for nil).
+func (p *policy) applySnapshot(s *Snapshot) error {
 	if s == nil {
-		p.lifecycle = fsm.New()
 		return nil
 	}
 	lc, err := fsm.Restore(s.State, s.Endorsements)
@@ -168,8 +191,10 @@ func (p *policy) restore(ctx workflow.Context, in PolicyInput) error {
 	p.policyNumber = s.PolicyNumber
 	p.lastSeq = s.LastSeq
 	p.lastOccurredAt = s.LastOccurredAt
+	p.operatorActions = slices.Clone(s.OperatorActions)
 
 	p.accepted = slices.Clone(s.Accepted)
+	clear(p.acceptedIdx)
 	for i, a := range p.accepted {
 		if a.RequestID == "" {
 			return fmt.Errorf("snapshot: accepted seq %d has no request_id", a.Seq)
@@ -215,9 +240,24 @@ func (p *policy) restore(ctx workflow.Context, in PolicyInput) error {
 	return nil
 }
 
-// run is the main loop: wait for something to do, then do one step.
+// run loads the policy if it must, then runs the main loop; a cancelled run
+// records what it holds before it ends.
 func (p *policy) run(ctx workflow.Context) (Status, error) {
+	if !p.loaded {
+		if err := p.load(ctx); err != nil {
+			return p.status(), err
+		}
+	}
 	workflow.Go(ctx, p.watchIdleness)
+	st, err := p.loop(ctx)
+	if err != nil && temporal.IsCanceledError(err) {
+		p.recordOnCancel(ctx)
+	}
+	return st, err
+}
+
+// loop is the main loop: wait for something to do, then do one step.
+func (p *policy) loop(ctx workflow.Context) (Status, error) {
 	for {
 		if p.parked && !p.headIs(EventParked) {
 			p.parked, p.unparked = false, false
@@ -385,6 +425,7 @@ func (p *policy) snapshot() Snapshot {
 		Accepted:         slices.Clone(p.accepted),
 		Events:           slices.Clone(p.events),
 		PendingCallbacks: slices.Clone(p.fifo),
+		OperatorActions:  slices.Clone(p.operatorActions),
 	}
 }
 

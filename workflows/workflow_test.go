@@ -397,8 +397,10 @@ func TestRetryBudgetExhaustedParks(t *testing.T) {
 		!strings.HasPrefix(head.LastError, "retry budget exhausted: retryable") {
 		t.Errorf("status = %+v, want parked after %d attempts with the budget named", *parked, n)
 	}
-	if len(h.records) != 1 || h.records[0].Callback == nil || h.records[0].Callback.Callback != "parked" {
-		t.Errorf("records = %+v, want one parking record", h.records)
+	// The park, then what the cancellation at the end records.
+	if len(h.records) != 2 || h.records[0].Callback == nil || h.records[0].Callback.Callback != "parked" ||
+		h.records[1].Callback != nil || len(h.records[1].Events) != 1 || h.records[1].Events[0].Callback != "parked" {
+		t.Errorf("records = %+v, want one parking record, then the cancelled run's record of its parked callback", h.records)
 	}
 }
 
@@ -513,7 +515,7 @@ func TestSkipRefusedWhenStoreFails(t *testing.T) {
 
 	var appErr *temporal.ApplicationError
 	if !skip.completed || !errors.As(skip.err, &appErr) || appErr.Type() != ErrorStoreUnavailable ||
-		appErr.Message() != "callback #1: the store did not record the skipped; try again" {
+		appErr.Message() != "callback #1: the store did not record the skip; try again" {
 		t.Errorf("skip = %+v, want it to fail with %s", skip, ErrorStoreUnavailable)
 	}
 	if after.CallbackState != CallbackParked || after.Events[0].Callback != EventParked {
@@ -863,5 +865,48 @@ func TestSkipOfLastCallbackClearsParked(t *testing.T) {
 	// idle right at the skip, not only when the run completes an hour later.
 	if want := []string{"parked@0s", "idle@1m0s"}; !slices.Equal(states, want) {
 		t.Fatalf("CallbackState upserts = %v, want %v", states, want)
+	}
+}
+
+// TestSkipDuringParkRecordIsNotOverwritten is issue 8's second race: park()
+// marks the head parked before its RecordCallbacks write has succeeded, so a
+// skip arriving while that write is being retried used to be recorded first
+// and then overwritten by the park's late retry ("parked" after "skipped"),
+// and the next run resurrected the skipped callback. The skip now waits for
+// the park's write. This test failed before the fix: the records ended
+// with the park.
+func TestSkipDuringParkRecordIsNotOverwritten(t *testing.T) {
+	h := newHarness(t)
+	h.fail(1, rejectedByTOP)
+	failedOnce := false
+	h.recordFn = func(in activities.RecordInput) error {
+		if in.Callback != nil && in.Callback.Callback == string(EventParked) && !failedOnce {
+			failedOnce = true
+			return errors.New("database is locked")
+		}
+		return nil
+	}
+	h.report(0, lifecycle()[0])
+	// The park's first write fails at once; its retry comes a second later.
+	skip := h.operator(300*time.Millisecond, UpdateSkipCallback)
+	after := h.query(time.Minute)
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, 2*time.Minute)
+	h.run(PolicyInput{BizID: testBizID})
+
+	if res := skip.operatorResult(t); res.Seq != 1 || res.Callback != EventSkipped {
+		t.Fatalf("skip = %+v, want seq 1 skipped", res)
+	}
+	var changes []string
+	for _, r := range h.records {
+		if r.Callback != nil {
+			changes = append(changes, fmt.Sprintf("%d:%s", r.Callback.Seq, r.Callback.Callback))
+		}
+	}
+	want := []string{"1:parked", "1:parked", "1:skipped"} // the failed write, its retry, then the skip
+	if !slices.Equal(changes, want) {
+		t.Fatalf("callback changes recorded = %v, want %v: a skip must be recorded after the park's write", changes, want)
+	}
+	if after.CallbackState != CallbackIdle || after.Events[0].Callback != EventSkipped {
+		t.Errorf("status after the skip = %+v, want seq 1 skipped and nothing pending", *after)
 	}
 }

@@ -1,0 +1,129 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/policyclient"
+	"github.com/insuranceflow/insuranceflow/store"
+	"github.com/insuranceflow/insuranceflow/workflows"
+)
+
+// pausedSnapshots is a policyclient.Snapshots that, once armed, holds the
+// next read's answer until released: the window in which another report
+// can start, use and close a run.
+type pausedSnapshots struct {
+	inner   policyclient.Snapshots
+	armed   chan struct{} // closed by the read that got paused
+	release chan struct{}
+}
+
+func (p *pausedSnapshots) Snapshot(ctx context.Context, bizID string) (*workflows.Snapshot, error) {
+	snap, err := p.inner.Snapshot(ctx, bizID)
+	select {
+	case <-p.armed:
+	default:
+		close(p.armed)
+		select {
+		case <-p.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return snap, err
+}
+
+// TestReportAfterARaceToCloseSeesTheClosedRun is issue 8's first race,
+// reproduced end to end: report A (endorse) finds no open run and reads the
+// store; meanwhile report B (cancel) starts a run, is accepted and
+// delivered, and the run completes (the policy is terminal). A's
+// Update-with-Start then starts a new run. That run used to be seeded with
+// A's stale read, so it accepted the endorse after the cancel, under the
+// cancel's seq, and its delivery conflicted in the store for good. Now the
+// run loads its own snapshot and refuses the endorse as an illegal
+// transition from cancelled. This test failed before the fix: A's endorse
+// was accepted as seq 4, the seq of the accepted cancel.
+func TestReportAfterARaceToCloseSeesTheClosedRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tc, err := client.DialContext(ctx, client.Options{HostPort: env.TemporalAddress, Namespace: "default", Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	st, err := store.Open(ctx, env.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	settings := workflows.Settings{IdleTimeout: 2 * time.Second, EmptyRunGrace: 2 * time.Second}
+	plain := &policyclient.Client{Temporal: tc, Snapshots: policyclient.StoreSnapshots{Store: st}, Settings: settings}
+	paused := &pausedSnapshots{inner: plain.Snapshots, armed: make(chan struct{}), release: make(chan struct{})}
+	racing := &policyclient.Client{Temporal: tc, Snapshots: paused, Settings: settings}
+
+	bizID := fmt.Sprintf("RACE%d", time.Now().UnixNano()%1e12)
+	at := func(h int) string { return fmt.Sprintf("2025-04-08 %02d:00:00", h) }
+	ev := func(stage insurance.Stage, h int) insurance.Result {
+		return insurance.Result{BizID: bizID, Stage: stage, Status: insurance.StatusSuccess, TimeOfOccurrence: at(h),
+			InsuranceType: insurance.TypeHomeProperty, PolicyNumber: "PN-RACE"}
+	}
+	for i, stage := range []insurance.Stage{insurance.StagePreInsure, insurance.StageUnderwrite, insurance.StageInsure} {
+		if _, err := plain.Report(ctx, ev(stage, 9+i)); err != nil {
+			t.Fatalf("report %s: %v", stage, err)
+		}
+	}
+	waitClosed(t, ctx, tc, bizID) // delivered, then idle for 2 s
+
+	type answer struct {
+		acc workflows.Acceptance
+		err error
+	}
+	endorse := make(chan answer, 1)
+	go func() {
+		acc, err := racing.Report(ctx, ev(insurance.StageEndorse, 13))
+		endorse <- answer{acc, err}
+	}()
+	select {
+	case <-paused.armed:
+	case <-ctx.Done():
+		t.Fatal("the endorse never read the store")
+	}
+	acc, err := plain.Report(ctx, ev(insurance.StageCancel, 14))
+	if err != nil || acc.Seq != 4 || acc.State != "cancelled" {
+		t.Fatalf("cancel = %+v, %v; want accepted as seq 4", acc, err)
+	}
+	waitClosed(t, ctx, tc, bizID) // terminal once the cancel is delivered
+	close(paused.release)
+
+	got := <-endorse
+	var rej *policyclient.Rejection
+	if !errors.As(got.err, &rej) || rej.Reason != workflows.ReasonIllegalTransition || rej.Details == nil || rej.Details.State != "cancelled" {
+		t.Fatalf("endorse after the cancel = %+v, %v; want illegal_transition from cancelled", got.acc, got.err)
+	}
+	events, err := st.Events(ctx, bizID)
+	if err != nil || len(events) != 4 || events[3].Stage != int(insurance.StageCancel) {
+		t.Fatalf("stored events = %+v, %v; want the four accepted ones, the cancel last", events, err)
+	}
+}
+
+// waitClosed waits until the policy's latest run has closed.
+func waitClosed(t *testing.T, ctx context.Context, tc client.Client, bizID string) {
+	t.Helper()
+	eventually(t, time.Minute, "the run of "+bizID+" closes", func() (bool, string) {
+		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+		if err != nil {
+			return false, err.Error()
+		}
+		s := d.GetWorkflowExecutionInfo().GetStatus()
+		return s != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, s.String()
+	})
+}

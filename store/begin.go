@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Grant is BeginAttempt's answer: whether the attempt may call TOP, and
+// under which attempt number.
+type Grant struct {
+	// Attempt is the number the attempt was recorded under: the one asked
+	// for, or the next free one when that number was used already (see
+	// BeginAttempt). Zero when the attempt may not call TOP.
+	Attempt int
+
+	// Delivered is set when the event's callback is already delivered: the
+	// attempt must not call TOP again but answer with this delivery.
+	Delivered *Delivery
+	// Skipped is set when an operator skipped the callback.
+	Skipped bool
+	// Superseded is set when an attempt that began after this one has
+	// already been recorded: this one outlived its heartbeat timeout and
+	// Temporal has retried it, so it must not call TOP (a late duplicate,
+	// possibly after the next event's callback).
+	Superseded bool
+}
+
+// Delivery is a recorded delivered attempt.
+type Delivery struct {
+	Attempt      int
+	TOPRequestID string
+	DeliveredAt  time.Time
+}
+
+// BeginAttempt is the fence in front of every TOP call. In one transaction
+// it reads the event's callback and attempt rows, and then:
+//
+//   - a delivered or skipped callback gets Delivered or Skipped, and
+//     nothing is written: TOP has the event, or an operator decided it
+//     must not get it;
+//   - an attempt row started after began (when this attempt began, before
+//     its first store write) makes this attempt Superseded, and nothing is
+//     written;
+//   - otherwise the attempt is recorded as started (ClassStarted) under
+//     requested, or under the next number after the highest recorded when
+//     requested is taken: a number is never used twice, even when the
+//     workflow's count fell behind (an attempt that timed out before it
+//     could heartbeat its number). Lower numbers that never got a row get
+//     ClassLost rows, as StartAttempt does.
+//
+// The event must have been recorded; otherwise the error wraps ErrNotFound.
+func (s *Store) BeginAttempt(ctx context.Context, bizID string, seq int64, requested int, began, startedAt time.Time) (Grant, error) {
+	a := Attempt{BizID: bizID, Seq: seq, Attempt: requested, StartedAt: startedAt, Class: ClassStarted}
+	if err := validateAttempt(a); err != nil {
+		return Grant{}, fmt.Errorf("begin attempt %d of biz_id %q seq %d: %w", requested, bizID, seq, err)
+	}
+	var g Grant
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		g = Grant{}
+		var ev struct {
+			Callback    string        `db:"callback"`
+			DeliveredAt sql.NullInt64 `db:"delivered_at"`
+		}
+		err := tx.GetContext(ctx, &ev, tx.Rebind(`SELECT callback, delivered_at FROM events WHERE biz_id = ? AND seq = ?`), bizID, seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("event %w", ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("look up event: %w", err)
+		}
+		var rows []struct {
+			Attempt      int    `db:"attempt"`
+			StartedAt    int64  `db:"started_at"`
+			Class        string `db:"class"`
+			TOPRequestID string `db:"top_request_id"`
+			DurationUS   int64  `db:"duration_us"`
+		}
+		if err := tx.SelectContext(ctx, &rows, tx.Rebind(
+			`SELECT attempt, started_at, class, top_request_id, duration_us FROM attempts
+			WHERE biz_id = ? AND seq = ? ORDER BY attempt`), bizID, seq); err != nil {
+			return fmt.Errorf("read recorded attempts: %w", err)
+		}
+		switch ev.Callback {
+		case "delivered":
+			d := &Delivery{}
+			if ev.DeliveredAt.Valid {
+				d.DeliveredAt = fromMicros(ev.DeliveredAt.Int64)
+			}
+			for _, r := range rows {
+				if r.Class == ClassDelivered {
+					d.Attempt, d.TOPRequestID = r.Attempt, r.TOPRequestID
+					break
+				}
+			}
+			g.Delivered = d
+			return nil
+		case "skipped":
+			g.Skipped = true
+			return nil
+		}
+		highest := 0
+		recorded := make(map[int]bool, len(rows))
+		for _, r := range rows {
+			// ClassLost rows carry the time a later attempt started, not
+			// their own, so they say nothing about who began last.
+			if r.Class != ClassLost && fromMicros(r.StartedAt).After(began) {
+				g.Superseded = true
+				return nil
+			}
+			highest = max(highest, r.Attempt)
+			recorded[r.Attempt] = true
+		}
+		n := requested
+		if recorded[n] || n <= highest {
+			n = highest + 1
+		}
+		for k := 1; k <= n; k++ {
+			class, detail := ClassLost, LostAttemptDetail
+			if k == n {
+				class, detail = ClassStarted, ""
+			} else if recorded[k] {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, tx.Rebind(insertAttemptMarker),
+				bizID, seq, k, micros(startedAt), class, detail); err != nil {
+				return fmt.Errorf("insert %s attempt %d: %w", class, k, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(updateEventAttemptCount), n, n, bizID, seq); err != nil {
+			return fmt.Errorf("update event: %w", err)
+		}
+		g.Attempt = n
+		return nil
+	})
+	if err != nil {
+		return Grant{}, fmt.Errorf("begin attempt %d of biz_id %q seq %d: %w", requested, bizID, seq, err)
+	}
+	return g, nil
+}

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestBeginAttemptFences is issue 8's third risk at the store: an attempt
+// that began before another attempt of the same event was recorded has
+// been given up on by Temporal (its heartbeat timed out and it was
+// retried); it must not call TOP, or it could deliver a late duplicate
+// after the next event. Skipped is final, like delivered: a park's write
+// retried after a skip leaves the skip.
+func TestBeginAttemptFences(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := newStore(t, b)
+		mustRecord(t, s, policy("F1"), event("F1", 1, 1, "pre_insured"), event("F1", 2, 2, "underwritten"))
+
+		stale := clock // the stale attempt began here, then its store writes stalled
+		g, err := s.BeginAttempt(ctx, "F1", 1, 2, clock.Add(10*time.Second), clock.Add(10*time.Second))
+		if err != nil || g.Attempt != 2 {
+			t.Fatalf("retry's BeginAttempt = %+v, %v; want attempt 2 granted", g, err)
+		}
+		g, err = s.BeginAttempt(ctx, "F1", 1, 1, stale, clock.Add(15*time.Second))
+		if err != nil || !g.Superseded || g.Attempt != 0 {
+			t.Fatalf("stale attempt's BeginAttempt = %+v, %v; want superseded", g, err)
+		}
+		if got, err := s.Attempts(ctx, "F1"); err != nil || len(got) != 2 || got[0].Class != ClassLost || got[1].Class != ClassStarted {
+			t.Fatalf("attempts = %+v, %v; want attempt 1 lost and 2 started, nothing from the stale attempt", got, err)
+		}
+
+		if err := s.SetCallback(ctx, "F1", 2, "skipped", "idle"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetCallback(ctx, "F1", 2, "parked", "parked"); err != nil {
+			t.Fatal(err)
+		}
+		events, err := s.Events(ctx, "F1")
+		if err != nil || events[1].Callback != "skipped" {
+			t.Fatalf("seq 2 after skip then park = %+v, %v; want skipped kept", events[1], err)
+		}
+		g, err = s.BeginAttempt(ctx, "F1", 2, 1, clock.Add(time.Minute), clock.Add(time.Minute))
+		if err != nil || !g.Skipped || g.Attempt != 0 {
+			t.Fatalf("BeginAttempt on a skipped callback = %+v, %v; want skipped, no attempt", g, err)
+		}
+	})
+}
+
+// TestOperatorActionsAreAudited checks that an operator's decision is kept
+// with who made it and why, once however often it is written.
+func TestOperatorActionsAreAudited(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := newStore(t, b)
+		mustRecord(t, s, policy("A1"), event("A1", 1, 1, "pre_insured"))
+		op := OperatorAction{Action: "skip", By: "ops-alice", Reason: "TOP says duplicate", At: clock.Add(time.Hour)}
+		for range 2 {
+			if err := s.SetCallbackByOperator(ctx, "A1", 1, "skipped", "idle", op); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.OperatorActions(ctx, "A1")
+		if err != nil || len(got) != 1 || got[0].By != "ops-alice" || got[0].Reason != "TOP says duplicate" ||
+			got[0].Seq != 1 || got[0].Action != "skip" || !got[0].At.Equal(op.At) {
+			t.Fatalf("operator actions = %+v, %v; want the one skip with its operator and reason", got, err)
+		}
+		if err := s.SetCallbackByOperator(ctx, "A1", 1, "skipped", "idle", OperatorAction{Action: "delete", At: clock}); err == nil {
+			t.Fatal("an unknown action was recorded")
+		}
+	})
+}
