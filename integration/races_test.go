@@ -127,3 +127,37 @@ func waitClosed(t *testing.T, ctx context.Context, tc client.Client, bizID strin
 		return s != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, s.String()
 	})
 }
+
+// TestTerminatedRunLosesNoAcceptedEvent is issue 8's seventh risk: a run
+// that is terminated while a callback is in flight and another queued used
+// to take the queued event with it (only the delivery in flight had
+// written its event to the store), so the next run re-used its seq. The
+// next run now asks the terminated run for its state. This test failed
+// without that query: the insure was refused as illegal from pre_insured,
+// because the accepted underwrite was gone.
+func TestTerminatedRunLosesNoAcceptedEvent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	t.Cleanup(func() { clearFaults(t) })
+	tc, err := client.DialContext(ctx, client.Options{HostPort: env.TemporalAddress, Namespace: "default",
+		Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+
+	// Every TOP call hangs past the worker's TOP timeout: the first
+	// callback stays in flight or retrying, the second queued behind it.
+	setFaults(t, `{"hang_rate":1,"hang_duration":"10s"}`)
+	bizID := newBizID("TRM")
+	mustAccept(t, event(bizID, 1, 1, 0), 1, "pre_insured")
+	mustAccept(t, event(bizID, 2, 1, 1), 2, "underwritten")
+	if err := tc.TerminateWorkflow(ctx, workflows.WorkflowID(bizID), "", "issue 8: terminated with a callback queued"); err != nil {
+		t.Fatal(err)
+	}
+	clearFaults(t)
+
+	mustAccept(t, event(bizID, 3, 1, 2), 3, "insured")
+	got := waitReceipts(t, bizID, 3, 60*time.Second)
+	assertStages(t, got, "pre_insure", "underwrite", "insure")
+}
