@@ -32,6 +32,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/insuranceflow/insuranceflow/devstack"
+	"github.com/insuranceflow/insuranceflow/temporalconn"
 )
 
 // barWriter is where progress bars and progress lines go.
@@ -218,6 +219,9 @@ func run(ctx context.Context, args []string) (int, error) {
 	if err := timed("start stack", func() error {
 		s, err = devstack.Start(ctx, devstack.Options{
 			Dir: f.dataDir, TemporalBin: f.temporalBin, TemporalAddress: f.temporalAddr,
+			// An external server may need TLS or an API key: the
+			// TEMPORAL_* settings bench was given reach every process.
+			TemporalEnv: externalTemporalEnv(f.temporalAddr),
 			DatabaseURL: f.databaseURL, BinDir: f.binDir, TopsimSeed: int64(f.seed), Log: barWriter,
 			WorkerEnv: []string{fmt.Sprintf("WORKFLOW_CACHE_SIZE=%d", f.cacheSize)},
 		})
@@ -469,4 +473,20 @@ func parseCPUInfo(s string) (int, string) {
 		}
 	}
 	return n, model
+}
+
+// externalTemporalEnv is bench's own TEMPORAL_* environment (TLS, API key,
+// profile) when it runs against an external server; a dev server the stack
+// starts itself needs none.
+func externalTemporalEnv(addr string) []string {
+	if addr == "" {
+		return nil
+	}
+	var env []string
+	for _, kv := range temporalconn.Filter(os.Environ()) {
+		if !strings.HasPrefix(kv, temporalconn.EnvAddress+"=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

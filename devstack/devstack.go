@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/insuranceflow/insuranceflow/temporalconn"
 	"github.com/insuranceflow/insuranceflow/topsim/simulator"
 )
 
@@ -65,6 +66,14 @@ type Options struct {
 	// namespace "default" and the search attributes registered. "" = start
 	// a dev server with its SQLite (WAL) file in Dir.
 	TemporalAddress string
+	// TemporalEnv is how the stack's processes and clients reach an
+	// external server beyond its address: TEMPORAL_* settings of the SDK's
+	// environment configuration (temporalconn), e.g. the
+	// TEMPORAL_TLS_CLIENT_CERT_PATH, _KEY_PATH, _SERVER_CA_CERT_PATH and
+	// _SERVER_NAME of a cluster with mutual TLS. The processes get exactly
+	// these; TEMPORAL_* variables of the caller's own environment are not
+	// passed on.
+	TemporalEnv []string
 	// DatabaseURL is the worker's store; "" = sqlite in Dir.
 	DatabaseURL string
 	// BinDir holds prebuilt worker, topsim and starter binaries; "" = go
@@ -217,7 +226,11 @@ func (s *Stack) start(ctx context.Context) error {
 		return &StartError{Process: "temporal client", Err: err}
 	}
 	if s.Temporal == nil {
-		c, err := client.DialContext(ctx, client.Options{HostPort: s.TemporalAddress, Logger: quietLogger()})
+		opts, err := s.ClientOptions()
+		if err != nil {
+			return err
+		}
+		c, err := client.DialContext(ctx, opts)
 		if err != nil {
 			return fmt.Errorf("devstack: dial Temporal at %s: %w", s.TemporalAddress, err)
 		}
@@ -292,9 +305,7 @@ func (s *Stack) workerEnv() []string {
 // baseWorkerEnv is what every worker of the stack shares, with its ingress
 // on ingressAddr.
 func (s *Stack) baseWorkerEnv(ingressAddr string) []string {
-	return []string{
-		"TEMPORAL_ADDRESS=" + s.TemporalAddress,
-		"TEMPORAL_NAMESPACE=default",
+	return append(s.TemporalEnv(), []string{
 		"DATABASE_URL=" + s.DatabaseURL,
 		"TOP_GATEWAY_URL=" + s.TopsimURL + "/router/rest",
 		"TOP_APP_KEY=" + s.appKey,
@@ -305,7 +316,30 @@ func (s *Stack) baseWorkerEnv(ingressAddr string) []string {
 		"RETRY_INITIAL_INTERVAL=200ms",
 		"RETRY_MAX_INTERVAL=1s",
 		"LOG_LEVEL=info",
+	}...)
+}
+
+// TemporalEnv is the Temporal connection every process of the stack gets:
+// the stack's address and namespace, no temporal.toml (a profile of the
+// user's must not redirect the stack), then Options.TemporalEnv.
+func (s *Stack) TemporalEnv() []string {
+	env := []string{
+		temporalconn.EnvAddress + "=" + s.TemporalAddress,
+		temporalconn.EnvNamespace + "=default",
+		temporalconn.EnvConfigFile + "=" + filepath.Join(s.Dir, "no-temporal.toml"),
 	}
+	return append(env, s.opts.TemporalEnv...)
+}
+
+// ClientOptions are the options of a client of the stack's Temporal
+// server, loaded from TemporalEnv as the worker loads them.
+func (s *Stack) ClientOptions() (client.Options, error) {
+	conn, err := temporalconn.Load(temporalconn.Map(s.TemporalEnv()), temporalconn.Overrides{})
+	if err != nil {
+		return client.Options{}, fmt.Errorf("devstack: Temporal connection: %w", err)
+	}
+	conn.Options.Logger = quietLogger()
+	return conn.Options, nil
 }
 
 // StartWorker starts the worker (same environment, same ingress port as
@@ -444,8 +478,12 @@ func (s *Stack) StartTemporal(ctx context.Context) error {
 // waitTemporal polls the frontend's health until it answers, p exits or
 // the timeout passes.
 func (s *Stack) waitTemporal(ctx context.Context, p *process) error {
+	opts, err := s.ClientOptions()
+	if err != nil {
+		return err
+	}
 	return waitFor(ctx, readyTimeout, p, func(ctx context.Context) error {
-		c, err := client.DialContext(ctx, client.Options{HostPort: s.TemporalAddress, Logger: quietLogger()})
+		c, err := client.DialContext(ctx, opts)
 		if err != nil {
 			return err
 		}
@@ -487,7 +525,7 @@ func (s *Stack) BinPath(name string) string { return filepath.Join(s.binDir, nam
 // server and database, ready to Run or Output.
 func (s *Stack) Starter(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, s.BinPath("starter"), args...)
-	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+s.TemporalAddress, "TEMPORAL_NAMESPACE=default", "DATABASE_URL="+s.DatabaseURL)
+	cmd.Env = append(append(inheritedEnv(), s.TemporalEnv()...), "DATABASE_URL="+s.DatabaseURL)
 	return cmd
 }
 
@@ -542,6 +580,19 @@ func (s *Stack) spawn(name string, env []string, bin string, args ...string) (*p
 	s.procs[name] = p
 	s.mu.Unlock()
 	return p, nil
+}
+
+// inheritedEnv is the caller's environment without its Temporal connection
+// (TEMPORAL_*): a process of the stack connects only as the stack says.
+// PATH, HOME, TMPDIR and the like are passed on.
+func inheritedEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TEMPORAL_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func firstNonEmpty(v, def string) string {

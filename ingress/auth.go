@@ -1,52 +1,64 @@
 package ingress
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"context"
 	"net/http"
+	"strconv"
 	"strings"
+
+	"github.com/insuranceflow/insuranceflow/auth"
 )
 
-// tokenSet holds the SHA-256 digests of the accepted bearer tokens.
-// Comparing fixed-length digests in constant time hides both a token's
-// content and its length from a caller timing the answers.
-type tokenSet [][sha256.Size]byte
-
-func newTokenSet(tokens []string) tokenSet {
-	set := make(tokenSet, len(tokens))
+// newCallers joins the named callers of the clients file with the
+// development tokens of INGRESS_TOKENS, which get every scope and are named
+// by position ("ingress-token-1"): a name, never the token, goes into logs
+// and audit trails.
+func newCallers(clients *auth.Clients, tokens []string) *auth.Clients {
+	out := &auth.Clients{}
+	if clients != nil {
+		*out = *clients
+	}
 	for i, t := range tokens {
-		set[i] = sha256.Sum256([]byte(t))
+		out.Add(auth.Caller{Name: "ingress-token-" + strconv.Itoa(i+1), Scopes: auth.AllScopes()}, t)
 	}
-	return set
-}
-
-// contains compares against every token, without stopping at a match, so
-// the time taken does not say which token matched.
-func (s tokenSet) contains(token string) bool {
-	digest := sha256.Sum256([]byte(token))
-	found := 0
-	for i := range s {
-		found |= subtle.ConstantTimeCompare(digest[:], s[i][:])
-	}
-	return found == 1
+	return out
 }
 
 // authenticate lets a request through only with "Authorization: Bearer
-// <token>" naming an accepted token.
-func (s *Server) authenticate(next http.Handler) http.Handler {
+// <token>" naming a known caller that has scope (none: any caller), and
+// puts the caller into the request's context.
+func (s *Server) authenticate(scope auth.Scope, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		switch {
-		case !ok || !strings.EqualFold(scheme, "Bearer") || token == "":
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="insuranceflow"`)
 			writeError(w, &apiError{status: http.StatusUnauthorized, Code: codeUnauthorized,
 				Message: "an Authorization: Bearer <token> header is required"})
-		case !s.tokens.contains(token):
+			return
+		}
+		caller, known := s.callers.Authenticate(token)
+		if !known {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="insuranceflow", error="invalid_token"`)
 			writeError(w, &apiError{status: http.StatusUnauthorized, Code: codeUnauthorized,
 				Message: "the bearer token is not valid"})
-		default:
-			next.ServeHTTP(w, r)
+			return
 		}
+		noteCaller(r.Context(), caller.Name)
+		if scope != "" && !caller.Can(scope) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="insuranceflow", error="insufficient_scope", scope="`+string(scope)+`"`)
+			writeError(w, &apiError{status: http.StatusForbidden, Code: codeForbidden,
+				Message: "caller " + caller.Name + " does not have the " + string(scope) + " scope"})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(auth.WithCaller(r.Context(), caller)))
 	})
+}
+
+// callerName is the name of the request's caller, for the audit trail of
+// an operator action; authenticate always sets one on /v1 routes.
+func callerName(ctx context.Context) string {
+	if c, ok := auth.FromContext(ctx); ok {
+		return c.Name
+	}
+	return ""
 }

@@ -17,6 +17,7 @@ import (
 const (
 	codeInvalidRequest       = workflows.ReasonInvalidRequest
 	codeUnauthorized         = "unauthorized"
+	codeForbidden            = "forbidden"
 	codeNotFound             = "not_found"
 	codePayloadTooLarge      = "payload_too_large"
 	codeUnsupportedMediaType = "unsupported_media_type"

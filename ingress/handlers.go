@@ -185,7 +185,7 @@ func readOperatorRequest(w http.ResponseWriter, r *http.Request) (workflows.Oper
 	case *req.Seq < 1:
 		return workflows.OperatorRequest{}, invalid("seq", fmt.Sprintf("must be 1 or more, got %d", *req.Seq))
 	}
-	return workflows.OperatorRequest{Seq: *req.Seq, Reason: req.Reason, By: callerName(r)}, nil
+	return workflows.OperatorRequest{Seq: *req.Seq, Reason: req.Reason, By: callerName(r.Context())}, nil
 }
 
 // healthz answers while the process serves HTTP at all.
@@ -288,7 +288,16 @@ func bizIDProblem(bizID string) *insurance.FieldError {
 	return nil
 }
 
-// callerName is who the audit trail records for an operator action sent
-// through the API. Bearer tokens carry no name yet, so every API caller is
-// recorded alike.
-func callerName(*http.Request) string { return "api" }
+// Probes is an HTTP handler with only GET /healthz and GET /readyz, for a
+// process that runs the Temporal worker without the API: Kubernetes and
+// compose probe it the same way as an ingress.
+func Probes(ready func(ctx context.Context) error, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Server{ready: ready, logger: logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	return mux
+}

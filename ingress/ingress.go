@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/insuranceflow/insuranceflow/auth"
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/top"
@@ -57,8 +58,11 @@ const retryAfter = "5"
 // Config configures a Server.
 type Config struct {
 	Policies Policies
-	// Tokens are the accepted bearer tokens; at least one is required, and
-	// none may be empty.
+	// Clients are the named callers and their scopes (INGRESS_CLIENTS_FILE).
+	Clients *auth.Clients
+	// Tokens are development bearer tokens (INGRESS_TOKENS), each a caller
+	// with every scope. Clients and Tokens together need at least one
+	// caller; no token may be empty.
 	Tokens []string
 	// Ready reports whether the service's dependencies (Temporal, the
 	// database) answer; nil means always ready.
@@ -91,7 +95,7 @@ func (e *ConfigError) Error() string { return fmt.Sprintf("ingress config %s: %s
 // Server is the HTTP API. Create it with New; it is safe for concurrent use.
 type Server struct {
 	policies    Policies
-	tokens      tokenSet
+	callers     *auth.Clients
 	ready       func(ctx context.Context) error
 	logger      *slog.Logger
 	callTimeout time.Duration
@@ -104,8 +108,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Policies == nil {
 		return nil, &ConfigError{Field: "Policies", Problem: "is required"}
 	}
-	if len(cfg.Tokens) == 0 {
-		return nil, &ConfigError{Field: "Tokens", Problem: "at least one bearer token is required"}
+	if len(cfg.Tokens) == 0 && (cfg.Clients == nil || cfg.Clients.Len() == 0) {
+		return nil, &ConfigError{Field: "Tokens", Problem: "at least one caller (Clients) or bearer token is required"}
 	}
 	for i, t := range cfg.Tokens {
 		if strings.TrimSpace(t) == "" {
@@ -122,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		policies:    cfg.Policies,
-		tokens:      newTokenSet(cfg.Tokens),
+		callers:     newCallers(cfg.Clients, cfg.Tokens),
 		ready:       cfg.Ready,
 		logger:      cfg.Logger,
 		callTimeout: cfg.CallTimeout,
@@ -139,23 +143,24 @@ func New(cfg Config) (*Server, error) {
 }
 
 // route is one endpoint: a method and a path pattern, whether it needs a
-// token, and its handler.
+// token and which scope, and its handler.
 type route struct {
 	method  string
 	path    string
 	auth    bool
+	scope   auth.Scope
 	handler http.HandlerFunc
 }
 
 func (s *Server) routes() []route {
 	return append([]route{
-		{http.MethodPost, "/v1/insurance-results", true, s.report},
-		{http.MethodGet, "/v1/policies", true, s.list},
-		{http.MethodGet, "/v1/policies/{biz_id}", true, s.status},
-		{http.MethodPost, "/v1/policies/{biz_id}/callbacks/retry", true, s.retry},
-		{http.MethodPost, "/v1/policies/{biz_id}/callbacks/skip", true, s.skip},
-		{http.MethodGet, "/healthz", false, s.healthz},
-		{http.MethodGet, "/readyz", false, s.readyz},
+		{http.MethodPost, "/v1/insurance-results", true, auth.ScopeReport, s.report},
+		{http.MethodGet, "/v1/policies", true, auth.ScopeRead, s.list},
+		{http.MethodGet, "/v1/policies/{biz_id}", true, auth.ScopeRead, s.status},
+		{http.MethodPost, "/v1/policies/{biz_id}/callbacks/retry", true, auth.ScopeOperate, s.retry},
+		{http.MethodPost, "/v1/policies/{biz_id}/callbacks/skip", true, auth.ScopeOperate, s.skip},
+		{http.MethodGet, "/healthz", false, "", s.healthz},
+		{http.MethodGet, "/readyz", false, "", s.readyz},
 	}, s.topRoutes()...)
 }
 
@@ -170,7 +175,7 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.routes() {
 		h := http.Handler(rt.handler)
 		if rt.auth {
-			h = s.authenticate(h)
+			h = s.authenticate(rt.scope, h)
 		}
 		mux.Handle(rt.method+" "+rt.path, s.logged(h))
 		if _, seen := allowed[rt.path]; !seen {
@@ -184,11 +189,11 @@ func (s *Server) Handler() http.Handler {
 	for _, path := range paths {
 		h := methodNotAllowed(allowed[path])
 		if strings.HasPrefix(path, "/v1/") {
-			h = s.authenticate(h)
+			h = s.authenticate("", h)
 		}
 		mux.Handle(path, s.logged(h))
 	}
-	mux.Handle("/v1/", s.logged(s.authenticate(http.HandlerFunc(notFound))))
+	mux.Handle("/v1/", s.logged(s.authenticate("", http.HandlerFunc(notFound))))
 	mux.Handle("/", s.logged(http.HandlerFunc(notFound)))
 	return mux
 }

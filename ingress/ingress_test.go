@@ -3,6 +3,8 @@ package ingress
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,11 +13,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/insuranceflow/insuranceflow/auth"
 	"github.com/insuranceflow/insuranceflow/fsm"
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
@@ -82,7 +86,7 @@ func (f *fakePolicies) Retry(ctx context.Context, bizID string, req workflows.Op
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.note(ctx)
-	f.operated = append(f.operated, "retry "+bizID+" "+reason)
+	f.operated = append(f.operated, "retry "+bizID+" by "+req.By+": "+reason)
 	return f.operator, f.err
 }
 
@@ -91,7 +95,7 @@ func (f *fakePolicies) Skip(ctx context.Context, bizID string, req workflows.Ope
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.note(ctx)
-	f.operated = append(f.operated, "skip "+bizID+" "+reason)
+	f.operated = append(f.operated, "skip "+bizID+" by "+req.By+": "+reason)
 	return f.operator, f.err
 }
 
@@ -630,7 +634,7 @@ func TestOperatorActions(t *testing.T) {
 		if r.status != http.StatusOK || !reflect.DeepEqual(r.body, want) {
 			t.Fatalf("status=%d body=%v, want 200 %v", r.status, r.body, want)
 		}
-		if got := s.fake.operated; len(got) != 1 || got[0] != "retry "+bizID+" seq=4 app key renewed" {
+		if got := s.fake.operated; len(got) != 1 || got[0] != "retry "+bizID+" by ingress-token-1: seq=4 app key renewed" {
 			t.Fatalf("operated=%q", got)
 		}
 	})
@@ -778,4 +782,104 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("the access log contains %q: %s", secret, logged)
 		}
 	}
+}
+
+// scopedClients is a clients file as an operator writes one: a business
+// system that reports, a dashboard that reads, an operator who may act,
+// one token given as its SHA-256.
+const (
+	reporterToken = "reporter-token-0123456789"
+	readerToken   = "reader-token-0123456789"
+	operatorToken = "operator-token-0123456789"
+)
+
+func startScoped(t *testing.T, fake *fakePolicies) *testServer {
+	t.Helper()
+	sum := sha256.Sum256([]byte(operatorToken))
+	file := "# who may do what\n" +
+		"claims-system:report:" + reporterToken + "\n" +
+		"dashboard:read:" + readerToken + "\n" +
+		"ops-alice:read,operate:sha256:" + hex.EncodeToString(sum[:]) + "\n"
+	clients, err := auth.ParseClients(strings.NewReader(file), "clients")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	srv, err := New(Config{Policies: fake, Clients: clients,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return &testServer{url: ts.URL, fake: fake, logs: logs}
+}
+
+func TestScopes(t *testing.T) {
+	report := `{"biz_id":"` + bizID + `","stage":1,"status":1,"time_of_occurrence":"2025-04-08 09:55:00","insurance_type":1}`
+	routes := []struct {
+		name, method, path, body string
+		scope                    string
+	}{
+		{"report", "POST", "/v1/insurance-results", report, "report"},
+		{"list", "GET", "/v1/policies", "", "read"},
+		{"status", "GET", "/v1/policies/" + bizID, "", "read"},
+		{"retry", "POST", "/v1/policies/" + bizID + "/callbacks/retry", `{"seq":1}`, "operate"},
+		{"skip", "POST", "/v1/policies/" + bizID + "/callbacks/skip", `{"seq":1,"reason":"dup"}`, "operate"},
+	}
+	callers := []struct {
+		name, token string
+		scopes      []string
+	}{
+		{"claims-system", reporterToken, []string{"report"}},
+		{"dashboard", readerToken, []string{"read"}},
+		{"ops-alice", operatorToken, []string{"read", "operate"}},
+	}
+	for _, c := range callers {
+		for _, rt := range routes {
+			t.Run(c.name+" "+rt.name, func(t *testing.T) {
+				s := startScoped(t, &fakePolicies{acceptance: workflows.Acceptance{BizID: bizID, Seq: 1}})
+				r := s.do(t, rt.method, rt.path, rt.body, map[string]string{"Authorization": "Bearer " + c.token})
+				if !slices.Contains(c.scopes, rt.scope) {
+					e := wantError(t, r, http.StatusForbidden, "forbidden")
+					if want := "caller " + c.name + " does not have the " + rt.scope + " scope"; e["message"] != want {
+						t.Fatalf("message=%q, want %q", e["message"], want)
+					}
+					if n := len(s.fake.reported) + len(s.fake.statused) + len(s.fake.listed) + len(s.fake.operated); n != 0 {
+						t.Fatalf("a forbidden request reached the policies %d times", n)
+					}
+					return
+				}
+				if r.status >= 400 {
+					t.Fatalf("status=%d body=%s, want success for a caller with scope %s", r.status, r.raw, rt.scope)
+				}
+			})
+		}
+	}
+	t.Run("the operator's name goes with the skip, and into the access log", func(t *testing.T) {
+		s := startScoped(t, &fakePolicies{operator: workflows.OperatorResult{Seq: 2, Callback: workflows.EventSkipped}})
+		r := s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/skip", `{"seq":2,"reason":"TOP has it already"}`,
+			map[string]string{"Authorization": "Bearer " + operatorToken})
+		if r.status != http.StatusOK {
+			t.Fatalf("status=%d body=%s", r.status, r.raw)
+		}
+		if got := s.fake.operated; len(got) != 1 || got[0] != "skip "+bizID+" by ops-alice: seq=2 TOP has it already" {
+			t.Fatalf("operated=%q", got)
+		}
+		logs := s.logs.String()
+		if !strings.Contains(logs, `"caller":"ops-alice"`) || strings.Contains(logs, operatorToken) {
+			t.Fatalf("access log %s: want caller ops-alice and never the token", logs)
+		}
+	})
+	t.Run("an unknown token is still 401, not 403", func(t *testing.T) {
+		s := startScoped(t, &fakePolicies{})
+		wantError(t, s.do(t, "GET", "/v1/policies", "", map[string]string{"Authorization": "Bearer nobody-0123456789"}),
+			http.StatusUnauthorized, "unauthorized")
+	})
+	t.Run("the sha256 form does not accept the digest itself as a token", func(t *testing.T) {
+		s := startScoped(t, &fakePolicies{})
+		sum := sha256.Sum256([]byte(operatorToken))
+		wantError(t, s.do(t, "GET", "/v1/policies", "", map[string]string{"Authorization": "Bearer sha256:" + hex.EncodeToString(sum[:])}),
+			http.StatusUnauthorized, "unauthorized")
+	})
 }

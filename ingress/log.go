@@ -9,7 +9,8 @@ import (
 
 // requestNote is what a handler tells the access log about its request.
 type requestNote struct {
-	bizID string
+	bizID  string
+	caller string
 }
 
 type noteKey struct{}
@@ -20,6 +21,13 @@ type noteKey struct{}
 func noteBizID(ctx context.Context, bizID string) {
 	if n, ok := ctx.Value(noteKey{}).(*requestNote); ok {
 		n.bizID = bizID
+	}
+}
+
+// noteCaller records the authenticated caller's name for the access log.
+func noteCaller(ctx context.Context, name string) {
+	if n, ok := ctx.Value(noteKey{}).(*requestNote); ok {
+		n.caller = name
 	}
 }
 
@@ -70,6 +78,9 @@ func (s *Server) logged(next http.Handler) http.Handler {
 		}
 		if note.bizID != "" {
 			attrs = append(attrs, slog.String("biz_id", note.bizID))
+		}
+		if note.caller != "" {
+			attrs = append(attrs, slog.String("caller", note.caller))
 		}
 		level := slog.LevelInfo
 		if status >= http.StatusInternalServerError {

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/insuranceflow/insuranceflow/auth"
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/top"
@@ -69,7 +70,10 @@ func (s *Server) topRoutes() []route {
 	if s.router == nil {
 		return nil
 	}
-	return []route{{http.MethodPost, TOPRouterPath, false, s.serveTOP}}
+	// The TOP signature's credentials can only report: the endpoint
+	// speaks one TOP method, and reads or operator actions are /v1 routes
+	// its app secret is no token for.
+	return []route{{http.MethodPost, TOPRouterPath, false, auth.ScopeReport, s.serveTOP}}
 }
 
 // topAnswer is what one request came to, for the log line.

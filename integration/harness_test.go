@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,13 +82,16 @@ func startStack(dir string) (*devstack.Stack, error) {
 		// A server someone else runs (`make test-cluster`: Temporal on
 		// PostgreSQL), with the namespace and search attributes registered.
 		TemporalAddress: os.Getenv("IT_TEMPORAL_ADDRESS"),
-		DatabaseURL:     os.Getenv("IT_DATABASE_URL"),
-		ModuleRoot:      "..",
-		TopsimSeed:      7,
-		Token:           testToken,
-		AppKey:          testAppKey,
-		AppSecret:       testAppSecret,
-		Metrics:         true,
+		// Its TLS settings (`make test-cluster` runs it with mutual TLS):
+		// IT_TEMPORAL_TLS_… become the processes' TEMPORAL_TLS_….
+		TemporalEnv: itTemporalEnv(os.Environ()),
+		DatabaseURL: os.Getenv("IT_DATABASE_URL"),
+		ModuleRoot:  "..",
+		TopsimSeed:  7,
+		Token:       testToken,
+		AppKey:      testAppKey,
+		AppSecret:   testAppSecret,
+		Metrics:     true,
 		// Short retry intervals and TOP timeout are devstack's own; the
 		// TOP-compatible endpoint and a quick parked gauge are the tests'.
 		WorkerEnv: []string{
@@ -96,6 +100,18 @@ func startStack(dir string) (*devstack.Stack, error) {
 			"METRICS_PARKED_INTERVAL=300ms",
 		},
 	})
+}
+
+// itTemporalEnv turns IT_TEMPORAL_X=v into TEMPORAL_X=v, except the
+// address, which is the stack's own option.
+func itTemporalEnv(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		if rest, ok := strings.CutPrefix(kv, "IT_TEMPORAL_"); ok && !strings.HasPrefix(rest, "ADDRESS=") {
+			out = append(out, "TEMPORAL_"+rest)
+		}
+	}
+	return out
 }
 
 // temporalBin is the pinned Temporal CLI (dev server and operator commands).

@@ -8,11 +8,17 @@
 #   2. creates fresh Temporal databases (dropped first) and sets up their
 #      schemas with deploy/temporal-schema.sh, as compose's temporal-schema
 #      service does;
-#   3. starts one temporal-server process (frontend, history, matching and
-#      worker) with deploy/temporal-postgres.yaml on free non-standard ports;
+#   3. generates a throwaway CA, a frontend certificate and a client
+#      certificate (go run ./tlscerts/gencerts), and starts one
+#      temporal-server process (frontend, history, matching and worker) with
+#      deploy/temporal-postgres.yaml on free non-standard ports, its
+#      frontend requiring mutual TLS; checks that a client without a
+#      certificate is refused;
 #   4. registers the namespace and the search attributes with
 #      deploy/temporal-register.sh, as compose's temporal-register service does;
-#   5. runs `go test ./integration` against it, with the PostgreSQL store;
+#   5. runs `go test -tags cluster ./integration` against it over mutual
+#      TLS (every client, worker and starter of the suite presents the client
+#      certificate), with the PostgreSQL store;
 #   6. stops the server and drops the databases, pass or fail.
 #
 # Environment (all optional):
@@ -144,7 +150,19 @@ if [ -n "$own_store" ]; then
   psql_admin -c "CREATE DATABASE \"$STORE_DB\""
 fi
 
-step "starting temporal-server (deploy/temporal-postgres.yaml)"
+step "generating test certificates (CA, frontend, client)"
+TLS_DIR=$WORK/tls
+"$GO" run ./tlscerts/gencerts -dir "$TLS_DIR" -server-name temporal -hosts 127.0.0.1,localhost | sed 's/^/  /'
+# What every client of the cluster needs, in the Temporal CLI's and SDK's
+# names (the CLI reads them from the environment, as the worker does).
+TLS_ENV=(
+  TEMPORAL_TLS_CLIENT_CERT_PATH="$TLS_DIR/client.pem"
+  TEMPORAL_TLS_CLIENT_KEY_PATH="$TLS_DIR/client-key.pem"
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH="$TLS_DIR/ca.pem"
+  TEMPORAL_TLS_SERVER_NAME=temporal
+)
+
+step "starting temporal-server with mutual TLS on its frontend (deploy/temporal-postgres.yaml)"
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 base_free() {
   local off
@@ -165,6 +183,8 @@ TEMPORAL_PORT_BASE=$PORT_BASE TEMPORAL_BIND_IP=127.0.0.1 \
   TEMPORAL_DB_NAME=$DB TEMPORAL_VISIBILITY_DB_NAME=$VISIBILITY_DB \
   TEMPORAL_DYNAMIC_CONFIG=$ROOT/deploy/temporal-dynamicconfig.yaml \
   TEMPORAL_LOG_LEVEL=${TEMPORAL_LOG_LEVEL:-warn} \
+  TEMPORAL_FRONTEND_TLS_CERT=$TLS_DIR/server.pem TEMPORAL_FRONTEND_TLS_KEY=$TLS_DIR/server-key.pem \
+  TEMPORAL_FRONTEND_TLS_CLIENT_CA=$TLS_DIR/ca.pem TEMPORAL_FRONTEND_TLS_SERVER_NAME=temporal \
   "$BIN/temporal-server" --root "$ROOT" --config deploy --env temporal-postgres --allow-no-auth start \
   >"$SERVER_LOG" 2>&1 9>&- &
 server_pid=$!
@@ -181,21 +201,30 @@ retry() {
   cat "$WORK/last.out" >&2
   return 1
 }
-retry 90 "$BIN/temporal" operator cluster health --address "$ADDRESS" --command-timeout 10s ||
+retry 90 env "${TLS_ENV[@]}" "$BIN/temporal" operator cluster health --address "$ADDRESS" --command-timeout 10s ||
   die "temporal-server on $ADDRESS not healthy after 90s"
-echo "healthy on $ADDRESS (pid $server_pid, log $SERVER_LOG)"
+echo "healthy on $ADDRESS over mutual TLS (pid $server_pid, log $SERVER_LOG)"
+# The other half of mutual TLS: trusting the server is not enough.
+if env TEMPORAL_TLS_SERVER_CA_CERT_PATH="$TLS_DIR/ca.pem" TEMPORAL_TLS_SERVER_NAME=temporal \
+  "$BIN/temporal" operator cluster health --address "$ADDRESS" --command-timeout 10s >"$WORK/nocert.out" 2>&1; then
+  cat "$WORK/nocert.out" >&2
+  die "a client without a certificate was let in"
+fi
+echo "a client without a certificate is refused: $(tail -n 1 "$WORK/nocert.out" | cut -c1-160)"
 
 step "registering namespace $NAMESPACE and the search attributes (deploy/temporal-register.sh)"
 # The same script compose's temporal-register service runs.
-PATH=$BIN:$PATH TEMPORAL_ADDRESS=$ADDRESS TEMPORAL_NAMESPACE=$NAMESPACE REGISTER_WAIT=60 \
+env "${TLS_ENV[@]}" PATH="$BIN:$PATH" TEMPORAL_ADDRESS="$ADDRESS" TEMPORAL_NAMESPACE=$NAMESPACE REGISTER_WAIT=60 \
   deploy/temporal-register.sh 2>&1 | sed 's/^/  /' || die "registration failed"
 
-step "go test ./integration against $ADDRESS, store: $(redact "${STORE_URL:-SQLite, a file of the suite}")"
+step "go test -tags cluster ./integration against $ADDRESS over mutual TLS, store: $(redact "${STORE_URL:-SQLite, a file of the suite}")"
 env_args=(IT_TEMPORAL_ADDRESS="$ADDRESS" TEMPORAL_BIN="$BIN/temporal")
+# devstack hands these to the worker and the starter as TEMPORAL_TLS_*.
+for kv in "${TLS_ENV[@]}"; do env_args+=("IT_$kv"); done
 if [ -n "$STORE_URL" ]; then env_args+=(IT_DATABASE_URL="$STORE_URL"); fi
 # shellcheck disable=SC2086 # GO_TEST_FLAGS is a list of flags
-env "${env_args[@]}" "$GO" test -count=1 -timeout 10m ${GO_TEST_FLAGS:-} ./integration
+env "${env_args[@]}" "$GO" test -tags cluster -count=1 -timeout 10m ${GO_TEST_FLAGS:-} ./integration
 kill -0 "$server_pid" 2>/dev/null || die "temporal-server died during the suite"
 
 status=0
-step "passed: the integration suite against Temporal $SERVER_VERSION on PostgreSQL"
+step "passed: the integration suite against Temporal $SERVER_VERSION on PostgreSQL, over mutual TLS"

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/insuranceflow/insuranceflow/codec"
 	"github.com/insuranceflow/insuranceflow/policyclient"
@@ -81,17 +83,28 @@ func (b *liveBackends) Policies(ctx context.Context, cfg config) (policyOps, err
 	if b.policies != nil {
 		return b.policies, nil
 	}
-	dc, fc, err := b.converters()
-	if err != nil {
-		return nil, err
+	if cfg.conn == nil {
+		return nil, errors.New("temporal connection not loaded")
 	}
-	tc, err := client.DialContext(ctx, client.Options{
-		HostPort:         cfg.Address,
-		Namespace:        cfg.Namespace,
-		Logger:           tlog.NewStructuredLogger(b.logger),
-		DataConverter:    dc,
-		FailureConverter: fc,
-	})
+	// Address, namespace, TLS and API key as the Temporal CLI would
+	// connect; the logger and payload encryption are ours.
+	opts := cfg.conn.Options
+	opts.Logger = tlog.NewStructuredLogger(b.logger)
+	if cfg.conn.CodecEndpoint != "" {
+		// A remote codec (--codec-endpoint): envconfig made the data
+		// converter; failures are encrypted through it as the worker
+		// encrypts them with its keys.
+		opts.FailureConverter = temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+			DataConverter: opts.DataConverter, EncodeCommonAttributes: true,
+		})
+	} else {
+		dc, fc, err := b.converters()
+		if err != nil {
+			return nil, err
+		}
+		opts.DataConverter, opts.FailureConverter = dc, fc
+	}
+	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, &unavailableError{Backend: "temporal", Target: cfg.Address, Err: err}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/store"
+	"github.com/insuranceflow/insuranceflow/temporalconn"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -62,8 +63,15 @@ type deps struct {
 // config is the global flags, after environment fallbacks, and the
 // workflow settings.
 type config struct {
-	Address     string
-	Namespace   string
+	// Address and Namespace are the Temporal connection's, as loaded from
+	// the profile, the TEMPORAL_* environment and the flags.
+	Address   string
+	Namespace string
+	// Temporal is what the Temporal CLI's flags gave (--address, --api-key,
+	// --tls-cert-path, --profile, --codec-endpoint, …); conn is the whole
+	// connection, loaded by validateConfig.
+	Temporal    temporalconn.Overrides
+	conn        *temporalconn.Conn
 	TaskQueue   string
 	DatabaseURL string
 	JSON        bool
@@ -76,8 +84,6 @@ type config struct {
 }
 
 const (
-	defaultAddress     = "127.0.0.1:7233"
-	defaultNamespace   = "default"
 	defaultDatabaseURL = "sqlite://.data/insuranceflow.db"
 	defaultTimeout     = 30 * time.Second
 )
@@ -149,8 +155,21 @@ func newRootCmd(a *app) *cobra.Command {
 		return def
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.cfg.Address, "address", env("TEMPORAL_ADDRESS", defaultAddress), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
-	pf.StringVar(&a.cfg.Namespace, "namespace", env("TEMPORAL_NAMESPACE", defaultNamespace), "Temporal namespace (env TEMPORAL_NAMESPACE)")
+	// The Temporal connection, with the Temporal CLI's flag names; unset
+	// flags fall back to TEMPORAL_* and the temporal.toml profile, as in
+	// the Temporal CLI (see temporalconn).
+	t := &a.cfg.Temporal
+	pf.StringVar(&t.Address, "address", "", "Temporal frontend host:port (env TEMPORAL_ADDRESS, default "+temporalconn.DefaultAddress+")")
+	pf.StringVar(&t.Namespace, "namespace", "", "Temporal namespace (env TEMPORAL_NAMESPACE, default "+temporalconn.DefaultNamespace+")")
+	pf.StringVar(&t.APIKey, "api-key", "", "Temporal Cloud API key; prefer env TEMPORAL_API_KEY, since a command line is visible to other users")
+	pf.StringVar(&t.TLSCertPath, "tls-cert-path", "", "client certificate for mutual TLS (env TEMPORAL_TLS_CLIENT_CERT_PATH)")
+	pf.StringVar(&t.TLSKeyPath, "tls-key-path", "", "client certificate's key (env TEMPORAL_TLS_CLIENT_KEY_PATH)")
+	pf.StringVar(&t.TLSCAPath, "tls-ca-path", "", "CA of the server's certificate (env TEMPORAL_TLS_SERVER_CA_CERT_PATH)")
+	pf.StringVar(&t.TLSServerName, "tls-server-name", "", "name the server's certificate must carry (env TEMPORAL_TLS_SERVER_NAME)")
+	pf.StringVar(&t.Profile, "profile", "", "temporal.toml profile (env TEMPORAL_PROFILE)")
+	pf.StringVar(&t.ConfigFile, "config-file", "", "temporal.toml with the profiles (env TEMPORAL_CONFIG_FILE)")
+	pf.StringVar(&t.CodecEndpoint, "codec-endpoint", "", "remote codec server that encrypts and decrypts payloads, instead of PAYLOAD_KEYS_FILE (env TEMPORAL_CODEC_ENDPOINT)")
+	pf.StringVar(&t.CodecAuth, "codec-auth", "", "Authorization header for the codec endpoint (env TEMPORAL_CODEC_AUTH)")
 	pf.StringVar(&a.cfg.TaskQueue, "task-queue", env("TASK_QUEUE", workflows.DefaultTaskQueue), "task queue of the policy workflows (env TASK_QUEUE)")
 	pf.StringVar(&a.cfg.DatabaseURL, "database-url", env("DATABASE_URL", defaultDatabaseURL), "database URL (env DATABASE_URL)")
 	pf.BoolVar(&a.cfg.JSON, "json", false, "print one JSON document instead of text")
@@ -179,9 +198,18 @@ func exitCodeHelp() string {
 
 func (a *app) validateConfig(cmd *cobra.Command) error {
 	var problems []string
+	for _, name := range []string{"address", "namespace"} {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed && strings.TrimSpace(f.Value.String()) == "" {
+			problems = append(problems, "--"+name+" must not be empty")
+		}
+	}
+	if conn, err := temporalconn.Load(temporalconn.Func(a.getenv), a.cfg.Temporal); err != nil {
+		problems = append(problems, err.Error())
+	} else {
+		a.cfg.conn = &conn
+		a.cfg.Address, a.cfg.Namespace = conn.Options.HostPort, conn.Options.Namespace
+	}
 	for _, f := range []struct{ name, value string }{
-		{"address", a.cfg.Address},
-		{"namespace", a.cfg.Namespace},
 		{"task-queue", a.cfg.TaskQueue},
 		{"database-url", a.cfg.DatabaseURL},
 	} {

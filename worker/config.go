@@ -8,15 +8,17 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/converter"
 
+	"github.com/insuranceflow/insuranceflow/auth"
 	"github.com/insuranceflow/insuranceflow/codec"
 	"github.com/insuranceflow/insuranceflow/metrics"
+	"github.com/insuranceflow/insuranceflow/secretfile"
+	"github.com/insuranceflow/insuranceflow/temporalconn"
 	"github.com/insuranceflow/insuranceflow/top"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
@@ -24,10 +26,19 @@ import (
 // config is everything the worker reads from its flags and environment,
 // read once at start.
 type config struct {
+	// Temporal is the connection as the SDK's environment configuration
+	// loaded it (profile, TEMPORAL_* variables, then flags);
+	// TemporalAddress and TemporalNamespace are its address and namespace.
+	Temporal          temporalconn.Conn
 	TemporalAddress   string
 	TemporalNamespace string
 	TaskQueue         string
 	DatabaseURL       string
+
+	// WorkerStopTimeout is how long a stopping worker lets running
+	// activities finish: longer than a TOP call, so a deploy does not cut
+	// a callback and leave it to a heartbeat timeout.
+	WorkerStopTimeout time.Duration
 
 	TOPGatewayURL     string
 	TOPAppKey         string
@@ -40,6 +51,13 @@ type config struct {
 
 	HTTPAddr      string
 	IngressTokens []top.Secret
+	// IngressClients are the named callers with scopes of
+	// INGRESS_CLIENTS_FILE; nil without it.
+	IngressClients *auth.Clients
+
+	// Warnings are problems worth a log line that do not stop the start,
+	// e.g. a secret file others can read.
+	Warnings []string
 
 	IngressEnabled bool
 	WorkerEnabled  bool
@@ -87,8 +105,19 @@ type option struct {
 
 func options() []option {
 	return []option{
-		{flag: "temporal-address", env: "TEMPORAL_ADDRESS", def: "127.0.0.1:7233", help: "Temporal frontend host:port"},
-		{flag: "temporal-namespace", env: "TEMPORAL_NAMESPACE", def: "default", help: "Temporal namespace"},
+		// The Temporal connection: the names the Temporal CLI uses for its
+		// flags and environment, read by the SDK's envconfig (temporalconn).
+		{flag: "address", env: temporalconn.EnvAddress, help: "Temporal frontend host:port (default " + temporalconn.DefaultAddress + ", or the profile's)"},
+		{flag: "namespace", env: temporalconn.EnvNamespace, help: "Temporal namespace (default " + temporalconn.DefaultNamespace + ", or the profile's)"},
+		{env: temporalconn.EnvAPIKey, secret: true},
+		{env: temporalconn.EnvTLS},
+		{flag: "tls-cert-path", env: temporalconn.EnvTLSCertPath, help: "client certificate for mutual TLS to Temporal"},
+		{flag: "tls-key-path", env: temporalconn.EnvTLSKeyPath, help: "client certificate's private key"},
+		{flag: "tls-ca-path", env: temporalconn.EnvTLSCAPath, help: "CA certificate that signed the Temporal frontend's (default: the system's)"},
+		{flag: "tls-server-name", env: temporalconn.EnvTLSServerName, help: "name the Temporal frontend's certificate must carry"},
+		{flag: "profile", env: temporalconn.EnvProfile, help: "temporal.toml profile (default \"default\")"},
+		{flag: "config-file", env: temporalconn.EnvConfigFile, help: "temporal.toml with the profiles (default: the Temporal CLI's)"},
+		{flag: "worker-stop-timeout", env: "WORKER_STOP_TIMEOUT", help: "how long a stopping worker lets running TOP calls finish (default: the TOP call timeout + 10s)"},
 		{flag: "task-queue", env: "TASK_QUEUE", def: workflows.DefaultTaskQueue, help: "task queue of the policy workflows"},
 		{flag: "database-url", env: "DATABASE_URL", def: "sqlite://.data/insuranceflow.db", help: "audit trail database"},
 		{flag: "top-gateway-url", env: "TOP_GATEWAY_URL", def: "http://127.0.0.1:8788/router/rest", help: "TOP gateway URL"},
@@ -102,6 +131,7 @@ func options() []option {
 		{flag: "top-qps", env: "TOP_QPS", def: "0", help: "callback activities per second across the task queue; 0 = no limit"},
 		{flag: "http-addr", env: "HTTP_ADDR", def: "127.0.0.1:8080", help: "ingress listen address (port 0 picks a free one)"},
 		{env: "INGRESS_TOKENS", secret: true},
+		{flag: "ingress-clients-file", env: "INGRESS_CLIENTS_FILE", help: "callers of the ingress, one name:scopes:token per line (scopes: report, read, operate; token may be sha256:<hex>)"},
 		{flag: "ingress-top-app-key", env: "INGRESS_TOP_APP_KEY", help: "app_key that callers of the TOP-compatible POST /router/rest sign with, with INGRESS_TOP_APP_SECRET (unset: the endpoint is off)"},
 		{env: "INGRESS_TOP_APP_SECRET", secret: true},
 		{flag: "ingress-top-app-secret-file", env: "INGRESS_TOP_APP_SECRET_FILE", help: "file holding the /router/rest app secret (or set INGRESS_TOP_APP_SECRET)"},
@@ -131,6 +161,8 @@ func options() []option {
 type values struct {
 	val  map[string]string // by env name
 	name map[string]string // by env name: "--flag" or "ENV"
+	// warnings collects what secretFile finds worth a warning.
+	warnings *[]string
 }
 
 func (v values) get(env string) string { return v.val[env] }
@@ -172,7 +204,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 
-	v := values{val: map[string]string{}, name: map[string]string{}}
+	v := values{val: map[string]string{}, name: map[string]string{}, warnings: &[]string{}}
 	for _, o := range options() {
 		v.val[o.env], v.name[o.env] = o.def, o.env
 		if env := getenv(o.env); env != "" {
@@ -194,15 +226,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 // config turns the resolved strings into a config, checking every value.
 func (v values) config() (config, error) {
 	c := config{
-		TemporalAddress:   v.get("TEMPORAL_ADDRESS"),
-		TemporalNamespace: v.get("TEMPORAL_NAMESPACE"),
-		TaskQueue:         v.get("TASK_QUEUE"),
-		DatabaseURL:       v.get("DATABASE_URL"),
-		TOPGatewayURL:     v.get("TOP_GATEWAY_URL"),
-		TOPAppKey:         strings.TrimSpace(v.get("TOP_APP_KEY")),
-		TOPSession:        top.Secret(v.get("TOP_SESSION")),
-		HTTPAddr:          v.get("HTTP_ADDR"),
-		LogFormat:         v.get("LOG_FORMAT"),
+		TaskQueue:     v.get("TASK_QUEUE"),
+		DatabaseURL:   v.get("DATABASE_URL"),
+		TOPGatewayURL: v.get("TOP_GATEWAY_URL"),
+		TOPAppKey:     strings.TrimSpace(v.get("TOP_APP_KEY")),
+		TOPSession:    top.Secret(v.get("TOP_SESSION")),
+		HTTPAddr:      v.get("HTTP_ADDR"),
+		LogFormat:     v.get("LOG_FORMAT"),
 	}
 	var err error
 	var errs []error
@@ -211,7 +241,12 @@ func (v values) config() (config, error) {
 			errs = append(errs, e)
 		}
 	}
-	for _, env := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TASK_QUEUE", "DATABASE_URL"} {
+	check(v.temporalSettings(&c))
+	// The ingress listens there, or, worker only, the probes do.
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		check(v.bad("HTTP_ADDR", "%q is not host:port (e.g. 127.0.0.1:8080, or :0 for a free port)", c.HTTPAddr))
+	}
+	for _, env := range []string{"TASK_QUEUE", "DATABASE_URL"} {
 		if strings.TrimSpace(v.get(env)) == "" {
 			check(v.bad(env, "must not be empty"))
 		}
@@ -228,6 +263,7 @@ func (v values) config() (config, error) {
 
 	if c.WorkerEnabled {
 		check(v.topSettings(&c))
+		check(v.stopTimeout(&c))
 	}
 	if c.IngressEnabled {
 		check(v.ingressSettings(&c))
@@ -247,7 +283,63 @@ func (v values) config() (config, error) {
 	if len(errs) > 0 {
 		return config{}, errors.Join(errs...)
 	}
+	c.Warnings = *v.warnings
 	return c, nil
+}
+
+// secretFile reads a secret file named by fileEnv, noting a warning when
+// others can read it.
+func (v values) secretFile(fileEnv string) (string, error) {
+	value, warn, err := secretfile.Read(v.get(fileEnv))
+	if err != nil {
+		return "", v.bad(fileEnv, "cannot read the secret: %v", err)
+	}
+	if warn != nil {
+		*v.warnings = append(*v.warnings, v.name[fileEnv]+": "+warn.Error())
+	}
+	return value, nil
+}
+
+// temporalSettings loads the Temporal connection with the SDK's
+// environment configuration, from the resolved values so a flag wins over
+// its variable, and the variable over the profile.
+func (v values) temporalSettings(c *config) error {
+	conn, err := temporalconn.Load(temporalconn.Func(v.get), temporalconn.Overrides{})
+	if err != nil {
+		var terr *temporalconn.Error
+		if errors.As(err, &terr) {
+			return &ConfigError{Name: terr.Setting, Problem: strings.TrimPrefix(err.Error(), terr.Setting+": ")}
+		}
+		return err
+	}
+	c.Temporal = conn
+	c.TemporalAddress = conn.Options.HostPort
+	c.TemporalNamespace = conn.Options.Namespace
+	return nil
+}
+
+// defaultTOPCallTimeout is the TOP client's own bound on a call, which the
+// default stop timeout must exceed.
+const defaultTOPCallTimeout = 30 * time.Second
+
+// stopTimeout reads WORKER_STOP_TIMEOUT; by default a running TOP call
+// gets its whole timeout and 10 s to record its attempt.
+func (v values) stopTimeout(c *config) error {
+	call := c.TOPCallTimeout
+	if call == 0 {
+		call = defaultTOPCallTimeout
+	}
+	c.WorkerStopTimeout = call + 10*time.Second
+	s := v.get("WORKER_STOP_TIMEOUT")
+	if s == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return v.bad("WORKER_STOP_TIMEOUT", "%q is not a positive duration (e.g. 45s)", s)
+	}
+	c.WorkerStopTimeout = d
+	return nil
 }
 
 // topSettings reads what the worker needs to call TOP.
@@ -272,26 +364,14 @@ func (v values) topSettings(c *config) error {
 	}
 	c.TOPSignMethod = m
 
-	secret, file := v.get("TOP_APP_SECRET"), v.get("TOP_APP_SECRET_FILE")
+	secret, err := v.secret("TOP_APP_SECRET", "TOP_APP_SECRET_FILE")
 	switch {
-	case secret != "" && file != "":
-		errs = append(errs, &ConfigError{Name: "TOP_APP_SECRET", Problem: "set it or " + v.name["TOP_APP_SECRET_FILE"] + ", not both"})
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			errs = append(errs, v.bad("TOP_APP_SECRET_FILE", "cannot read the secret: %v", err))
-			break
-		}
-		// Editors and `echo` end files with a newline that is not part of
-		// the secret; anything else would be.
-		secret = strings.TrimRight(string(b), "\r\n")
-		if secret == "" {
-			errs = append(errs, v.bad("TOP_APP_SECRET_FILE", "file %s is empty", file))
-		}
-	case secret == "":
+	case err != nil:
+		errs = append(errs, err)
+	case secret.IsZero():
 		errs = append(errs, &ConfigError{Name: "TOP_APP_SECRET", Problem: "is required to run the worker (or set TOP_APP_SECRET_FILE, or pass --no-worker)"})
 	}
-	c.TOPAppSecret = top.Secret(secret)
+	c.TOPAppSecret = secret
 
 	qps, err := strconv.ParseFloat(v.get("TOP_QPS"), 64)
 	if err != nil || qps < 0 || qps != qps {
@@ -319,16 +399,26 @@ func (v values) topSettings(c *config) error {
 // ingressSettings reads what the HTTP ingress needs.
 func (v values) ingressSettings(c *config) error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, v.bad("HTTP_ADDR", "%q is not host:port (e.g. 127.0.0.1:8080, or :0 for a free port)", c.HTTPAddr))
-	}
 	for _, t := range strings.Split(v.get("INGRESS_TOKENS"), ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			c.IngressTokens = append(c.IngressTokens, top.Secret(t))
 		}
 	}
-	if len(c.IngressTokens) == 0 {
-		errs = append(errs, &ConfigError{Name: "INGRESS_TOKENS", Problem: "at least one bearer token is required to serve the ingress (or pass --no-ingress)"})
+	if v.get("INGRESS_CLIENTS_FILE") != "" {
+		content, err := v.secretFile("INGRESS_CLIENTS_FILE")
+		if err == nil {
+			// auth's errors name the file and line, never a token.
+			c.IngressClients, err = auth.ParseClients(strings.NewReader(content), v.get("INGRESS_CLIENTS_FILE"))
+			if err != nil {
+				err = v.bad("INGRESS_CLIENTS_FILE", "%v", err)
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(c.IngressTokens) == 0 && (c.IngressClients == nil || c.IngressClients.Len() == 0) {
+		errs = append(errs, &ConfigError{Name: "INGRESS_CLIENTS_FILE", Problem: "at least one caller is required to serve the ingress: list callers in INGRESS_CLIENTS_FILE (or, for development, tokens in INGRESS_TOKENS), or pass --no-ingress"})
 	}
 	return errors.Join(errs...)
 }
@@ -415,8 +505,7 @@ func (v values) codecSettings(c *config) error {
 // whether they are set, and URLs lose any password.
 func (c config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("temporal_address", c.TemporalAddress),
-		slog.String("temporal_namespace", c.TemporalNamespace),
+		slog.Any("temporal", c.Temporal),
 		slog.String("task_queue", c.TaskQueue),
 		slog.String("database_url", redactURL(c.DatabaseURL)),
 		slog.Bool("worker", c.WorkerEnabled),
@@ -429,6 +518,7 @@ func (c config) LogValue() slog.Value {
 		slog.Float64("top_qps", c.TOPQPS),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.Int("ingress_tokens", len(c.IngressTokens)),
+		slog.Any("ingress_clients", c.clientNames()),
 		slog.String("ingress_top_app_key", c.IngressTOPAppKey),
 		slog.Bool("ingress_top_app_secret_set", !c.IngressTOPAppSecret.IsZero()),
 		slog.String("metrics_addr", c.MetricsAddr),
@@ -438,6 +528,7 @@ func (c config) LogValue() slog.Value {
 		slog.Duration("retry_budget", c.Settings.RetryBudget),
 		slog.Duration("idle_timeout", c.Settings.IdleTimeout),
 		slog.Int("workflow_cache_size", c.WorkflowCacheSize),
+		slog.Duration("worker_stop_timeout", c.WorkerStopTimeout),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 		slog.Any("payload_encryption", c.Codec),
@@ -454,6 +545,15 @@ func redactURL(raw string) string {
 		return "[unparseable]"
 	}
 	return u.Redacted()
+}
+
+// clientNames are the callers of INGRESS_CLIENTS_FILE, for the start-up
+// log line: names, never tokens.
+func (c config) clientNames() []string {
+	if c.IngressClients == nil {
+		return nil
+	}
+	return c.IngressClients.Names()
 }
 
 // tokens reveals the ingress tokens for the ingress, which compares them.
@@ -520,14 +620,9 @@ func (v values) secret(env, fileEnv string) (top.Secret, error) {
 	case file == "":
 		return top.Secret(value), nil
 	}
-	b, err := os.ReadFile(file)
+	value, err := v.secretFile(fileEnv)
 	if err != nil {
-		return "", v.bad(fileEnv, "cannot read the secret: %v", err)
-	}
-	// The newline editors and echo end a file with is not part of it.
-	value = strings.TrimRight(string(b), "\r\n")
-	if value == "" {
-		return "", v.bad(fileEnv, "file %s is empty", file)
+		return "", err
 	}
 	return top.Secret(value), nil
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insuranceflow/insuranceflow/temporalconn"
+	"github.com/insuranceflow/insuranceflow/tlscerts"
 	"github.com/insuranceflow/insuranceflow/top"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
@@ -35,6 +37,8 @@ func minimal() map[string]string {
 		"TOP_APP_KEY":    "12345678",
 		"TOP_APP_SECRET": appSecret,
 		"INGRESS_TOKENS": ingressToken,
+		// No temporal.toml: the tests never read the user's profiles.
+		"TEMPORAL_CONFIG_FILE": "testdata/no-such-temporal.toml",
 	}
 }
 
@@ -60,7 +64,13 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
+	if cfg.Temporal.Options.HostPort != "127.0.0.1:7233" || cfg.Temporal.Profile != "default" || cfg.Temporal.TLS() {
+		t.Fatalf("temporal=%+v, want the dev server, profile default, no TLS", cfg.Temporal)
+	}
+	cfg.Temporal = temporalconn.Conn{}
 	want := config{
+		WorkerStopTimeout: 40 * time.Second,
+		Warnings:          []string{},
 		TemporalAddress:   "127.0.0.1:7233",
 		TemporalNamespace: "default",
 		TaskQueue:         workflows.DefaultTaskQueue,
@@ -133,7 +143,7 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 	})
 	t.Run("flags win over the environment", func(t *testing.T) {
 		cfg, err := parse(t, []string{
-			"--temporal-address", "temporal.flag:7233",
+			"--address", "temporal.flag:7233",
 			"--task-queue", "flag-queue",
 			"--top-sign-method", "hmac",
 			"--top-qps", "0",
@@ -281,7 +291,7 @@ func TestConfigBadValues(t *testing.T) {
 		{"bad log format", nil, with(minimal(), "LOG_FORMAT", "xml"), "LOG_FORMAT", "is not text or json"},
 		{"no app key", nil, with(minimal(), "TOP_APP_KEY", ""), "TOP_APP_KEY", "is required"},
 		{"no app secret", nil, with(minimal(), "TOP_APP_SECRET", ""), "TOP_APP_SECRET", "is required"},
-		{"no tokens", nil, with(minimal(), "INGRESS_TOKENS", " , "), "INGRESS_TOKENS", "at least one bearer token"},
+		{"no tokens", nil, with(minimal(), "INGRESS_TOKENS", " , "), "INGRESS_CLIENTS_FILE", "at least one caller is required"},
 		{"nothing to run", []string{"--no-worker", "--no-ingress"}, minimal(), "INGRESS_ENABLED/WORKER_ENABLED", "nothing to run"},
 		{"stray argument", []string{"serve"}, minimal(), "arguments", `unexpected "serve"`},
 	}
@@ -571,4 +581,74 @@ func TestConfigPayloadEncryption(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestConfigClientsFileAndSecretFileWarnings(t *testing.T) {
+	dir := t.TempDir()
+	clients := filepath.Join(dir, "clients")
+	if err := os.WriteFile(clients, []byte("claims:report:claims-token-0123456789\nops-bob:read,operate:ops-token-0123456789\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "top_app_secret")
+	if err := os.WriteFile(secret, []byte(appSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := with(minimal(), "INGRESS_TOKENS", "", "INGRESS_CLIENTS_FILE", clients, "TOP_APP_SECRET", "", "TOP_APP_SECRET_FILE", secret)
+	cfg, err := parse(t, nil, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.clientNames(), ","); got != "claims,ops-bob" {
+		t.Fatalf("clients=%s, want claims,ops-bob", got)
+	}
+	if c, ok := cfg.IngressClients.Authenticate("ops-token-0123456789"); !ok || c.Name != "ops-bob" {
+		t.Fatalf("ops token authenticates as %v %v", c, ok)
+	}
+	if cfg.TOPAppSecret.Reveal() != appSecret {
+		t.Fatal("TOP secret not read from its file")
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "TOP_APP_SECRET_FILE: secret file "+secret+" is readable by its group or others") {
+		t.Fatalf("warnings=%q, want one naming %s", cfg.Warnings, secret)
+	}
+
+	if err := os.WriteFile(clients, []byte("claims:report,admin:claims-token-0123456789\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	_, err = parse(t, nil, e)
+	if err == nil || !strings.Contains(err.Error(), "INGRESS_CLIENTS_FILE: "+clients+` line 1: unknown scope "admin"`) || strings.Contains(err.Error(), "claims-token") {
+		t.Fatalf("err=%v, want the file and line, never the token", err)
+	}
+}
+
+func TestConfigTemporalMutualTLSAndStopTimeout(t *testing.T) {
+	f, err := tlscerts.Generate(t.TempDir(), "temporal", "insuranceflow", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parse(t, []string{"--tls-cert-path", f.ClientCert, "--tls-server-name", "temporal"}, with(minimal(),
+		"TEMPORAL_ADDRESS", "temporal.prod:7233",
+		"TEMPORAL_TLS_CLIENT_KEY_PATH", f.ClientKey,
+		"TEMPORAL_TLS_SERVER_CA_CERT_PATH", f.CACert,
+		"TOP_CALL_TIMEOUT", "50s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Temporal.ClientCert() || cfg.Temporal.Options.ConnectionOptions.TLS.ServerName != "temporal" || cfg.TemporalAddress != "temporal.prod:7233" {
+		t.Fatalf("temporal=%v address=%s, want mutual TLS to temporal.prod", cfg.Temporal, cfg.TemporalAddress)
+	}
+	if cfg.WorkerStopTimeout != time.Minute {
+		t.Fatalf("stop timeout=%v, want the TOP call timeout + 10s = 1m", cfg.WorkerStopTimeout)
+	}
+	cfg, err = parse(t, nil, with(minimal(), "WORKER_STOP_TIMEOUT", "2m"))
+	if err != nil || cfg.WorkerStopTimeout != 2*time.Minute {
+		t.Fatalf("WORKER_STOP_TIMEOUT=2m: %v %v", cfg.WorkerStopTimeout, err)
+	}
+	_, err = parse(t, nil, with(minimal(), "TEMPORAL_TLS_CLIENT_CERT_PATH", f.ClientCert))
+	var cerr *ConfigError
+	if !errors.As(err, &cerr) || !strings.Contains(err.Error(), "TLS") {
+		t.Fatalf("a certificate without its key: err=%v, want a ConfigError about TLS", err)
+	}
 }

@@ -67,6 +67,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	logger := newLogger(cfg, stderr)
 	logger.Info("starting", "config", cfg)
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -108,21 +111,23 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return err
 	}
 	defer obs.close(logger)
-	tc, err := client.DialContext(ctx, client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal")),
-		// The worker and the clients made from this one inherit it.
-		MetricsHandler: obs.sdkHandler(),
-		// One client serves the worker and the ingress, so both encrypt.
-		DataConverter:    cfg.dataConverter(),
-		FailureConverter: cfg.failureConverter(),
-	})
+	// The connection (address, namespace, TLS, API key) comes from the
+	// SDK's environment configuration; what is ours is added on top.
+	opts := cfg.Temporal.Options
+	opts.Logger = tlog.NewStructuredLogger(logger.With("component", "temporal"))
+	// The worker and the clients made from this one inherit it.
+	opts.MetricsHandler = obs.sdkHandler()
+	// One client serves the worker and the ingress, so both encrypt. A
+	// remote codec endpoint in the profile is for people's CLIs: the
+	// worker encrypts with its own keys or not at all.
+	opts.DataConverter = cfg.dataConverter()
+	opts.FailureConverter = cfg.failureConverter()
+	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
 	defer tc.Close()
-	if err := checkSearchAttributes(ctx, tc.OperatorService(), cfg.TemporalNamespace); err != nil {
+	if err := checkSearchAttributes(ctx, tc.OperatorService(), cfg.TemporalNamespace, cfg.Temporal.Cloud()); err != nil {
 		return err
 	}
 	st, err := store.Open(ctx, cfg.DatabaseURL)
@@ -153,6 +158,15 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		if cfg.Codec != nil {
 			logger.Info("codec endpoint for the Temporal UI", "url", "http://"+ln.Addr().String()+strings.TrimSuffix(codec.PathPrefix, "/"))
 		}
+		g.Go(func() error { return runHTTP(gctx, srv, ln) })
+	} else {
+		// Worker only: the same probes on HTTP_ADDR, so an orchestrator
+		// restarts a worker that lost Temporal or its database.
+		srv, ln, err := newHTTPServer(ingress.Probes(readiness(tc, st), logger.With("component", "probes")), cfg.HTTPAddr, logger)
+		if err != nil {
+			return err
+		}
+		logger.Info("probes listening", "url", "http://"+ln.Addr().String()+"/readyz")
 		g.Go(func() error { return runHTTP(gctx, srv, ln) })
 	}
 	if err := obs.start(gctx, g, tc, cfg, logger); err != nil {
@@ -190,6 +204,10 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 		// workers poll the queue. It counts every activity of the queue,
 		// the store-only ones included.
 		TaskQueueActivitiesPerSecond: cfg.TOPQPS,
+		// A deploy's SIGTERM lets running callbacks finish (the default is
+		// 0: they would be cancelled and retried after a heartbeat timeout,
+		// possibly after TOP had already taken them).
+		WorkerStopTimeout: cfg.WorkerStopTimeout,
 		OnFatalError: func(err error) {
 			select {
 			case fatal <- err:
@@ -241,9 +259,10 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 			TaskQueue: cfg.TaskQueue,
 			Settings:  cfg.Settings,
 		},
-		Tokens: cfg.tokens(),
-		Ready:  readiness(tc, st),
-		Logger: logger.With("component", "ingress"),
+		Clients: cfg.IngressClients,
+		Tokens:  cfg.tokens(),
+		Ready:   readiness(tc, st),
+		Logger:  logger.With("component", "ingress"),
 
 		TOPAppKey:    cfg.IngressTOPAppKey,
 		TOPAppSecret: cfg.IngressTOPAppSecret,
@@ -256,9 +275,14 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 	if err != nil {
 		return nil, nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	return newHTTPServer(handler, cfg.HTTPAddr, logger)
+}
+
+// newHTTPServer binds addr and builds the server for handler.
+func newHTTPServer(handler http.Handler, addr string, logger *slog.Logger) (*http.Server, net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+		return nil, nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return &http.Server{
 		Handler:           handler,

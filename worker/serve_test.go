@@ -83,7 +83,7 @@ func (l lister) ListSearchAttributes(context.Context, *operatorservice.ListSearc
 
 func TestCheckSearchAttributes(t *testing.T) {
 	t.Run("all present", func(t *testing.T) {
-		if err := checkSearchAttributes(context.Background(), lister(allKeywords()), "default"); err != nil {
+		if err := checkSearchAttributes(context.Background(), lister(allKeywords()), "default", false); err != nil {
 			t.Fatalf("check: %v", err)
 		}
 	})
@@ -91,7 +91,7 @@ func TestCheckSearchAttributes(t *testing.T) {
 		have := allKeywords()
 		delete(have, "PolicyState")
 		delete(have, "CallbackState")
-		err := checkSearchAttributes(context.Background(), lister(have), "insurance")
+		err := checkSearchAttributes(context.Background(), lister(have), "insurance", false)
 		var serr *SearchAttributesError
 		if !errors.As(err, &serr) {
 			t.Fatalf("err=%v, want *SearchAttributesError", err)
@@ -110,11 +110,29 @@ func TestCheckSearchAttributes(t *testing.T) {
 		if strings.Contains(err.Error(), "--name BizId") {
 			t.Errorf("error asks to create BizId, which exists:\n%v", err)
 		}
+		cloudCmd := "tcld namespace search-attributes add --namespace insurance --search-attribute PolicyState=Keyword --search-attribute CallbackState=Keyword"
+		if !strings.Contains(err.Error(), cloudCmd) {
+			t.Errorf("error does not show the Temporal Cloud command %q:\n%v", cloudCmd, err)
+		}
+		if strings.Index(err.Error(), "self-hosted") > strings.Index(err.Error(), "Temporal Cloud") {
+			t.Errorf("self-hosted address: the self-hosted command should come first:\n%v", err)
+		}
+	})
+	t.Run("on Temporal Cloud the tcld command comes first", func(t *testing.T) {
+		have := allKeywords()
+		delete(have, "BizId")
+		err := checkSearchAttributes(context.Background(), lister(have), "insurance.acct", true)
+		msg := err.Error()
+		cloud := strings.Index(msg, "tcld namespace search-attributes add --namespace insurance.acct --search-attribute BizId=Keyword")
+		self := strings.Index(msg, "temporal operator search-attribute create --namespace insurance.acct --name BizId")
+		if cloud < 0 || self < 0 || cloud > self {
+			t.Fatalf("want the tcld command before the operator command:\n%v", msg)
+		}
 	})
 	t.Run("wrong type", func(t *testing.T) {
 		have := allKeywords()
 		have["InsuranceType"] = enumspb.INDEXED_VALUE_TYPE_INT
-		err := checkSearchAttributes(context.Background(), lister(have), "default")
+		err := checkSearchAttributes(context.Background(), lister(have), "default", false)
 		var serr *SearchAttributesError
 		if !errors.As(err, &serr) || serr.WrongType["InsuranceType"] != "Int" || len(serr.Missing) != 0 {
 			t.Fatalf("err=%v, want InsuranceType reported as Int", err)
