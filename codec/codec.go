@@ -141,6 +141,29 @@ type Codec struct {
 	encryptID string
 	ids       []string // in key file order
 	aeads     map[string]cipher.AEAD
+	// requireEncrypted makes Decode refuse plaintext payloads.
+	requireEncrypted bool
+}
+
+// PlaintextError is a payload that is not encrypted, refused by a codec
+// that requires encryption (see RequireEncryption).
+type PlaintextError struct {
+	Encoding string // the payload's encoding metadata, e.g. json/plain
+}
+
+func (e *PlaintextError) Error() string {
+	return "payload is not encrypted (encoding " + e.Encoding + ") and encryption is required (PAYLOAD_REQUIRE_ENCRYPTION)"
+}
+
+// RequireEncryption returns a codec with the same keys whose Decode
+// refuses unencrypted payloads, so someone with raw access to Temporal
+// cannot make the worker act on an input nobody with a key wrote (a
+// report or an operator update sent in plaintext). Histories written
+// before encryption was turned on no longer replay with it.
+func (c *Codec) RequireEncryption() *Codec {
+	cp := *c
+	cp.requireEncrypted = true
+	return &cp
 }
 
 var _ converter.PayloadCodec = (*Codec)(nil)
@@ -231,7 +254,13 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
-		if p == nil || string(p.GetMetadata()[converter.MetadataEncoding]) != EncodingEncrypted {
+		if p == nil {
+			continue
+		}
+		if enc := string(p.GetMetadata()[converter.MetadataEncoding]); enc != EncodingEncrypted {
+			if c.requireEncrypted {
+				return payloads, &PlaintextError{Encoding: enc}
+			}
 			out[i] = p
 			continue
 		}

@@ -364,3 +364,39 @@ func TestKeyMaterialNeverPrinted(t *testing.T) {
 		t.Fatalf("output does not name the key by id:\n%s", out.String())
 	}
 }
+
+func TestRequireEncryptionRefusesPlaintext(t *testing.T) {
+	key, err := NewKey("k1", bytes.Repeat([]byte{7}, KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := converter.GetDefaultDataConverter().ToPayload("account manager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.Decode([]*commonpb.Payload{plain}); err != nil || out[0] != plain {
+		t.Fatalf("lenient codec: %v, want the plaintext payload passed through", err)
+	}
+	strict := c.RequireEncryption()
+	_, err = strict.Decode([]*commonpb.Payload{plain})
+	var perr *PlaintextError
+	if !errors.As(err, &perr) || perr.Encoding != "json/plain" {
+		t.Fatalf("strict codec on plaintext: err=%v, want a PlaintextError for json/plain", err)
+	}
+	enc, err := strict.Encode([]*commonpb.Payload{plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := strict.Decode(enc)
+	if err != nil || string(dec[0].GetData()) != string(plain.GetData()) {
+		t.Fatalf("strict codec round trip: %v", err)
+	}
+	// The strict copy does not change the codec it came from.
+	if _, err := c.Decode([]*commonpb.Payload{plain}); err != nil {
+		t.Fatalf("RequireEncryption changed the original: %v", err)
+	}
+}

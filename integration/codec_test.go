@@ -72,6 +72,8 @@ func startEncryptedWorker(t *testing.T) encryptedWorker {
 		"TASK_QUEUE=" + encryptedQueue,
 		"PAYLOAD_KEYS_FILE=" + keysFile,
 		"CODEC_AUTH_TOKENS=" + codecToken,
+		// On the ingress listener, which the tokens make allowed.
+		"CODEC_ADDR=ingress",
 	})
 	if err != nil {
 		t.Fatalf("encrypted worker not ready: %v", err)

@@ -38,9 +38,11 @@ if [ -z "${PAYLOAD_KEYS_FILE+set}" ]; then
 fi
 export PAYLOAD_KEYS_FILE
 export CODEC_CORS_ORIGINS=${CODEC_CORS_ORIGINS:-http://localhost:$TEMPORAL_UI_PORT,http://127.0.0.1:$TEMPORAL_UI_PORT}
-codec_host=${HTTP_ADDR%:*}
-case "$codec_host" in ""|0.0.0.0|"[::]") codec_host=127.0.0.1 ;; esac
-CODEC_ENDPOINT=${CODEC_ENDPOINT:-http://$codec_host:${HTTP_ADDR##*:}/codec}
+# The codec endpoint decrypts whatever it is sent, so it has its own
+# loopback listener, not the ingress's (the worker refuses to serve it beyond
+# loopback without CODEC_AUTH_TOKENS).
+export CODEC_ADDR=${CODEC_ADDR:-127.0.0.1:8089}
+CODEC_ENDPOINT=${CODEC_ENDPOINT:-http://$CODEC_ADDR/codec}
 codec_args=()
 payload_info="not encrypted (PAYLOAD_KEYS_FILE is empty)"
 if [ -n "$PAYLOAD_KEYS_FILE" ]; then

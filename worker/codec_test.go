@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,7 +79,7 @@ func TestServeCodecEndpoint(t *testing.T) {
 
 	t.Run("served with a key file", func(t *testing.T) {
 		keys := payloadKeyFile(t, "new:"+newKeyB64)
-		base, cfg := serveIngress(t, "PAYLOAD_KEYS_FILE", keys, "CODEC_AUTH_TOKENS", codecToken)
+		base, cfg := serveIngress(t, "PAYLOAD_KEYS_FILE", keys, "CODEC_AUTH_TOKENS", codecToken, "CODEC_ADDR", "ingress")
 		enc, err := cfg.Codec.Encode([]*commonpb.Payload{plain})
 		if err != nil {
 			t.Fatal(err)
@@ -119,4 +121,85 @@ func TestServeCodecEndpoint(t *testing.T) {
 			t.Fatalf("decode without a key file: status=%d body=%s, want the ingress's 404", status, raw)
 		}
 	})
+}
+
+func TestCodecIsNeverAnOpenOracle(t *testing.T) {
+	keys := payloadKeyFile(t, "new:"+newKeyB64)
+	base := with(minimal(), "PAYLOAD_KEYS_FILE", keys)
+	refused := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"on the ingress without tokens", with(base, "CODEC_ADDR", "ingress"), "CODEC_ADDR: the codec endpoint on the ingress's listener needs CODEC_AUTH_TOKENS"},
+		{"on every interface without tokens", with(base, "CODEC_ADDR", "0.0.0.0:8089"), "CODEC_ADDR: 0.0.0.0:8089 is reachable beyond this host"},
+		{"empty host without tokens", with(base, "CODEC_ADDR", ":8089"), "CODEC_ADDR: :8089 is reachable beyond this host"},
+		{"a LAN address without tokens", with(base, "CODEC_ADDR", "10.1.2.3:8089"), "CODEC_ADDR: 10.1.2.3:8089 is reachable beyond this host"},
+		{"require encryption without keys", with(minimal(), "PAYLOAD_REQUIRE_ENCRYPTION", "true"), "PAYLOAD_REQUIRE_ENCRYPTION: needs PAYLOAD_KEYS_FILE"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(t, nil, tt.env)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err=%v, want %q", err, tt.want)
+			}
+		})
+	}
+	allowed := []struct {
+		name      string
+		env       map[string]string
+		onIngress bool
+		addr      string
+	}{
+		{"default: its own loopback listener", base, false, "127.0.0.1:8089"},
+		{"localhost", with(base, "CODEC_ADDR", "localhost:9000"), false, "localhost:9000"},
+		{"every interface with tokens", with(base, "CODEC_ADDR", "0.0.0.0:8089", "CODEC_AUTH_TOKENS", codecToken), false, "0.0.0.0:8089"},
+		{"the ingress with tokens", with(base, "CODEC_ADDR", "ingress", "CODEC_AUTH_TOKENS", codecToken), true, ""},
+	}
+	for _, tt := range allowed {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parse(t, nil, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.CodecOnIngress != tt.onIngress || cfg.CodecAddr != tt.addr {
+				t.Fatalf("on ingress=%v addr=%q, want %v %q", cfg.CodecOnIngress, cfg.CodecAddr, tt.onIngress, tt.addr)
+			}
+		})
+	}
+	t.Run("tokens from a file", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "codec_tokens")
+		if err := os.WriteFile(file, []byte("# operators\n"+codecToken+"\nsecond-codec-token\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := parse(t, nil, with(base, "CODEC_ADDR", "ingress", "CODEC_AUTH_TOKENS_FILE", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(cfg.codecTokens(), ","); got != codecToken+",second-codec-token" {
+			t.Fatalf("tokens=%q", got)
+		}
+	})
+	t.Run("the codec on its own loopback listener, not on the ingress", func(t *testing.T) {
+		port := freePort(t)
+		base, _ := serveIngress(t, "PAYLOAD_KEYS_FILE", keys, "CODEC_ADDR", "127.0.0.1:"+port)
+		if status, raw := postCodec(t, base+"/codec/decode", []byte(`{"payloads":[]}`), ""); status != http.StatusNotFound {
+			t.Fatalf("/codec on the ingress: status=%d body=%s, want 404", status, raw)
+		}
+		status, raw := postCodec(t, "http://127.0.0.1:"+port+"/codec/decode", []byte(`{"payloads":[]}`), "")
+		if status != http.StatusOK {
+			t.Fatalf("/codec on its loopback listener: status=%d body=%s, want 200", status, raw)
+		}
+	})
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
 }

@@ -74,6 +74,13 @@ type config struct {
 	Codec            *codec.Codec
 	CodecCORSOrigins []string
 	CodecAuthTokens  []top.Secret
+	// CodecAddr is where the codec endpoint listens: its own host:port
+	// (CODEC_ADDR, loopback by default) or, when CodecOnIngress, the
+	// ingress's listener. Beyond loopback it requires CodecAuthTokens.
+	CodecAddr      string
+	CodecOnIngress bool
+	// RequireEncryption refuses plaintext payloads (a key file is needed).
+	RequireEncryption bool
 
 	// The TOP-compatible endpoint's inbound credentials; both empty: off.
 	IngressTOPAppKey    string
@@ -150,6 +157,9 @@ func options() []option {
 		{flag: "payload-keys-file", env: "PAYLOAD_KEYS_FILE", help: "payload encryption keys, one key-id:base64-key per line, the first encrypts; also serves /codec for the Temporal UI (unset: no encryption)"},
 		{flag: "codec-cors-origins", env: "CODEC_CORS_ORIGINS", def: strings.Join(codec.DefaultCORSOrigins, ","), help: "Temporal UI origins allowed to call /codec, comma-separated"},
 		{env: "CODEC_AUTH_TOKENS", secret: true},
+		{flag: "codec-auth-tokens-file", env: "CODEC_AUTH_TOKENS_FILE", help: "file with the codec endpoint's bearer tokens, one per line (or set CODEC_AUTH_TOKENS)"},
+		{flag: "codec-addr", env: "CODEC_ADDR", def: defaultCodecAddr, help: "where the codec endpoint for the Temporal UI listens: host:port, or \"ingress\" for the ingress's listener; beyond loopback it needs CODEC_AUTH_TOKENS"},
+		{flag: "payload-require-encryption", env: "PAYLOAD_REQUIRE_ENCRYPTION", def: "false", help: "refuse unencrypted payloads (needs PAYLOAD_KEYS_FILE)"},
 		{flag: "log-level", env: "LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
 		{flag: "log-format", env: "LOG_FORMAT", def: "text", help: "text or json"},
 	}
@@ -471,10 +481,21 @@ func (v values) workflowCacheSize(c *config) error {
 // encryption is off and the codec settings are not read.
 func (v values) codecSettings(c *config) error {
 	c.PayloadKeysFile = v.get("PAYLOAD_KEYS_FILE")
+	require, err := strconv.ParseBool(v.get("PAYLOAD_REQUIRE_ENCRYPTION"))
+	if err != nil {
+		return v.bad("PAYLOAD_REQUIRE_ENCRYPTION", "%q is not a boolean (true or false)", v.get("PAYLOAD_REQUIRE_ENCRYPTION"))
+	}
+	c.RequireEncryption = require
 	if c.PayloadKeysFile == "" {
+		if require {
+			return v.bad("PAYLOAD_REQUIRE_ENCRYPTION", "needs PAYLOAD_KEYS_FILE: there is nothing to encrypt with")
+		}
 		return nil
 	}
 	var errs []error
+	if w := secretfile.CheckMode(c.PayloadKeysFile); w != nil {
+		*v.warnings = append(*v.warnings, v.name["PAYLOAD_KEYS_FILE"]+": "+w.Error())
+	}
 	pc, err := codec.LoadKeyFile(c.PayloadKeysFile)
 	if err != nil {
 		// codec's errors name the file and line, never key material.
@@ -493,12 +514,55 @@ func (v values) codecSettings(c *config) error {
 		errs = append(errs, v.bad("CODEC_CORS_ORIGINS", "%v", err))
 	}
 	c.CodecCORSOrigins = origins
-	for _, t := range strings.Split(v.get("CODEC_AUTH_TOKENS"), ",") {
-		if t = strings.TrimSpace(t); t != "" {
+	tokens, err := v.secret("CODEC_AUTH_TOKENS", "CODEC_AUTH_TOKENS_FILE")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	// Commas in the variable, lines (or commas) in the file.
+	for _, t := range strings.FieldsFunc(tokens.Reveal(), func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		if t = strings.TrimSpace(t); t != "" && !strings.HasPrefix(t, "#") {
 			c.CodecAuthTokens = append(c.CodecAuthTokens, top.Secret(t))
 		}
 	}
+	errs = append(errs, v.codecListener(c))
 	return errors.Join(errs...)
+}
+
+// defaultCodecAddr keeps the codec endpoint on loopback unless told
+// otherwise: it decrypts whatever it is sent.
+const defaultCodecAddr = "127.0.0.1:8089"
+
+// codecListener decides where the codec endpoint listens and refuses to
+// start one that anyone beyond this host could call without a token: it
+// would be a decryption oracle for every payload in the namespace.
+func (v values) codecListener(c *config) error {
+	addr := strings.TrimSpace(v.get("CODEC_ADDR"))
+	if addr == "ingress" {
+		c.CodecOnIngress = true
+		if len(c.CodecAuthTokens) == 0 {
+			return v.bad("CODEC_ADDR", "the codec endpoint on the ingress's listener needs CODEC_AUTH_TOKENS (or CODEC_AUTH_TOKENS_FILE): callers of the ingress must not decrypt payloads")
+		}
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return v.bad("CODEC_ADDR", "%q is not host:port or \"ingress\"", addr)
+	}
+	c.CodecAddr = addr
+	if !isLoopback(host) && len(c.CodecAuthTokens) == 0 {
+		return v.bad("CODEC_ADDR", "%s is reachable beyond this host: set CODEC_AUTH_TOKENS (or CODEC_AUTH_TOKENS_FILE), or listen on 127.0.0.1", addr)
+	}
+	return nil
+}
+
+// isLoopback reports whether host names only this machine. An empty host
+// or 0.0.0.0 listens on every interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // LogValue is the configuration as logged at start: secrets are reduced to
@@ -534,6 +598,8 @@ func (c config) LogValue() slog.Value {
 		slog.Any("payload_encryption", c.Codec),
 		slog.String("codec_cors_origins", strings.Join(c.CodecCORSOrigins, ",")),
 		slog.Int("codec_auth_tokens", len(c.CodecAuthTokens)),
+		slog.String("codec_addr", c.codecWhere()),
+		slog.Bool("payload_require_encryption", c.RequireEncryption),
 	)
 }
 
@@ -581,14 +647,35 @@ func (c config) dataConverter() converter.DataConverter {
 	if c.Codec == nil {
 		return nil
 	}
-	return c.Codec.DataConverter()
+	return c.clientCodec().DataConverter()
 }
 
 func (c config) failureConverter() converter.FailureConverter {
 	if c.Codec == nil {
 		return nil
 	}
-	return c.Codec.FailureConverter()
+	return c.clientCodec().FailureConverter()
+}
+
+// clientCodec is the codec of the worker's Temporal client: strict with
+// PAYLOAD_REQUIRE_ENCRYPTION. The UI's codec endpoint keeps the lenient
+// one, to show histories from before encryption was required.
+func (c config) clientCodec() *codec.Codec {
+	if c.RequireEncryption {
+		return c.Codec.RequireEncryption()
+	}
+	return c.Codec
+}
+
+// codecWhere is where the codec endpoint listens, for the log.
+func (c config) codecWhere() string {
+	switch {
+	case c.Codec == nil || !c.IngressEnabled:
+		return "off"
+	case c.CodecOnIngress:
+		return "ingress"
+	}
+	return c.CodecAddr
 }
 
 // ingressTOPSettings reads the credentials of the TOP-compatible endpoint.

@@ -155,10 +155,25 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		}
 		// The real address, so HTTP_ADDR=127.0.0.1:0 can be used.
 		logger.Info("ingress listening", "url", "http://"+ln.Addr().String())
-		if cfg.Codec != nil {
+		if cfg.Codec != nil && cfg.CodecOnIngress {
 			logger.Info("codec endpoint for the Temporal UI", "url", "http://"+ln.Addr().String()+strings.TrimSuffix(codec.PathPrefix, "/"))
 		}
 		g.Go(func() error { return runHTTP(gctx, srv, ln) })
+		if cfg.Codec != nil && !cfg.CodecOnIngress {
+			// Its own listener, loopback unless tokens guard it.
+			cs, err := newCodecHandler(cfg, logger)
+			if err != nil {
+				return err
+			}
+			mux := http.NewServeMux()
+			mux.Handle(codec.PathPrefix, cs)
+			csrv, cln, err := newHTTPServer(mux, cfg.CodecAddr, logger)
+			if err != nil {
+				return err
+			}
+			logger.Info("codec endpoint for the Temporal UI", "url", "http://"+cln.Addr().String()+strings.TrimSuffix(codec.PathPrefix, "/"))
+			g.Go(func() error { return runHTTP(gctx, csrv, cln) })
+		}
 	} else {
 		// Worker only: the same probes on HTTP_ADDR, so an orchestrator
 		// restarts a worker that lost Temporal or its database.
@@ -301,9 +316,21 @@ func newHTTPServer(handler http.Handler, addr string, logger *slog.Logger) (*htt
 // decrypted payloads; without one, /codec/ is the ingress's 404 like any
 // unknown path.
 func withCodec(api http.Handler, cfg config, logger *slog.Logger) (http.Handler, error) {
-	if cfg.Codec == nil {
+	if cfg.Codec == nil || !cfg.CodecOnIngress {
 		return api, nil
 	}
+	cs, err := newCodecHandler(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(codec.PathPrefix, cs)
+	mux.Handle("/", api)
+	return mux, nil
+}
+
+// newCodecHandler is the codec endpoint (/codec/encode, /codec/decode).
+func newCodecHandler(cfg config, logger *slog.Logger) (http.Handler, error) {
 	cs, err := codec.NewServer(codec.ServerConfig{
 		Codec:          cfg.Codec,
 		AllowedOrigins: cfg.CodecCORSOrigins,
@@ -313,10 +340,7 @@ func withCodec(api http.Handler, cfg config, logger *slog.Logger) (http.Handler,
 	if err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle(codec.PathPrefix, cs.Handler())
-	mux.Handle("/", api)
-	return mux, nil
+	return cs.Handler(), nil
 }
 
 // runHTTP serves on ln until ctx ends, then lets in-flight requests finish
