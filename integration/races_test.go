@@ -55,7 +55,13 @@ func (p *pausedSnapshots) Snapshot(ctx context.Context, bizID string) (*workflow
 func TestReportAfterARaceToCloseSeesTheClosedRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tc, err := client.DialContext(ctx, client.Options{HostPort: env.TemporalAddress, Namespace: "default", Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	// The stack's connection (mutual TLS under `make test-cluster`).
+	opts, err := env.ClientOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Logger = log.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
