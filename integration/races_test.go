@@ -145,8 +145,12 @@ func TestTerminatedRunLosesNoAcceptedEvent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	t.Cleanup(func() { clearFaults(t) })
-	tc, err := client.DialContext(ctx, client.Options{HostPort: env.TemporalAddress, Namespace: "default",
-		Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	opts, err := env.ClientOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Logger = log.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
