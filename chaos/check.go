@@ -11,6 +11,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/devstack"
 	"github.com/insuranceflow/insuranceflow/fsm"
+	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
@@ -83,6 +84,30 @@ type checkInput struct {
 	// TolerateAttemptGaps reports events whose attempts count exceeds
 	// their attempt rows without failing the run; see attemptGaps.
 	TolerateAttemptGaps bool
+	// Operator is what chaos's operator did while the faults ran; Races
+	// the close-race phase.
+	Operator []opAction
+	Races    []*raceRun
+	// Scheduled says which of issue 8's fault classes the run scheduled;
+	// each one scheduled must have happened.
+	Scheduled scheduledClasses
+}
+
+// scheduledClasses are the fault classes a run meant to exercise.
+type scheduledClasses struct {
+	StoreOutage, Pause, Operator, Races bool
+}
+
+// skipped is the request ids an operator skipped during the run: never to
+// be delivered, so neither lost nor undelivered.
+func (in checkInput) skipped() map[string]bool {
+	out := map[string]bool{}
+	for _, a := range in.Operator {
+		if a.Action == "skip" && a.applied() {
+			out[a.RequestID] = true
+		}
+	}
+	return out
 }
 
 // Figure groups, in report order.
@@ -94,6 +119,7 @@ const (
 	groupParking  = "parking"
 	groupState    = "final state"
 	groupStore    = "audit trail"
+	groupRaces    = "races and operators"
 )
 
 // check computes every figure.
@@ -106,6 +132,7 @@ func check(in checkInput) []figure {
 	figs = append(figs, parkingFigures(in)...)
 	figs = append(figs, stateFigures(in)...)
 	figs = append(figs, storeFigures(in)...)
+	figs = append(figs, raceFigures(in)...)
 	return figs
 }
 
@@ -173,6 +200,8 @@ func faultFigures(in checkInput) []figure {
 		info(groupFaults, "worker SIGKILLs", count(evKill)),
 		info(groupFaults, "worker found dead (not killed by us)", count(evWorkerGone)),
 		info(groupFaults, "Temporal server restarts", count(evTemporalStart)),
+		info(groupFaults, "store outages (SQLite locked past the busy timeout)", count(evStoreLocked)),
+		info(groupFaults, "worker freezes (SIGSTOP past the heartbeat timeout)", count(evPause)),
 		info(groupFaults, "topsim requests", st.Requests),
 		info(groupFaults, "topsim isp.* errors injected", st.ISPErrors),
 		info(groupFaults, "topsim hangs past the client timeout", st.Hangs),
@@ -239,6 +268,13 @@ func deliveryFigures(in checkInput) []figure {
 			}
 		}
 	}
+	for _, r := range in.Races {
+		for _, a := range r.Answers {
+			if a.accepted() {
+				accepted[a.RequestID] = acc{r.BizID, acceptedEvent{Seq: a.Seq, RequestID: a.RequestID, Stage: a.Stage, Status: insurance.StatusSuccess}}
+			}
+		}
+	}
 	byReq := map[string][]devstack.Receipt{}
 	byBiz := map[string][]devstack.Receipt{}
 	byKey := map[eventKey]map[string]bool{}
@@ -253,9 +289,10 @@ func deliveryFigures(in checkInput) []figure {
 	}
 
 	lost := violations{}
+	skipped := in.skipped()
 	for _, run := range in.Runs {
 		for _, a := range run.accepted() {
-			if len(byReq[a.RequestID]) == 0 {
+			if len(byReq[a.RequestID]) == 0 && !skipped[a.RequestID] {
 				lost.add(run.Plan.BizID, "seq %d %s/%s request_id %s never reached topsim", a.Seq, a.Stage, a.Status, a.RequestID)
 			}
 		}
@@ -331,7 +368,7 @@ func deliveryFigures(in checkInput) []figure {
 func parkingFigures(in checkInput) []figure {
 	expected := map[string]bool{}
 	for _, run := range in.Runs {
-		if run.Plan.Park && len(run.accepted()) > 0 {
+		if run.Plan.Park && waitsAfterSkips(run, in.skipped()) {
 			expected[run.Plan.BizID] = true
 		}
 	}
@@ -363,12 +400,13 @@ func parkingFigures(in checkInput) []figure {
 		received[r.RequestID] = true
 	}
 	undelivered := violations{}
+	skipped := in.skipped()
 	for _, run := range in.Runs {
 		if !expected[run.Plan.BizID] {
 			continue
 		}
 		for _, a := range run.accepted() {
-			if !received[a.RequestID] {
+			if !received[a.RequestID] && !skipped[a.RequestID] {
 				undelivered.add(run.Plan.BizID, "seq %d not delivered after retry", a.Seq)
 			}
 		}
@@ -382,6 +420,17 @@ func parkingFigures(in checkInput) []figure {
 		invariant(groupParking, "parked callbacks not delivered after retry", undelivered),
 		invariant(groupParking, "still parked after retry", stillParked),
 	}
+}
+
+// waitsAfterSkips reports whether a run has an accepted event an operator
+// did not skip: a park policy with one parks, one without has nothing left.
+func waitsAfterSkips(run *policyRun, skipped map[string]bool) bool {
+	for _, a := range run.accepted() {
+		if !skipped[a.RequestID] {
+			return true
+		}
+	}
+	return false
 }
 
 // implied folds the accepted events through the lifecycle.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +20,8 @@ type stackControl interface {
 	StopTemporal() error
 	StartTemporal(ctx context.Context) error
 	SetFaults(ctx context.Context, faultsJSON string) error
+	PauseWorker() error
+	ResumeWorker() error
 }
 
 // faultConfig is the fault schedule of one run.
@@ -40,6 +43,19 @@ type faultConfig struct {
 	// TemporalAt stops the Temporal dev server for TemporalDown.
 	TemporalAt   time.Duration
 	TemporalDown time.Duration
+	// StoreOutageAt starts store outages of StoreOutageFor each, through
+	// LockStore (the SQLite file locked, as a long write or a backup would
+	// hold it): deliveries, parks and operator actions meet a store that
+	// refuses writes. None when LockStore is nil.
+	StoreOutageAt  []time.Duration
+	StoreOutageFor time.Duration
+	LockStore      func(ctx context.Context, d time.Duration) error
+	// PauseAt freezes the worker (SIGSTOP) for PauseFor, longer than the
+	// delivery heartbeat timeout, then lets it go on (SIGCONT): its
+	// in-flight attempts are retried elsewhere meanwhile, and must not call
+	// TOP when it wakes (the fencing case). Zero PauseFor: no pause.
+	PauseAt  time.Duration
+	PauseFor time.Duration
 	// topsim's injected faults for the whole window.
 	ISPErrorRate float64
 	HangRate     float64
@@ -102,6 +118,10 @@ const (
 	evBan           = "ban"
 	evTemporalStop  = "temporal stop"
 	evTemporalStart = "temporal up"
+	evStoreLocked   = "store locked"
+	evStoreUnlocked = "store unlocked"
+	evPause         = "worker SIGSTOP"
+	evResume        = "worker SIGCONT"
 )
 
 // faultLog records the schedule's actions, for the report and to tell
@@ -156,13 +176,33 @@ func runFaults(ctx context.Context, ctl stackControl, cfg faultConfig, drivingDo
 	}
 	nextKill := start.Add(jitter())
 	banned, restarted := cfg.BanSeconds == 0, cfg.TemporalDown == 0
+	paused := cfg.PauseFor == 0
+	outages := 0
+	if cfg.LockStore == nil {
+		outages = len(cfg.StoreOutageAt)
+	}
+	var side sync.WaitGroup // store outages and the pause run beside the schedule
+	// No kills while the worker is frozen: the point of the pause is the
+	// frozen worker waking up after Temporal gave its attempts to another.
+	var pausing atomic.Bool
+	defer side.Wait()
 	for ctx.Err() == nil {
 		elapsed := time.Since(start)
 		driven := isClosed(drivingDone)
-		if (elapsed >= cfg.Window && driven && banned && restarted) || elapsed >= cfg.MaxWindow {
+		if (elapsed >= cfg.Window && driven && banned && restarted && paused && outages == len(cfg.StoreOutageAt)) || elapsed >= cfg.MaxWindow {
 			break
 		}
 		switch {
+		case outages < len(cfg.StoreOutageAt) && elapsed >= cfg.StoreOutageAt[outages]:
+			outages++
+			side.Go(func() { lockStore(ctx, cfg, log) })
+		case !paused && elapsed >= cfg.PauseAt:
+			paused = true
+			pausing.Store(true)
+			side.Go(func() {
+				defer pausing.Store(false)
+				pauseWorker(ctx, ctl, cfg.PauseFor, log)
+			})
 		case !banned && elapsed >= cfg.BanAt:
 			banned = true
 			log.add(evBan, fmt.Sprintf("%d s code 7", cfg.BanSeconds),
@@ -171,7 +211,7 @@ func runFaults(ctx context.Context, ctl stackControl, cfg faultConfig, drivingDo
 			restarted = true
 			restartTemporal(ctx, ctl, cfg.TemporalDown, log)
 			nextKill = time.Now().Add(jitter())
-		case cfg.KillEvery > 0 && elapsed < cfg.Window && time.Now().After(nextKill):
+		case cfg.KillEvery > 0 && elapsed < cfg.Window && time.Now().After(nextKill) && !pausing.Load():
 			killWorker(ctx, ctl, cfg.KillDown, log)
 			nextKill = time.Now().Add(jitter())
 		default:
@@ -191,6 +231,31 @@ func killWorker(ctx context.Context, ctl stackControl, down time.Duration, log *
 		_ = sleepCtx(ctx, down)
 	}
 	ensureWorker(ctx, ctl, log)
+}
+
+func lockStore(ctx context.Context, cfg faultConfig, log *faultLog) {
+	at := time.Now()
+	err := cfg.LockStore(ctx, cfg.StoreOutageFor)
+	log.addAt(at, evStoreLocked, cfg.StoreOutageFor.String(), err)
+	log.add(evStoreUnlocked, "", nil)
+}
+
+// pauseWorker freezes the worker for d. A kill meanwhile ends the pause
+// early (SIGKILL reaches a stopped process); SIGCONT then finds no worker,
+// which is not an error of the schedule.
+func pauseWorker(ctx context.Context, ctl stackControl, d time.Duration, log *faultLog) {
+	pid := ctl.WorkerPID()
+	if pid == 0 {
+		log.add(evWorkerGone, "before the scheduled pause", nil)
+		return
+	}
+	log.add(evPause, fmt.Sprintf("pid %d for %s", pid, d), ctl.PauseWorker())
+	_ = sleepCtx(ctx, d)
+	if ctl.WorkerPID() != pid {
+		log.add(evResume, "the paused worker was replaced meanwhile", nil)
+		return
+	}
+	log.add(evResume, fmt.Sprintf("pid %d", pid), ctl.ResumeWorker())
 }
 
 func restartTemporal(ctx context.Context, ctl stackControl, down time.Duration, log *faultLog) {

@@ -85,6 +85,20 @@ func (f *fakeStack) SetFaults(_ context.Context, body string) error {
 	return nil
 }
 
+func (f *fakeStack) PauseWorker() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("pause")
+	return nil
+}
+
+func (f *fakeStack) ResumeWorker() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("resume")
+	return nil
+}
+
 var _ stackControl = (*fakeStack)(nil)
 
 func fastSchedule() faultConfig {

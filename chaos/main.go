@@ -45,6 +45,11 @@ type config struct {
 	Keep         bool
 	// TolerateAttemptGaps: see checkInput.
 	TolerateAttemptGaps bool
+	// StoreOutageAt and PauseAt place the store outages and the worker
+	// freeze in the fault window; RacePolicies is the close-race phase.
+	StoreOutageAt []time.Duration
+	PauseAt       time.Duration
+	RacePolicies  int
 }
 
 // fullDefaults and shortDefaults are the two shapes of a run; flags given
@@ -54,6 +59,7 @@ func fullDefaults() config {
 		Policies: 300, Concurrency: 24, FaultWindow: 75 * time.Second, Ramp: 60 * time.Second,
 		Think: 300 * time.Millisecond, KillEvery: 4 * time.Second, BanAt: 15 * time.Second,
 		TemporalAt: 40 * time.Second, Settle: 5 * time.Minute,
+		StoreOutageAt: []time.Duration{20 * time.Second, 55 * time.Second}, PauseAt: 28 * time.Second, RacePolicies: 30,
 	}
 }
 
@@ -62,6 +68,7 @@ func shortDefaults() config {
 		Policies: 40, Concurrency: 12, FaultWindow: 20 * time.Second, Ramp: 15 * time.Second,
 		Think: 250 * time.Millisecond, KillEvery: 2500 * time.Millisecond, BanAt: 2 * time.Second,
 		TemporalAt: 9 * time.Second, Settle: 3 * time.Minute,
+		StoreOutageAt: []time.Duration{5 * time.Second}, PauseAt: 12 * time.Second, RacePolicies: 6,
 	}
 }
 
@@ -74,6 +81,15 @@ const (
 	banSeconds     = 10
 	killDown       = 500 * time.Millisecond
 	temporalDown   = 3 * time.Second
+	// storeOutageFor is longer than the store's 5 s busy timeout, so
+	// writes fail rather than wait; pauseFor is longer than the delivery
+	// heartbeat timeout (10 s), so Temporal retries the frozen worker's
+	// attempts elsewhere before it wakes.
+	storeOutageFor = 6 * time.Second
+	pauseFor       = 13 * time.Second
+	// operatorEvery is how often the operator looks for parked callbacks
+	// while the faults run.
+	operatorEvery = 2 * time.Second
 )
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -101,6 +117,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.BinDir, "bin-dir", "", "prebuilt worker, topsim and starter (`make build` puts them in .bin); \"\" = build them")
 	fs.BoolVar(&c.TolerateAttemptGaps, "tolerate-attempt-gaps", false,
 		"report events whose attempts count exceeds their attempt rows (an attempt cut off by SIGKILL, or started by Temporal and never run) without failing the run")
+	fs.DurationVar(&c.PauseAt, "pause-at", full.PauseAt, "when in the window the worker is frozen (SIGSTOP) past its heartbeat timeout")
+	fs.IntVar(&c.RacePolicies, "race-policies", full.RacePolicies, "policies raced around run closes after the fault window (0 = none)")
+	c.StoreOutageAt = full.StoreOutageAt
 	fs.BoolVar(&c.Keep, "keep", false, "keep the stack's directory (logs, databases) even when every check passes")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -132,6 +151,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		apply("ban-at", &c.BanAt, s.BanAt)
 		apply("temporal-at", &c.TemporalAt, s.TemporalAt)
 		apply("settle", &c.Settle, s.Settle)
+		apply("pause-at", &c.PauseAt, s.PauseAt)
+		apply("race-policies", &c.RacePolicies, s.RacePolicies)
+		c.StoreOutageAt = s.StoreOutageAt
 	}
 	var problems []string
 	n, err := strconv.ParseUint(*seed, 10, 64)

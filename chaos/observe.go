@@ -30,6 +30,10 @@ type observer struct {
 	ingress *ingressClient
 	http    *http.Client
 	out     io.Writer
+	// operator is what chaos's operator did: skipped callbacks are never
+	// delivered, and a park policy with nothing but skipped ones left does
+	// not park.
+	operator *operatorLog
 }
 
 // storeRecord is one policy as the store has it.
@@ -176,10 +180,11 @@ func (o *observer) unsettled(ctx context.Context, runs []*policyRun, phase settl
 	if stats.InFlight > 0 {
 		out = append(out, fmt.Sprintf("topsim: %d requests in flight", stats.InFlight))
 	}
+	skipped := o.operator.skipped()
 	for _, run := range runs {
 		biz := run.Plan.BizID
 		acc := run.accepted()
-		holdParked := phase == settleParked && run.Plan.Park && len(acc) > 0
+		holdParked := phase == settleParked && run.Plan.Park && waitsAfterSkips(run, skipped)
 		switch {
 		case holdParked && !parked[biz]:
 			out = append(out, biz+": not parked yet")
@@ -195,7 +200,7 @@ func (o *observer) unsettled(ctx context.Context, runs []*policyRun, phase settl
 		}
 		var missing []int64
 		for _, a := range acc {
-			if !got[a.RequestID] {
+			if !got[a.RequestID] && !skipped[a.RequestID] {
 				missing = append(missing, a.Seq)
 			}
 		}
@@ -212,7 +217,7 @@ func (o *observer) unsettled(ctx context.Context, runs []*policyRun, phase settl
 			delivered[e.Seq] = e.Callback == string(workflows.EventDelivered)
 		}
 		for _, a := range acc {
-			if !delivered[a.Seq] {
+			if !delivered[a.Seq] && !skipped[a.RequestID] {
 				out = append(out, fmt.Sprintf("%s: seq %d not delivered in the store", biz, a.Seq))
 				break
 			}
@@ -273,12 +278,15 @@ type observation struct {
 	RetryErr      map[string]string
 	// ParkedAfter is what visibility shows parked once everything settled.
 	ParkedAfter map[string]bool
+	// OperatorActions is the audit trail's operator actions of the
+	// policies chaos's operator acted on.
+	OperatorActions map[string][]store.OperatorAction
 
 	Unsettled []string // what the last settle left undone
 }
 
 // collect reads the final state.
-func (o *observer) collect(ctx context.Context, runs []*policyRun, obs *observation) error {
+func (o *observer) collect(ctx context.Context, runs []*policyRun, races []*raceRun, obs *observation) error {
 	var err error
 	if obs.Receipts, err = o.stack.Callbacks(ctx, ""); err != nil {
 		return err
@@ -306,5 +314,9 @@ func (o *observer) collect(ctx context.Context, runs []*policyRun, obs *observat
 		}
 		obs.Status[biz] = st
 	}
-	return nil
+	for _, r := range races {
+		obs.Store[r.BizID] = o.record(ctx, r.BizID)
+	}
+	obs.OperatorActions, err = operatorActionsOf(ctx, o.store, o.operator.snapshot())
+	return err
 }

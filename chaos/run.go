@@ -12,8 +12,11 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/insuranceflow/insuranceflow/devstack"
 	"github.com/insuranceflow/insuranceflow/store"
+	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
 // timer records the run's phases.
@@ -94,7 +97,27 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		return nil, err
 	}
 	ingress := newIngressClient(stack.IngressURL, stack.Token)
-	obs := &observer{stack: stack, store: st, ingress: ingress, http: &http.Client{Timeout: 30 * time.Second}, out: log}
+	oplog := &operatorLog{}
+	obs := &observer{stack: stack, store: st, ingress: ingress, http: &http.Client{Timeout: 30 * time.Second}, out: log, operator: oplog}
+
+	// A second worker on the same task queue: it takes over the frozen
+	// worker's attempts (the fencing case), and its ingress starts runs
+	// that close after two idle seconds, for the close-race phase.
+	closingURL, stopB, err := stack.StartExtraWorker(ctx, "worker-b", []string{"IDLE_TIMEOUT=2s", "EMPTY_RUN_GRACE=2s"})
+	if err != nil {
+		return nil, fmt.Errorf("start the second worker: %w", err)
+	}
+	defer func() {
+		if err := stopB(); err != nil {
+			fmt.Fprintln(log, "chaos: stopping the second worker:", err)
+		}
+	}()
+	closing := newIngressClient(closingURL, stack.Token)
+	lockStore, err := sqliteLocker(stack.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	t.done("second worker")
 
 	fcfg := faultConfig{
 		Window: cfg.FaultWindow, MaxWindow: 4 * cfg.FaultWindow,
@@ -102,6 +125,8 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		BanAt: cfg.BanAt, BanSeconds: banSeconds,
 		TemporalAt: cfg.TemporalAt, TemporalDown: temporalDown,
 		ISPErrorRate: ispErrorRate, HangRate: hangRate, HangDuration: hangDuration,
+		StoreOutageAt: cfg.StoreOutageAt, StoreOutageFor: storeOutageFor, LockStore: lockStore,
+		PauseAt: cfg.PauseAt, PauseFor: pauseFor,
 		Seed: cfg.Seed,
 	}
 	flog := &faultLog{out: log}
@@ -111,6 +136,11 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		defer close(faultsDone)
 		runFaults(ctx, stack, fcfg, drivingDone, flog)
 	}()
+	operatorDone := make(chan struct{})
+	go func() {
+		defer close(operatorDone)
+		operateDuringFaults(ctx, ingress, plans, operatorEvery, faultsDone, oplog)
+	}()
 	d := &driver{sender: newSender(ingress.report, cfg.GiveUp), concurrency: cfg.Concurrency,
 		ramp: cfg.Ramp, thinkMax: cfg.Think, seed: cfg.Seed}
 	stopProgress := progress(log, d, len(plans))
@@ -119,6 +149,7 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 	close(drivingDone)
 	t.done("driving (faults on)")
 	<-faultsDone
+	<-operatorDone
 	t.done("rest of the fault window")
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
@@ -155,10 +186,36 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 	o.Unsettled = obs.waitSettled(ctx, runs, settleAll, cfg.Settle)
 	t.done("retry parked + settle")
 
-	if err := obs.collect(ctx, runs, &o); err != nil {
+	closed := func(ctx context.Context, bizID string) bool {
+		d, err := stack.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+		return err == nil && d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	}
+	races := closeRaces(ctx, closing, ingress, closed, strconv.FormatInt(time.Now().Unix(), 36), cfg.RacePolicies)
+	deadline := time.Now().Add(cfg.Settle)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		receipts, err := stack.Callbacks(ctx, "")
+		if err == nil && len(raceReceiptsSettled(races, receipts)) == 0 {
+			break
+		}
+		_ = sleepCtx(ctx, 500*time.Millisecond)
+	}
+	t.done("close races + settle")
+
+	if err := obs.collect(ctx, runs, races, &o); err != nil {
 		return nil, fmt.Errorf("collect the final state: %w", err)
 	}
-	figs := check(checkInput{Runs: runs, Obs: o, Faults: flog.snapshot(), TolerateAttemptGaps: cfg.TolerateAttemptGaps})
+	figs := check(checkInput{Runs: runs, Obs: o, Faults: flog.snapshot(), TolerateAttemptGaps: cfg.TolerateAttemptGaps,
+		Operator: oplog.snapshot(), Races: races,
+		Scheduled: scheduledClasses{StoreOutage: len(cfg.StoreOutageAt) > 0, Pause: pauseFor > 0,
+			Operator: cfg.ParkEvery > 0, Races: cfg.RacePolicies > 0}})
+	if left := raceReceiptsSettled(races, o.Receipts); len(left) > 0 {
+		unsettled := violations{}
+		for _, u := range left {
+			biz, what, _ := strings.Cut(u, ": ")
+			unsettled.add(biz, "%s", what)
+		}
+		figs = append(figs, invariant(groupRaces, "race-phase events not delivered when the run ended", unsettled))
+	}
 	if len(o.Unsettled) > 0 {
 		unsettled := violations{}
 		for _, u := range o.Unsettled {

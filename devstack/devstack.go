@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"sync"
 	"time"
 
@@ -429,6 +430,24 @@ func (s *Stack) KillWorker() error {
 	fmt.Fprintf(s.opts.Log, "devstack: killing the worker (pid %d)\n", p.pid())
 	p.kill()
 	<-p.done
+	return nil
+}
+
+// PauseWorker stops the worker's process group with SIGSTOP, so it holds
+// its activities without heartbeating or answering (a long GC pause, a
+// frozen VM); ResumeWorker lets it go on with SIGCONT.
+func (s *Stack) PauseWorker() error { return s.signalWorker(syscall.SIGSTOP, "pausing") }
+
+// ResumeWorker continues a worker PauseWorker stopped.
+func (s *Stack) ResumeWorker() error { return s.signalWorker(syscall.SIGCONT, "resuming") }
+
+func (s *Stack) signalWorker(sig syscall.Signal, what string) error {
+	p := s.proc(ProcWorker)
+	if p == nil || !p.running() {
+		return errors.New("devstack: the worker is not running")
+	}
+	fmt.Fprintf(s.opts.Log, "devstack: %s the worker (pid %d)\n", what, p.pid())
+	p.signal(sig)
 	return nil
 }
 
