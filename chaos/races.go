@@ -91,11 +91,12 @@ type opAction struct {
 	Answers  []opAnswer
 }
 
-// applied reports whether one of the answers says the action was applied
-// now (not a repeat, not a refusal).
+// applied reports whether the answers say the action was applied: a 200,
+// or a repeat's 200 (the first send was applied, but its answer was lost
+// with a killed ingress and the re-send was told so).
 func (a opAction) applied() bool {
 	for _, r := range a.Answers {
-		if r.Status == http.StatusOK && !r.Repeated {
+		if r.Status == http.StatusOK {
 			return true
 		}
 	}
@@ -180,10 +181,21 @@ func operateTwice(ctx context.Context, ingress *ingressClient, biz, action strin
 	var wg sync.WaitGroup
 	for k := range answers {
 		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			rep, err := ingress.operate(cctx, biz, action, seq, reason)
-			answers[k] = decodeOpAnswer(rep, err)
+			// Like the business system, re-send after a broken connection
+			// or a 503 (the ingress dies with each worker kill) until an
+			// answer comes: a re-send of an applied action must be told it
+			// was, and must change nothing.
+			deadline := time.Now().Add(2 * time.Minute)
+			for {
+				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				rep, err := ingress.operate(cctx, biz, action, seq, reason)
+				cancel()
+				answers[k] = decodeOpAnswer(rep, err)
+				if (err == nil && rep.Status < 500) || time.Now().After(deadline) || ctx.Err() != nil {
+					return
+				}
+				_ = sleepCtx(ctx, 500*time.Millisecond)
+			}
 		})
 	}
 	wg.Wait()

@@ -172,11 +172,14 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		return nil, fmt.Errorf("remove the reject pattern: %w", err)
 	}
 	o.RetryErr = map[string]string{}
+	skipped := oplog.skipped()
 	for _, run := range runs {
 		if !run.Plan.Park && !o.ParkedVisible[run.Plan.BizID] {
 			continue
 		}
-		if len(run.accepted()) == 0 {
+		// Nothing to retry when the operator skipped every callback the
+		// policy had (its only parked one, say) while the faults ran.
+		if !waitsAfterSkips(run, skipped) {
 			continue
 		}
 		if err := obs.starterRetry(ctx, run.Plan.BizID); err != nil {

@@ -418,7 +418,9 @@ func TestRejectedCallbackParksUntilOperatorActs(t *testing.T) {
 			st := status(t, bizID)
 			return st.CallbackState == "idle" && len(st.Events) == 1 && st.Events[0].Callback == "skipped", fmt.Sprintf("%+v", st)
 		})
-		recordHistoryOf(t, "park-skip", bizID)
+		// park-skip.json was recorded before the skip woke the main loop
+		// (its GetVersion's old path); this one takes the new path.
+		recordHistoryOf(t, "park-skip-v1", bizID)
 		var e apiError
 		if code := call(t, http.MethodPost, "/v1/policies/"+bizID+"/callbacks/skip", map[string]any{"seq": 2}, &e); code != http.StatusConflict || e.Error.Code != "no_parked_callback" {
 			t.Fatalf("second skip: %d %+v, want 409 no_parked_callback", code, e.Error)

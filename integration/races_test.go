@@ -9,6 +9,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 
@@ -119,6 +120,7 @@ func TestReportAfterARaceToCloseSeesTheClosedRun(t *testing.T) {
 	if err != nil || len(events) != 4 || events[3].Stage != int(insurance.StageCancel) {
 		t.Fatalf("stored events = %+v, %v; want the four accepted ones, the cancel last", events, err)
 	}
+	recordHistoryOf(t, "reopen-load", bizID) // a run that loads its snapshot and refuses an event after it
 }
 
 // waitClosed waits until the policy's latest run has closed.
@@ -170,4 +172,101 @@ func TestTerminatedRunLosesNoAcceptedEvent(t *testing.T) {
 	mustAccept(t, event(bizID, 3, 1, 2), 3, "insured")
 	got := waitReceipts(t, bizID, 3, 60*time.Second)
 	assertStages(t, got, "pre_insure", "underwrite", "insure")
+	recordHistoryOf(t, "reopen-after-terminate", bizID)
+}
+
+// dialStack dials the stack's Temporal server quietly, as its processes do.
+func dialStack(t *testing.T, ctx context.Context) client.Client {
+	t.Helper()
+	opts, err := env.ClientOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Logger = log.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	tc, err := client.DialContext(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	return tc
+}
+
+// TestCancelledRunRecordsItsCallbacks is issue 8's seventh risk for a
+// cancelled run: it used to end without recording its FIFO, so the event
+// queued behind the callback in flight was lost to the next run. It now
+// records what it holds before it ends, and the next run delivers it. This
+// test failed before the fix: the store had one event of two.
+func TestCancelledRunRecordsItsCallbacks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	t.Cleanup(func() { clearFaults(t) })
+	tc := dialStack(t, ctx)
+	st, err := store.Open(ctx, env.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	setFaults(t, `{"hang_rate":1,"hang_duration":"10s"}`)
+	bizID := newBizID("CXL")
+	mustAccept(t, event(bizID, 1, 1, 0), 1, "pre_insured")
+	mustAccept(t, event(bizID, 2, 1, 1), 2, "underwritten")
+	if err := tc.CancelWorkflow(ctx, workflows.WorkflowID(bizID), ""); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, ctx, tc, bizID)
+	events, err := st.Events(ctx, bizID)
+	if err != nil || len(events) != 2 || events[1].Callback != "queued" {
+		t.Fatalf("stored events after the cancel = %+v, %v; want both, the second queued", events, err)
+	}
+	recordHistoryOf(t, "cancelled-run", bizID)
+	clearFaults(t)
+
+	mustAccept(t, event(bizID, 3, 1, 2), 3, "insured")
+	got := waitReceipts(t, bizID, 3, 60*time.Second)
+	assertStages(t, got, "pre_insure", "underwrite", "insure")
+}
+
+// TestContinueAsNewCarriesThePolicy runs a policy across continue-as-new
+// (every two accepted events) and checks nothing is lost or reordered; its
+// first run's history, which ends in continue-as-new, is in the replay
+// corpus.
+func TestContinueAsNewCarriesThePolicy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tc := dialStack(t, ctx)
+	st, err := store.Open(ctx, env.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pc := &policyclient.Client{Temporal: tc, Snapshots: policyclient.StoreSnapshots{Store: st},
+		Settings: workflows.Settings{ContinueAsNewAfter: 2}}
+	bizID := newBizID("CAN")
+	at := func(h int) string { return fmt.Sprintf("2025-04-08 %02d:00:00", h) }
+	stages := []insurance.Stage{insurance.StagePreInsure, insurance.StageUnderwrite, insurance.StageInsure, insurance.StageEndorse, insurance.StageCancel}
+	for i, stage := range stages {
+		acc, err := pc.Report(ctx, insurance.Result{BizID: bizID, Stage: stage, Status: insurance.StatusSuccess,
+			TimeOfOccurrence: at(9 + i), InsuranceType: insurance.TypeHomeProperty, PolicyNumber: "PN-" + bizID})
+		if err != nil || acc.Seq != int64(i+1) {
+			t.Fatalf("report %s = %+v, %v; want seq %d", stage, acc, err, i+1)
+		}
+	}
+	got := waitReceipts(t, bizID, len(stages), 60*time.Second)
+	assertStages(t, got, "pre_insure", "underwrite", "insure", "endorse", "cancel")
+	first := ""
+	eventually(t, 30*time.Second, "the first run is found", func() (bool, string) {
+		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = %q AND ExecutionStatus = 'ContinuedAsNew'", workflows.WorkflowID(bizID))})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range resp.GetExecutions() {
+			if e.GetExecution().GetRunId() == e.GetFirstRunId() || first == "" {
+				first = e.GetExecution().GetRunId()
+			}
+		}
+		return len(resp.GetExecutions()) >= 2, fmt.Sprintf("%d continued runs", len(resp.GetExecutions()))
+	})
+	recordRunHistoryOf(t, "continue-as-new", bizID, first)
 }

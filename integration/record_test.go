@@ -18,11 +18,22 @@ var recordHistory = flag.Bool("record-history", false,
 // test guards exactly what a real server records.
 func recordHistoryOf(t *testing.T, name, bizID string) {
 	t.Helper()
+	recordRunHistoryOf(t, name, bizID, "")
+}
+
+// recordRunHistoryOf is recordHistoryOf for one run of the policy ("" = the
+// latest).
+func recordRunHistoryOf(t *testing.T, name, bizID, runID string) {
+	t.Helper()
 	if !*recordHistory {
 		return
 	}
-	cmd := exec.Command(temporalBin(), "workflow", "show", "--address", env.TemporalAddress,
-		"--workflow-id", workflows.WorkflowID(bizID), "--output", "json")
+	args := []string{"workflow", "show", "--address", env.TemporalAddress,
+		"--workflow-id", workflows.WorkflowID(bizID), "--output", "json"}
+	if runID != "" {
+		args = append(args, "--run-id", runID)
+	}
+	cmd := exec.Command(temporalBin(), args...)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("temporal workflow show %s: %v", bizID, err)
