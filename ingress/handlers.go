@@ -68,7 +68,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, policyclient.NewStatusView(st))
+	// Who acted is only in the store's audit trail, also while the
+	// workflow runs (its status query knows what an action did, not who
+	// took it), so it is read from there after the status.
+	actions, err := s.policies.OperatorActions(ctx, bizID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, policyView{StatusView: policyclient.NewStatusView(st), OperatorActions: actions})
 }
 
 // listParams are the query parameters GET /v1/policies understands; any

@@ -37,6 +37,7 @@ type Policies interface {
 	List(ctx context.Context, f policyclient.ListFilter) (policyclient.ListPage, error)
 	Retry(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
 	Skip(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
+	OperatorActions(ctx context.Context, bizID string) ([]policyclient.OperatorActionView, error)
 }
 
 var _ Policies = (*policyclient.Client)(nil)

@@ -42,6 +42,7 @@ type fakePolicies struct {
 	status     workflows.Status
 	page       policyclient.ListPage
 	operator   workflows.OperatorResult
+	actions    []policyclient.OperatorActionView
 	err        error
 
 	reported []insurance.Result
@@ -97,6 +98,17 @@ func (f *fakePolicies) Skip(ctx context.Context, bizID string, req workflows.Ope
 	f.note(ctx)
 	f.operated = append(f.operated, "skip "+bizID+" by "+req.By+": "+reason)
 	return f.operator, f.err
+}
+
+func (f *fakePolicies) OperatorActions(ctx context.Context, bizID string) ([]policyclient.OperatorActionView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.note(ctx)
+	if f.actions == nil {
+		// As the real client: an empty trail, never nil.
+		return []policyclient.OperatorActionView{}, f.err
+	}
+	return f.actions, f.err
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -502,14 +514,24 @@ func TestStatusView(t *testing.T) {
 				AcceptedAt: delivered, Callback: workflows.EventParked, Attempts: 3, LastClass: "permanent", LastError: "Invalid app Key"},
 		},
 	}
-	s := start(t, &fakePolicies{status: st}, nil)
+	actions := []policyclient.OperatorActionView{
+		{Seq: 2, Action: "retry", By: "ops-alice", Reason: "app key renewed", At: delivered.Add(-time.Hour)},
+		{Seq: 2, Action: "skip", By: "ops-bob", Reason: "TOP support: ignore", At: delivered.Add(-30 * time.Minute)},
+	}
+	s := start(t, &fakePolicies{status: st, actions: actions}, nil)
 	r := s.do(t, "GET", "/v1/policies/"+bizID, "", nil)
 	if r.status != http.StatusOK {
 		t.Fatalf("status=%d, want 200 (body %s)", r.status, r.raw)
 	}
-	var got policyclient.StatusView
+	var got struct {
+		policyclient.StatusView
+		OperatorActions []policyclient.OperatorActionView `json:"operator_actions"`
+	}
 	if err := json.Unmarshal([]byte(r.raw), &got); err != nil {
 		t.Fatalf("decode: %v", err)
+	}
+	if !reflect.DeepEqual(got.OperatorActions, actions) {
+		t.Fatalf("operator_actions=%+v\nwant %+v", got.OperatorActions, actions)
 	}
 	want := policyclient.StatusView{
 		BizID: bizID, State: "insured", Endorsements: 1, InsuranceType: "performance_bond", PolicyNumber: "12345678A",
@@ -521,13 +543,20 @@ func TestStatusView(t *testing.T) {
 				AcceptedAt: delivered, Callback: "parked", Attempts: 3, LastClass: "permanent", LastError: "Invalid app Key"},
 		},
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("status=%+v\nwant %+v", got, want)
+	if !reflect.DeepEqual(got.StatusView, want) {
+		t.Fatalf("status=%+v\nwant %+v", got.StatusView, want)
 	}
 	if len(s.fake.statused) != 1 || s.fake.statused[0] != bizID {
 		t.Fatalf("asked for %v, want [%s]", s.fake.statused, bizID)
 	}
 
+	t.Run("no operator actions is an empty list", func(t *testing.T) {
+		s := start(t, &fakePolicies{status: st}, nil)
+		r := s.do(t, "GET", "/v1/policies/"+bizID, "", nil)
+		if r.status != http.StatusOK || !strings.Contains(r.raw, `"operator_actions":[]`) {
+			t.Fatalf("status=%d body %s, want 200 with \"operator_actions\":[]", r.status, r.raw)
+		}
+	})
 	t.Run("unknown policy is 404", func(t *testing.T) {
 		s := start(t, &fakePolicies{err: fmt.Errorf("policy X: %w", policyclient.ErrNotFound)}, nil)
 		wantError(t, s.do(t, "GET", "/v1/policies/UNKNOWN1", "", nil), http.StatusNotFound, "not_found")

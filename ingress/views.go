@@ -60,3 +60,10 @@ type operatorView struct {
 	Callback string `json:"callback"`
 	Repeated bool   `json:"repeated"` // the action had already been applied: this is its original outcome
 }
+
+// policyView is GET /v1/policies/{biz_id}'s answer: the status view, with
+// the policy's operator audit trail beside its events.
+type policyView struct {
+	policyclient.StatusView
+	OperatorActions []policyclient.OperatorActionView `json:"operator_actions"`
+}

@@ -7,6 +7,8 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -47,7 +49,12 @@ func runMain(m *testing.M) int {
 			os.RemoveAll(dir)
 		}
 	}()
-	s, err := startStack(dir)
+	clientsFile, err := writeClientsFile(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	s, err := startStack(dir, clientsFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration: starting the stack:", err)
 		dumpLogs(dir)
@@ -64,7 +71,31 @@ func runMain(m *testing.M) int {
 	return code
 }
 
-func startStack(dir string) (*devstack.Stack, error) {
+// Named callers of the ingress with narrow scopes (INGRESS_CLIENTS_FILE),
+// beside the stack's all-scopes development token.
+const (
+	reporterName  = "claims-it"
+	reporterToken = "integration-reporter-token"
+	operatorName  = "ops-it"
+	operatorToken = "integration-operator-token"
+)
+
+// writeClientsFile writes the callers file: a reporter that may only
+// report, and an operator that may read and operate, its token given as a
+// digest as production files should.
+func writeClientsFile(dir string) (string, error) {
+	digest := sha256.Sum256([]byte(operatorToken))
+	content := "# integration callers\n" +
+		reporterName + ":report:" + reporterToken + "\n" +
+		operatorName + ":read,operate:sha256:" + hex.EncodeToString(digest[:]) + "\n"
+	path := filepath.Join(dir, "ingress-clients")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		return "", fmt.Errorf("write the ingress clients file: %w", err)
+	}
+	return path, nil
+}
+
+func startStack(dir, clientsFile string) (*devstack.Stack, error) {
 	if temporalBin() == "" {
 		// Build the pinned dev server once; `make test` passes it in. It
 		// is needed with an external server too, for -record-history.
@@ -98,6 +129,7 @@ func startStack(dir string) (*devstack.Stack, error) {
 			"INGRESS_TOP_APP_KEY=" + testRouterAppKey,
 			"INGRESS_TOP_APP_SECRET=" + testRouterAppSecret,
 			"METRICS_PARKED_INTERVAL=300ms",
+			"INGRESS_CLIENTS_FILE=" + clientsFile,
 		},
 	})
 }
@@ -151,6 +183,12 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, s
 // call sends a JSON request to the ingress with the test token and decodes the answer.
 func call(t *testing.T, method, path string, body any, out any) int {
 	t.Helper()
+	return callAs(t, testToken, method, path, body, out)
+}
+
+// callAs is call with another caller's bearer token.
+func callAs(t *testing.T, token, method, path string, body any, out any) int {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -163,7 +201,7 @@ func call(t *testing.T, method, path string, body any, out any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

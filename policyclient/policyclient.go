@@ -31,6 +31,9 @@ import (
 type Client struct {
 	Temporal  client.Client
 	Snapshots Snapshots
+	// Audit is the store's operator audit trail, which OperatorActions
+	// reads; nil makes OperatorActions an error.
+	Audit     AuditTrail
 	TaskQueue string // workflows.DefaultTaskQueue when empty
 	Settings  workflows.Settings
 }

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -192,4 +193,31 @@ func checkReason(reason string) error {
 		}
 	}
 	return nil
+}
+
+// AuditTrail reads the operator actions recorded for a policy;
+// *store.Store is one.
+type AuditTrail interface {
+	OperatorActions(ctx context.Context, bizID string) ([]store.OperatorAction, error)
+}
+
+var _ AuditTrail = (*store.Store)(nil)
+
+// ErrNoAuditTrail is returned by OperatorActions on a Client without Audit.
+var ErrNoAuditTrail = errors.New("policyclient: no audit trail configured")
+
+// OperatorActions returns who retried or skipped the policy's callbacks,
+// oldest first, from the store. It is read from the store even while the
+// workflow runs: the workflow remembers only what an action did (to answer
+// a repeat), not who took it or why, which the audit trail alone keeps.
+// A policy with no actions has an empty, non-nil list.
+func (c *Client) OperatorActions(ctx context.Context, bizID string) ([]OperatorActionView, error) {
+	if c.Audit == nil {
+		return nil, ErrNoAuditTrail
+	}
+	actions, err := c.Audit.OperatorActions(ctx, bizID)
+	if err != nil {
+		return nil, fmt.Errorf("operator actions of policy %s: %w", bizID, err)
+	}
+	return NewOperatorActionViews(actions), nil
 }

@@ -3,6 +3,7 @@ package policyclient
 import (
 	"time"
 
+	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -66,4 +67,25 @@ func NewStatusView(s workflows.Status) StatusView {
 		})
 	}
 	return v
+}
+
+// OperatorActionView is one entry of a policy's operator audit trail: who
+// retried or skipped which callback, when and why. By is the ingress
+// caller's name or the CLI's OS user, never a token.
+type OperatorActionView struct {
+	Seq    int64     `json:"seq"`
+	Action string    `json:"action"`
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// NewOperatorActionViews renders the store's audit trail for output; it is
+// never nil, so JSON shows an empty trail as [].
+func NewOperatorActionViews(actions []store.OperatorAction) []OperatorActionView {
+	out := make([]OperatorActionView, 0, len(actions))
+	for _, a := range actions {
+		out = append(out, OperatorActionView{Seq: a.Seq, Action: a.Action, By: a.By, Reason: a.Reason, At: a.At})
+	}
+	return out
 }

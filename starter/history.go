@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/store"
 )
 
@@ -26,6 +27,9 @@ type historyView struct {
 	CreatedAt     time.Time          `json:"created_at"`
 	UpdatedAt     time.Time          `json:"updated_at"`
 	Events        []historyEventView `json:"events"`
+	// OperatorActions is who retried or skipped which callback, when and
+	// why, oldest first.
+	OperatorActions []policyclient.OperatorActionView `json:"operator_actions"`
 }
 
 type historyEventView struct {
@@ -62,18 +66,19 @@ type attemptView struct {
 	TOPRequestID string        `json:"top_request_id,omitempty"`
 }
 
-func newHistoryView(p store.Policy, events []store.Event, attempts []store.Attempt) historyView {
+func newHistoryView(p store.Policy, events []store.Event, attempts []store.Attempt, actions []store.OperatorAction) historyView {
 	v := historyView{
-		BizID:         p.BizID,
-		State:         p.State,
-		Endorsements:  p.Endorsements,
-		InsuranceType: typeName(insurance.Type(p.InsuranceType)),
-		PolicyNumber:  p.PolicyNumber,
-		LastSeq:       p.LastSeq,
-		CallbackState: p.CallbackState,
-		CreatedAt:     p.CreatedAt,
-		UpdatedAt:     p.UpdatedAt,
-		Events:        make([]historyEventView, 0, len(events)),
+		OperatorActions: policyclient.NewOperatorActionViews(actions),
+		BizID:           p.BizID,
+		State:           p.State,
+		Endorsements:    p.Endorsements,
+		InsuranceType:   typeName(insurance.Type(p.InsuranceType)),
+		PolicyNumber:    p.PolicyNumber,
+		LastSeq:         p.LastSeq,
+		CallbackState:   p.CallbackState,
+		CreatedAt:       p.CreatedAt,
+		UpdatedAt:       p.UpdatedAt,
+		Events:          make([]historyEventView, 0, len(events)),
 	}
 	bySeq := make(map[int64][]attemptView, len(events))
 	for _, at := range attempts {
@@ -131,8 +136,10 @@ func (v historyView) write(w io.Writer) error {
 		return err
 	}
 	if len(v.Events) == 0 {
-		_, err := fmt.Fprintln(w, "\nno events recorded")
-		return err
+		if _, err := fmt.Fprintln(w, "\nno events recorded"); err != nil {
+			return err
+		}
+		return v.writeOperatorActions(w)
 	}
 
 	fmt.Fprintln(w, "\nEvents")
@@ -164,8 +171,30 @@ func (v historyView) write(w io.Writer) error {
 		}
 	}
 	if n == 0 {
-		_, err := fmt.Fprintln(w, "none yet")
+		if _, err := fmt.Fprintln(w, "none yet"); err != nil {
+			return err
+		}
+	} else if err := t.flush(); err != nil {
 		return err
+	}
+	return v.writeOperatorActions(w)
+}
+
+// writeOperatorActions is the history's last section: who retried or
+// skipped which callback, when and why.
+func (v historyView) writeOperatorActions(w io.Writer) error {
+	fmt.Fprintln(w, "\nOperator actions")
+	if len(v.OperatorActions) == 0 {
+		_, err := fmt.Fprintln(w, "none")
+		return err
+	}
+	t := newTable(w, "SEQ", "ACTION", "BY", "AT", "REASON")
+	for _, a := range v.OperatorActions {
+		by := a.By
+		if by == "" {
+			by = "(unknown)"
+		}
+		t.row(strconv.FormatInt(a.Seq, 10), a.Action, by, apiTime(a.At), a.Reason)
 	}
 	return t.flush()
 }
@@ -200,8 +229,9 @@ func newHistoryCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "history <biz_id>",
 		Short: "Show a policy's recorded events and every callback attempt, from the database",
-		Long: "Show the audit trail the database holds for a policy: each accepted event and\n" +
-			"every attempt to deliver its callback to TOP. Needs only the database, not Temporal.",
+		Long: "Show the audit trail the database holds for a policy: each accepted event,\n" +
+			"every attempt to deliver its callback to TOP, and every operator action (who\n" +
+			"retried or skipped which callback, when and why). Needs only the database, not Temporal.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := a.history(cmd.Context())
@@ -223,7 +253,11 @@ func newHistoryCmd(a *app) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("history of %s: %w", bizID, err)
 			}
-			v := newHistoryView(p, events, attempts)
+			actions, err := h.OperatorActions(ctx, bizID)
+			if err != nil {
+				return fmt.Errorf("history of %s: %w", bizID, err)
+			}
+			v := newHistoryView(p, events, attempts, actions)
 			return a.emit(v, v.write)
 		},
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/store"
 )
 
@@ -46,6 +47,13 @@ func seedStore(t *testing.T) string {
 		event(2, insurance.StageUnderwrite, "2025-04-08 09:56:00", "underwritten"),
 	); err != nil {
 		t.Fatalf("record events: %v", err)
+	}
+	// An operator retried seq 1 (parked by an earlier refusal) before its
+	// attempts below; a delivered event stays delivered.
+	if err := st.SetCallbackByOperator(ctx, "H1", 1, "queued", "", store.OperatorAction{
+		Action: "retry", By: "ops-alice", Reason: "app key renewed", At: accepted.Add(90 * time.Second),
+	}); err != nil {
+		t.Fatalf("record operator action: %v", err)
 	}
 	for _, a := range []store.Attempt{
 		{Seq: 1, Attempt: 1, StartedAt: accepted.Add(2 * time.Minute), Duration: 5 * time.Second, Class: "retryable",
@@ -109,6 +117,14 @@ func TestHistoryReadsTheStoreWithoutTemporal(t *testing.T) {
 	if !ok {
 		t.Fatalf("no Attempts section:\n%s", res.stdout)
 	}
+	attempts, actions, ok := strings.Cut(attempts, "\nOperator actions\n")
+	if !ok {
+		t.Fatalf("no Operator actions section:\n%s", res.stdout)
+	}
+	if got, want := strings.Fields(strings.Split(strings.TrimSpace(actions), "\n")[1]),
+		[]string{"1", "retry", "ops-alice", "2025-04-08", "09:56:31", "app", "key", "renewed"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("operator action row=%q, want %q", got, want)
+	}
 	ev1 := insurance.DeriveRequestID("H1", insurance.StagePreInsure, insurance.StatusSuccess, "2025-04-08 09:55:00")
 	for _, want := range [][]string{
 		{"1", "pre_insure", "success", "2025-04-08", "09:55:00", "2025-04-08", "09:56:01", "pre_insured", "delivered", "2", "2025-04-08", "09:58:01", ev1},
@@ -163,6 +179,10 @@ func TestHistoryJSON(t *testing.T) {
 	if lost, started := e2.Attempts[1], e2.Attempts[2]; lost.Attempt != 2 || lost.Class != "lost" ||
 		started.Attempt != 3 || started.Class != "started" || started.DurationMS != 0 {
 		t.Fatalf("attempts 2 and 3=%+v, %+v, want lost and started", lost, started)
+	}
+	if want := (policyclient.OperatorActionView{Seq: 1, Action: "retry", By: "ops-alice", Reason: "app key renewed",
+		At: time.Date(2025, 4, 8, 1, 56, 31, 0, time.UTC)}); len(got.OperatorActions) != 1 || got.OperatorActions[0] != want {
+		t.Fatalf("operator_actions=%+v, want [%+v]", got.OperatorActions, want)
 	}
 	if d := got.Events[0].DeliveredAt; d == nil || !d.Equal(time.Date(2025, 4, 8, 1, 58, 1, 120_000_000, time.UTC)) {
 		t.Fatalf("delivered_at=%v", d)

@@ -32,6 +32,7 @@ type historyReader interface {
 	Policy(ctx context.Context, bizID string) (store.Policy, error)
 	Events(ctx context.Context, bizID string) ([]store.Event, error)
 	Attempts(ctx context.Context, bizID string) ([]store.Attempt, error)
+	OperatorActions(ctx context.Context, bizID string) ([]store.OperatorAction, error)
 }
 
 var (

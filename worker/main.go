@@ -271,6 +271,7 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 		Policies: &policyclient.Client{
 			Temporal:  tc,
 			Snapshots: policyclient.StoreSnapshots{Store: st},
+			Audit:     st,
 			TaskQueue: cfg.TaskQueue,
 			Settings:  cfg.Settings,
 		},
