@@ -296,13 +296,15 @@ func TestParseFlags(t *testing.T) {
 		{name: "defaults with a dev server", args: []string{"-temporal-bin", "/x/temporal"}, wantCmd: "go run ./bench"},
 		{name: "measured flags are in the command", args: []string{"-temporal-bin", "/x", "-n", "50", "-c", "4", "-update-readme"}, wantCmd: "go run ./bench -c=4 -n=50"},
 		{name: "no temporal", args: []string{"-temporal-bin", ""}, wantErr: "-temporal-bin"},
+		{name: "database password refused", args: []string{"-temporal-bin", "/x", "-database-url", "postgres://u@db/b?sslpassword=s3cret"}, wantErr: "-database-url carries a password; put the URL in a file only you can read and name it in DATABASE_URL_FILE"},
+		{name: "database URL without a password is in the command", args: []string{"-temporal-bin", "/x", "-database-url", "postgres://u@db/b"}, wantCmd: "go run ./bench -database-url=postgres://u@db/b"},
 		{name: "bad numbers", args: []string{"-temporal-bin", "/x", "-n", "0", "-failure-share", "2", "-open-policies", "2"}, wantErr: "-n must be at least 1; -failure-share must be between 0 and 1; -open-policies must be 0 or at least 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, cmd, err := parseFlags(tt.args)
+			_, cmd, err := parseFlags(tt.args, func(string) string { return "" })
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "s3cret") {
 					t.Fatalf("err=%v, want it to contain %q", err, tt.wantErr)
 				}
 				return
@@ -311,6 +313,20 @@ func TestParseFlags(t *testing.T) {
 				t.Fatalf("command=%q err=%v, want %q", cmd, err, tt.wantCmd)
 			}
 		})
+	}
+}
+
+func TestParseFlagsDatabaseURLFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "database-url")
+	const url = "postgres://bench:s3cret@db/flow"
+	if err := os.WriteFile(path, []byte(url+"\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	f, cmd, err := parseFlags([]string{"-temporal-bin", "/x"}, func(k string) string {
+		return map[string]string{"DATABASE_URL_FILE": path}[k]
+	})
+	if err != nil || f.databaseURL != url || strings.Contains(cmd, "s3cret") {
+		t.Fatalf("databaseURL=%q command=%q err=%v, want %q from the file and no password in the command", f.databaseURL, cmd, err, url)
 	}
 }
 

@@ -32,6 +32,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/insuranceflow/insuranceflow/devstack"
+	"github.com/insuranceflow/insuranceflow/secretfile"
+	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/temporalconn"
 )
 
@@ -119,7 +121,7 @@ func main() {
 	os.Exit(code)
 }
 
-func parseFlags(args []string) (flags, string, error) {
+func parseFlags(args []string, getenv func(string) string) (flags, string, error) {
 	var f flags
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.IntVar(&f.n, "n", 200, "policy lifecycles to drive")
@@ -138,7 +140,7 @@ func parseFlags(args []string) (flags, string, error) {
 	fs.StringVar(&f.temporalAddr, "temporal-address", "", "an external Temporal server instead of a dev server")
 	fs.StringVar(&f.binDir, "bin-dir", "", "prebuilt worker/topsim/starter (e.g. .bin); \"\" builds them")
 	fs.StringVar(&f.dataDir, "dir", "", "keep the stack's logs and databases here; \"\" = a temporary directory, removed")
-	fs.StringVar(&f.databaseURL, "database-url", "", "the worker's store; \"\" = SQLite in the stack's directory")
+	fs.StringVar(&f.databaseURL, "database-url", "", "the worker's store, without a password (one with a password: a file named by env DATABASE_URL_FILE); \"\" = SQLite in the stack's directory")
 	fs.DurationVar(&f.timeout, "timeout", time.Hour, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return f, "", err
@@ -162,6 +164,21 @@ func parseFlags(args []string) (flags, string, error) {
 	if f.open > 0 && f.open < 4 {
 		problems = append(problems, "-open-policies must be 0 or at least 4 (it is sampled at quarters)")
 	}
+	if f.databaseURL != "" && store.URLHasPassword(f.databaseURL) {
+		// Never repeated: the command line is visible to every user of the
+		// host, and this one would be written into the README too.
+		problems = append(problems, "-database-url carries a password; put the URL in a file only you can read and name it in DATABASE_URL_FILE (DATABASE_URL is the worker's, not bench's)")
+	}
+	if f.databaseURL == "" && getenv("DATABASE_URL_FILE") != "" {
+		u, warn, err := secretfile.Read(getenv("DATABASE_URL_FILE"))
+		switch {
+		case err != nil:
+			problems = append(problems, "DATABASE_URL_FILE: cannot read the database URL: "+err.Error())
+		case warn != nil:
+			fmt.Fprintln(os.Stderr, "bench: warning: DATABASE_URL_FILE:", warn.Error())
+		}
+		f.databaseURL = strings.TrimSpace(u)
+	}
 	if f.temporalAddr == "" && f.temporalBin == "" {
 		problems = append(problems, "-temporal-bin (or TEMPORAL_BIN) is required to start a dev server; `make bench` passes .bin/temporal")
 	}
@@ -174,6 +191,9 @@ func parseFlags(args []string) (flags, string, error) {
 		switch fl.Name {
 		case "temporal-bin", "bin-dir", "dir", "update-readme", "out", "readme":
 			return // where things are, not what was measured
+		case "database-url":
+			cmd = append(cmd, "-database-url="+store.RedactURL(fl.Value.String()))
+			return
 		}
 		cmd = append(cmd, "-"+fl.Name+"="+fl.Value.String())
 	})
@@ -181,7 +201,7 @@ func parseFlags(args []string) (flags, string, error) {
 }
 
 func run(ctx context.Context, args []string) (int, error) {
-	f, command, err := parseFlags(args)
+	f, command, err := parseFlags(args, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0, nil
 	}

@@ -46,7 +46,9 @@ NAMESPACE=default
 started=$SECONDS
 step() { printf '\n== [%3ds] %s\n' "$((SECONDS - started))" "$*"; }
 die() { echo "test-cluster: $*" >&2; exit 1; }
-redact() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"; }
+# Masks the password in user-info and in password= / sslpassword= (as
+# store.RedactURL does for the Go programs).
+redact() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#; s#([?&](ssl)?password=)[^&]*#\1***#Ig' <<<"$1"; }
 
 [[ $PREFIX =~ ^[a-z_][a-z0-9_]*$ ]] || die "TEST_CLUSTER_DB_PREFIX=$PREFIX: want lower-case letters, digits and _ (it names databases)"
 PORT_BASE=${TEST_CLUSTER_PORT_BASE:-17233}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -224,4 +225,83 @@ func TestLiveTemporalUnreachable(t *testing.T) {
 	if !strings.Contains(res.stderr, "temporal at 127.0.0.1:") {
 		t.Fatalf("stderr=%q", res.stderr)
 	}
+}
+
+// TestDatabaseURLPassword checks that a database password is refused as a
+// flag (pointing at DATABASE_URL and DATABASE_URL_FILE, never repeating
+// it), and that DATABASE_URL_FILE is read, with a warning naming a file
+// others can read.
+func TestDatabaseURLPassword(t *testing.T) {
+	const password = "db-pass-word-42"
+	for _, url := range []string{
+		"postgres://ops:" + password + "@db:5432/flow",
+		"postgres://ops@db:5432/flow?password=" + password,
+		"postgres://ops@db:5432/flow?sslpassword=" + password,
+	} {
+		t.Run("flag refused "+url[strings.Index(url, "@"):], func(t *testing.T) {
+			b := &fakeBackends{}
+			res := cli{backends: b}.run(t, "--database-url", url, "history", "H1")
+			if res.code != exitBadInput {
+				t.Fatalf("exit=%d, want %d; stderr=%s", res.code, exitBadInput, res.stderr)
+			}
+			for _, want := range []string{"--database-url carries a password", "DATABASE_URL", "DATABASE_URL_FILE"} {
+				if !strings.Contains(res.stderr, want) {
+					t.Errorf("stderr=%q, want it to contain %q", res.stderr, want)
+				}
+			}
+			if strings.Contains(res.stderr+res.stdout, password) {
+				t.Fatalf("the password is repeated: %s", res.stderr)
+			}
+			if b.historyCalls != 0 {
+				t.Fatalf("the store was opened despite the refusal")
+			}
+		})
+	}
+
+	url := seedStore(t)
+	dir := t.TempDir()
+	write := func(name string, mode os.FileMode) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(url+"\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	t.Run("DATABASE_URL_FILE", func(t *testing.T) {
+		c, _ := liveCLI()
+		c.env = map[string]string{"DATABASE_URL_FILE": write("private", 0o400)}
+		res := c.run(t, "--json", "history", "H1")
+		if res.code != exitOK || res.stderr != "" {
+			t.Fatalf("exit=%d, stderr=%q, want 0 and no warning", res.code, res.stderr)
+		}
+		var got historyView
+		decodeOne(t, res.stdout, &got)
+		if got.BizID != "H1" || len(got.Events) != 2 {
+			t.Fatalf("history=%+v, want the seeded policy", got)
+		}
+	})
+	t.Run("DATABASE_URL_FILE readable by others warns", func(t *testing.T) {
+		c, _ := liveCLI()
+		path := write("open", 0o644)
+		c.env = map[string]string{"DATABASE_URL_FILE": path}
+		res := c.run(t, "history", "H1")
+		if res.code != exitOK || !strings.Contains(res.stderr, "warning: DATABASE_URL_FILE: secret file "+path+" is readable by its group or others") {
+			t.Fatalf("exit=%d, stderr=%q, want 0 and a warning naming %s", res.code, res.stderr, path)
+		}
+	})
+	t.Run("both DATABASE_URL and its file", func(t *testing.T) {
+		b := &fakeBackends{}
+		c := cli{backends: b, env: map[string]string{"DATABASE_URL": url, "DATABASE_URL_FILE": write("both", 0o400)}}
+		res := c.run(t, "history", "H1")
+		if res.code != exitBadInput || !strings.Contains(res.stderr, "not both") {
+			t.Fatalf("exit=%d, stderr=%q, want %d and not both", res.code, res.stderr, exitBadInput)
+		}
+	})
+	t.Run("missing file", func(t *testing.T) {
+		c := cli{backends: &fakeBackends{}, env: map[string]string{"DATABASE_URL_FILE": filepath.Join(dir, "absent")}}
+		res := c.run(t, "history", "H1")
+		if res.code != exitBadInput || !strings.Contains(res.stderr, "DATABASE_URL_FILE: cannot read the database URL") {
+			t.Fatalf("exit=%d, stderr=%q", res.code, res.stderr)
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
+	"github.com/insuranceflow/insuranceflow/secretfile"
 	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/temporalconn"
 	"github.com/insuranceflow/insuranceflow/workflows"
@@ -172,7 +173,7 @@ func newRootCmd(a *app) *cobra.Command {
 	pf.StringVar(&t.CodecEndpoint, "codec-endpoint", "", "remote codec server that encrypts and decrypts payloads, instead of PAYLOAD_KEYS_FILE (env TEMPORAL_CODEC_ENDPOINT)")
 	pf.StringVar(&t.CodecAuth, "codec-auth", "", "Authorization header for the codec endpoint (env TEMPORAL_CODEC_AUTH)")
 	pf.StringVar(&a.cfg.TaskQueue, "task-queue", env("TASK_QUEUE", workflows.DefaultTaskQueue), "task queue of the policy workflows (env TASK_QUEUE)")
-	pf.StringVar(&a.cfg.DatabaseURL, "database-url", env("DATABASE_URL", defaultDatabaseURL), "database URL (env DATABASE_URL)")
+	pf.StringVar(&a.cfg.DatabaseURL, "database-url", env("DATABASE_URL", defaultDatabaseURL), "database URL without a password (env DATABASE_URL, or DATABASE_URL_FILE: a file holding it, with its password)")
 	pf.BoolVar(&a.cfg.JSON, "json", false, "print one JSON document instead of text")
 	pf.DurationVar(&a.cfg.Timeout, "timeout", defaultTimeout, "limit on each call to Temporal or the database")
 
@@ -210,6 +211,9 @@ func (a *app) validateConfig(cmd *cobra.Command) error {
 		a.cfg.conn = &conn
 		a.cfg.Address, a.cfg.Namespace = conn.Options.HostPort, conn.Options.Namespace
 	}
+	if problem := a.resolveDatabaseURL(cmd); problem != "" {
+		problems = append(problems, problem)
+	}
 	for _, f := range []struct{ name, value string }{
 		{"task-queue", a.cfg.TaskQueue},
 		{"database-url", a.cfg.DatabaseURL},
@@ -235,6 +239,37 @@ func (a *app) validateConfig(cmd *cobra.Command) error {
 		return &usageError{Command: cmd.CommandPath(), Err: errors.New(strings.Join(problems, "; "))}
 	}
 	return nil
+}
+
+// resolveDatabaseURL settles where the database URL comes from:
+// --database-url, DATABASE_URL or the file DATABASE_URL_FILE names. A URL
+// with a password is refused as a flag, since a command line is visible to
+// every user of the host (ps, /proc). It returns the problem, or "".
+func (a *app) resolveDatabaseURL(cmd *cobra.Command) string {
+	flagGiven := false
+	if f := cmd.Flags().Lookup("database-url"); f != nil {
+		flagGiven = f.Changed
+	}
+	file := a.getenv("DATABASE_URL_FILE")
+	switch {
+	case file != "" && (flagGiven || a.getenv("DATABASE_URL") != ""):
+		return "give the database URL by --database-url or DATABASE_URL, or by DATABASE_URL_FILE, not both"
+	case file != "":
+		u, warn, err := secretfile.Read(file)
+		if err != nil {
+			// os's and secretfile's errors name the file, never its content.
+			return "DATABASE_URL_FILE: cannot read the database URL: " + err.Error()
+		}
+		if warn != nil {
+			fmt.Fprintln(a.stderr, "warning: DATABASE_URL_FILE:", warn.Error())
+		}
+		a.cfg.DatabaseURL = strings.TrimSpace(u)
+	case flagGiven && store.URLHasPassword(a.cfg.DatabaseURL):
+		// Never repeat the URL: it holds the password.
+		return "--database-url carries a password, and a command line is visible to every user of the host; " +
+			"put the URL in DATABASE_URL, or in a file only you can read named by DATABASE_URL_FILE"
+	}
+	return ""
 }
 
 // call bounds one backend call by --timeout.

@@ -18,6 +18,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/codec"
 	"github.com/insuranceflow/insuranceflow/metrics"
 	"github.com/insuranceflow/insuranceflow/secretfile"
+	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/temporalconn"
 	"github.com/insuranceflow/insuranceflow/top"
 	"github.com/insuranceflow/insuranceflow/workflows"
@@ -126,7 +127,8 @@ func options() []option {
 		{flag: "config-file", env: temporalconn.EnvConfigFile, help: "temporal.toml with the profiles (default: the Temporal CLI's)"},
 		{flag: "worker-stop-timeout", env: "WORKER_STOP_TIMEOUT", help: "how long a stopping worker lets running TOP calls finish (default: the TOP call timeout + 10s)"},
 		{flag: "task-queue", env: "TASK_QUEUE", def: workflows.DefaultTaskQueue, help: "task queue of the policy workflows"},
-		{flag: "database-url", env: "DATABASE_URL", def: "sqlite://.data/insuranceflow.db", help: "audit trail database"},
+		{flag: "database-url", env: "DATABASE_URL", def: "sqlite://.data/insuranceflow.db", help: "audit trail database, without a password (a URL with one belongs in env DATABASE_URL or DATABASE_URL_FILE)"},
+		{flag: "database-url-file", env: "DATABASE_URL_FILE", help: "file holding the database URL, with its password (or set DATABASE_URL)"},
 		{flag: "top-gateway-url", env: "TOP_GATEWAY_URL", def: "http://127.0.0.1:8788/router/rest", help: "TOP gateway URL"},
 		{flag: "top-app-key", env: "TOP_APP_KEY", help: "TOP app_key (required with the worker)"},
 		{env: "TOP_APP_SECRET", secret: true},
@@ -173,6 +175,9 @@ type values struct {
 	name map[string]string // by env name: "--flag" or "ENV"
 	// warnings collects what secretFile finds worth a warning.
 	warnings *[]string
+	// set says which options were given by a flag or the environment
+	// rather than defaulted, by env name.
+	set map[string]bool
 }
 
 func (v values) get(env string) string { return v.val[env] }
@@ -202,7 +207,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.Usage = func() {
 		fmt.Fprintln(usage, "Usage: worker [flags]")
 		fmt.Fprintln(usage, "Runs the policy workflow worker and the HTTP ingress.")
-		fmt.Fprintln(usage, "Secrets come from the environment only: TOP_APP_SECRET (or TOP_APP_SECRET_FILE), TOP_SESSION, INGRESS_TOKENS and CODEC_AUTH_TOKENS (comma-separated), INGRESS_TOP_APP_SECRET (or INGRESS_TOP_APP_SECRET_FILE).")
+		fmt.Fprintln(usage, "Secrets come from the environment only: DATABASE_URL with a password (or DATABASE_URL_FILE), TOP_APP_SECRET (or TOP_APP_SECRET_FILE), TOP_SESSION, INGRESS_TOKENS and CODEC_AUTH_TOKENS (comma-separated), INGRESS_TOP_APP_SECRET (or INGRESS_TOP_APP_SECRET_FILE).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -214,14 +219,14 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 
-	v := values{val: map[string]string{}, name: map[string]string{}, warnings: &[]string{}}
+	v := values{val: map[string]string{}, name: map[string]string{}, warnings: &[]string{}, set: map[string]bool{}}
 	for _, o := range options() {
 		v.val[o.env], v.name[o.env] = o.def, o.env
 		if env := getenv(o.env); env != "" {
-			v.val[o.env] = env
+			v.val[o.env], v.set[o.env] = env, true
 		}
 		if o.flag != "" && given[o.flag] {
-			v.val[o.env], v.name[o.env] = *flags[o.env], "--"+o.flag
+			v.val[o.env], v.name[o.env], v.set[o.env] = *flags[o.env], "--"+o.flag, true
 		}
 	}
 	if given["no-ingress"] {
@@ -237,7 +242,6 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 func (v values) config() (config, error) {
 	c := config{
 		TaskQueue:     v.get("TASK_QUEUE"),
-		DatabaseURL:   v.get("DATABASE_URL"),
 		TOPGatewayURL: v.get("TOP_GATEWAY_URL"),
 		TOPAppKey:     strings.TrimSpace(v.get("TOP_APP_KEY")),
 		TOPSession:    top.Secret(v.get("TOP_SESSION")),
@@ -256,11 +260,10 @@ func (v values) config() (config, error) {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		check(v.bad("HTTP_ADDR", "%q is not host:port (e.g. 127.0.0.1:8080, or :0 for a free port)", c.HTTPAddr))
 	}
-	for _, env := range []string{"TASK_QUEUE", "DATABASE_URL"} {
-		if strings.TrimSpace(v.get(env)) == "" {
-			check(v.bad(env, "must not be empty"))
-		}
+	if strings.TrimSpace(c.TaskQueue) == "" {
+		check(v.bad("TASK_QUEUE", "must not be empty"))
 	}
+	check(v.databaseURL(&c))
 	if c.IngressEnabled, err = strconv.ParseBool(v.get("INGRESS_ENABLED")); err != nil {
 		check(v.bad("INGRESS_ENABLED", "%q is not a boolean (true or false)", v.get("INGRESS_ENABLED")))
 	}
@@ -308,6 +311,35 @@ func (v values) secretFile(fileEnv string) (string, error) {
 		*v.warnings = append(*v.warnings, v.name[fileEnv]+": "+warn.Error())
 	}
 	return value, nil
+}
+
+// databaseURL reads the store's URL from DATABASE_URL, its flag, or
+// DATABASE_URL_FILE. A URL with a password is refused on the command line,
+// which every user of the host can read (ps, /proc): it belongs in the
+// environment or, better, a file only the service's user can read.
+func (v values) databaseURL(c *config) error {
+	file := v.get("DATABASE_URL_FILE")
+	switch {
+	case file != "" && v.set["DATABASE_URL"]:
+		return &ConfigError{Name: v.name["DATABASE_URL"], Problem: "set it or " + v.name["DATABASE_URL_FILE"] + ", not both"}
+	case file != "":
+		u, err := v.secretFile("DATABASE_URL_FILE")
+		if err != nil {
+			return err
+		}
+		c.DatabaseURL = strings.TrimSpace(u)
+		return nil
+	}
+	c.DatabaseURL = v.get("DATABASE_URL")
+	if strings.TrimSpace(c.DatabaseURL) == "" {
+		return v.bad("DATABASE_URL", "must not be empty")
+	}
+	if strings.HasPrefix(v.name["DATABASE_URL"], "--") && store.URLHasPassword(c.DatabaseURL) {
+		// The message never repeats the URL: it holds the password.
+		return v.bad("DATABASE_URL", "carries a password, and a command line is visible to every user of the host; "+
+			"put the URL in the environment (DATABASE_URL) or in a file only the service can read (DATABASE_URL_FILE)")
+	}
+	return nil
 }
 
 // temporalSettings loads the Temporal connection with the SDK's
@@ -571,7 +603,7 @@ func (c config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Any("temporal", c.Temporal),
 		slog.String("task_queue", c.TaskQueue),
-		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("database_url", store.RedactURL(c.DatabaseURL)),
 		slog.Bool("worker", c.WorkerEnabled),
 		slog.Bool("ingress", c.IngressEnabled),
 		slog.String("top_gateway_url", redactURL(c.TOPGatewayURL)),
@@ -603,8 +635,10 @@ func (c config) LogValue() slog.Value {
 	)
 }
 
-// redactURL drops the password from a URL for logging; a URL that does not
-// parse is not shown at all, since it might be one with a password.
+// redactURL drops the password from the TOP gateway's URL for logging; a
+// URL that does not parse is not shown at all, since it might be one with a
+// password. (A database URL has more places for a password: see
+// store.RedactURL.)
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {

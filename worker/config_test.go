@@ -652,3 +652,85 @@ func TestConfigTemporalMutualTLSAndStopTimeout(t *testing.T) {
 		t.Fatalf("a certificate without its key: err=%v, want a ConfigError about TLS", err)
 	}
 }
+
+// TestDatabaseURLPasswordNeverOnTheCommandLine checks where a database
+// password may come from: never a flag (refused, pointing at the
+// environment and the file, without repeating the password), the
+// environment or DATABASE_URL_FILE; and that the start-up log masks every
+// form of it.
+func TestDatabaseURLPasswordNeverOnTheCommandLine(t *testing.T) {
+	const password = "db-pass-word-42"
+	for _, url := range []string{
+		"postgres://insurer:" + password + "@db:5432/flow",
+		"postgres://insurer@db:5432/flow?password=" + password,
+		"postgres://insurer@db:5432/flow?sslmode=verify-full&sslpassword=" + password,
+	} {
+		t.Run("flag refused "+url[strings.Index(url, "@"):], func(t *testing.T) {
+			_, err := parse(t, []string{"--database-url", url}, minimal())
+			wantConfigError(t, err, "--database-url", "carries a password")
+			for _, want := range []string{"DATABASE_URL", "DATABASE_URL_FILE"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not point at %s", err, want)
+				}
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Fatalf("error repeats the password: %v", err)
+			}
+		})
+		t.Run("environment accepted and logged masked "+url[strings.Index(url, "@"):], func(t *testing.T) {
+			cfg, err := parse(t, nil, with(minimal(), "DATABASE_URL", url))
+			if err != nil || cfg.DatabaseURL != url {
+				t.Fatalf("DatabaseURL=%q err=%v, want %q", cfg.DatabaseURL, err, url)
+			}
+			var out bytes.Buffer
+			newLogger(cfg, &out).Info("starting", "config", cfg)
+			if strings.Contains(out.String(), password) || !strings.Contains(out.String(), "xxxxx") {
+				t.Fatalf("logged config does not mask the password: %s", out.String())
+			}
+		})
+	}
+	t.Run("flag without a password accepted", func(t *testing.T) {
+		cfg, err := parse(t, []string{"--database-url", "postgres://insurer@db/flow?sslmode=verify-full"}, minimal())
+		if err != nil || cfg.DatabaseURL != "postgres://insurer@db/flow?sslmode=verify-full" {
+			t.Fatalf("DatabaseURL=%q err=%v", cfg.DatabaseURL, err)
+		}
+	})
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "database-url")
+	url := "postgres://insurer:" + password + "@db:5432/flow"
+	if err := os.WriteFile(file, []byte(url+"\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("DATABASE_URL_FILE", func(t *testing.T) {
+		cfg, err := parse(t, nil, with(minimal(), "DATABASE_URL_FILE", file))
+		if err != nil || cfg.DatabaseURL != url || len(cfg.Warnings) != 0 {
+			t.Fatalf("DatabaseURL=%q warnings=%v err=%v, want %q and no warning", cfg.DatabaseURL, cfg.Warnings, err, url)
+		}
+	})
+	t.Run("--database-url-file", func(t *testing.T) {
+		cfg, err := parse(t, []string{"--database-url-file", file}, minimal())
+		if err != nil || cfg.DatabaseURL != url {
+			t.Fatalf("DatabaseURL=%q err=%v, want %q", cfg.DatabaseURL, err, url)
+		}
+	})
+	t.Run("both DATABASE_URL and its file", func(t *testing.T) {
+		_, err := parse(t, nil, with(minimal(), "DATABASE_URL", "sqlite://x.db", "DATABASE_URL_FILE", file))
+		wantConfigError(t, err, "DATABASE_URL", "not both")
+	})
+	t.Run("readable by others is a warning naming the file", func(t *testing.T) {
+		open := filepath.Join(dir, "open-url")
+		if err := os.WriteFile(open, []byte(url), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := parse(t, nil, with(minimal(), "DATABASE_URL_FILE", open))
+		if err != nil || len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "DATABASE_URL_FILE: secret file "+open) ||
+			strings.Contains(cfg.Warnings[0], password) {
+			t.Fatalf("warnings=%v err=%v, want one naming %s", cfg.Warnings, err, open)
+		}
+	})
+	t.Run("missing file", func(t *testing.T) {
+		_, err := parse(t, nil, with(minimal(), "DATABASE_URL_FILE", filepath.Join(dir, "absent")))
+		wantConfigError(t, err, "DATABASE_URL_FILE", "cannot read the secret")
+	})
+}
