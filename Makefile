@@ -3,6 +3,7 @@
 GO        ?= go
 BIN       := .bin
 TEMPORAL  := $(BIN)/temporal
+HELM      := $(BIN)/helm
 
 .PHONY: dev test test-unit test-integration build temporal demo lint fmt vet diagram figures clean
 
@@ -10,9 +11,9 @@ TEMPORAL  := $(BIN)/temporal
 dev: build temporal
 	./scripts/dev.sh
 
-## test: every test: unit, workflow, replay and the integration suite against a real Temporal dev server
-test: temporal lint
-	TEMPORAL_BIN=$(abspath $(TEMPORAL)) $(GO) test -count=1 -timeout 20m ./...
+## test: every test: unit, workflow, replay, the Helm chart's rendered manifests and the integration suite against a real Temporal dev server
+test: temporal helm lint
+	TEMPORAL_BIN=$(abspath $(TEMPORAL)) HELM_BIN=$(abspath $(HELM)) $(GO) test -count=1 -timeout 20m ./...
 
 ## test-unit: the tests that need no Temporal server
 test-unit:
@@ -26,6 +27,24 @@ build:
 temporal: $(TEMPORAL)
 $(TEMPORAL): tools/go.mod tools/go.sum
 	$(GO) -C tools build -o ../$(TEMPORAL) github.com/temporalio/cli/cmd/temporal
+
+## helm: Helm v4, pinned in its own module tools/helm/go.mod (first build takes several minutes, then it is cached)
+helm: $(HELM)
+$(HELM): tools/helm/go.mod tools/helm/go.sum
+	$(GO) -C tools/helm build -o ../../$(HELM) helm.sh/helm/v4/cmd/helm
+
+## chart-check: lint the Helm chart and render it with the Temporal Cloud and the mutual-TLS values; the Go test checks the rendered manifests
+CHART := deploy/helm/insuranceflow
+.PHONY: helm chart-check
+chart-check: helm
+	$(HELM) lint --strict $(CHART) -f deploy/helm/values-cloud.yaml
+	$(HELM) lint --strict $(CHART) -f deploy/helm/values-mtls.yaml
+	@out=$$(mktemp -d); trap 'rm -rf "$$out"' EXIT; \
+	for v in cloud mtls; do \
+		$(HELM) template insuranceflow $(CHART) --namespace insuranceflow -f deploy/helm/values-$$v.yaml > "$$out/$$v.yaml" || exit 1; \
+		echo "chart-check: rendered $$(grep -c '^kind:' "$$out/$$v.yaml") objects with values-$$v.yaml"; \
+	done
+	HELM_BIN=$(abspath $(HELM)) $(GO) test -count=1 ./deploy/helm/
 
 ## demo: with `make dev` running, leave policies in every state, one rejected event and one parked callback
 demo: build
