@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
@@ -269,4 +270,39 @@ func TestContinueAsNewCarriesThePolicy(t *testing.T) {
 		return first != "", fmt.Sprintf("%d continued runs", len(resp.GetExecutions()))
 	})
 	recordRunHistoryOf(t, "continue-as-new", bizID, first)
+}
+
+// TestCancelledPolicyStillDeliversItsCallbacks is the other half of issue
+// 8's seventh risk: a policy whose accepted cancel (the stage) was still
+// waiting to be delivered when its run was cancelled is terminal in the
+// store with callbacks pending, and a later report used to be refused
+// from the store without starting a run, so they were never delivered.
+// Now the report starts a run that delivers them (and refuses the event).
+// This test failed before the fix: no callback after the first.
+func TestCancelledPolicyStillDeliversItsCallbacks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	t.Cleanup(func() { clearFaults(t) })
+	tc := dialStack(t, ctx)
+
+	bizID := newBizID("CXP")
+	mustAccept(t, event(bizID, 1, 1, 0), 1, "pre_insured")
+	waitReceipts(t, bizID, 1, 30*time.Second)
+	setFaults(t, `{"hang_rate":1,"hang_duration":"10s"}`)
+	mustAccept(t, event(bizID, 2, 1, 1), 2, "underwritten")
+	mustAccept(t, event(bizID, 3, 1, 2), 3, "insured")
+	mustAccept(t, event(bizID, 4, 1, 3), 4, "cancelled")
+	if err := tc.CancelWorkflow(ctx, workflows.WorkflowID(bizID), ""); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, ctx, tc, bizID)
+	clearFaults(t)
+
+	var e apiError
+	if code := call(t, http.MethodPost, "/v1/insurance-results", event(bizID, 5, 1, 4), &e); code != http.StatusConflict || e.Error.Code != "illegal_transition" {
+		t.Fatalf("endorse after the cancel: %d %+v, want 409 illegal_transition", code, e.Error)
+	}
+	got := waitReceipts(t, bizID, 4, 60*time.Second)
+	assertStages(t, got, "pre_insure", "underwrite", "insure", "cancel")
+	recordHistoryOf(t, "terminal-pending-delivered", bizID)
 }
