@@ -1,7 +1,6 @@
 package ingress
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -66,67 +65,101 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // fail answers a request with the API error that err stands for. Only
-// failures the caller cannot fix are logged, with the error, and they are
-// answered with a generic message: their text may name internals.
+// failures the caller cannot fix are logged, with the error, and those of
+// them that are not the contract's own are answered with a generic
+// message: their text may name internals.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	e := s.apiErrorFor(err)
-	callerLeft := errors.Is(err, context.Canceled) && r.Context().Err() != nil
-	if (e.status == http.StatusInternalServerError || e.status == http.StatusServiceUnavailable) && !callerLeft {
+	c := policyclient.Classify(err)
+	e := apiErrorFor(err, c)
+	callerLeft := c.Kind == policyclient.KindCanceled && r.Context().Err() != nil
+	if logged(c.Kind) && !callerLeft {
 		s.logger.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("route", r.Pattern), slog.Int("status", e.status),
-			slog.String("error", err.Error()))
+			slog.String("kind", c.Kind.String()), slog.String("error", err.Error()))
 	}
 	writeError(w, e)
 }
 
-func (s *Server) apiErrorFor(err error) *apiError {
-	var (
-		invalid   *insurance.ValidationError
-		argument  *policyclient.ArgumentError
-		rejection *policyclient.Rejection
-	)
-	switch {
-	case errors.As(err, &invalid):
-		return &apiError{status: http.StatusBadRequest, Code: codeInvalidRequest,
-			Message: "the insurance result is invalid", Fields: invalid.Problems}
-	case errors.As(err, &argument):
-		return &apiError{status: http.StatusBadRequest, Code: codeInvalidRequest, Message: argument.Error(),
-			Fields: []insurance.FieldError{{Field: argument.Field, Message: argument.Message}}}
-	case errors.As(err, &rejection):
-		return rejectionError(rejection)
-	case errors.Is(err, policyclient.ErrNotFound):
-		return &apiError{status: http.StatusNotFound, Code: codeNotFound, Message: "no such policy"}
-	case errors.Is(err, policyclient.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return &apiError{status: http.StatusServiceUnavailable, Code: codeUnavailable,
-			Message: "the workflow service is unavailable; try again later"}
-	case errors.Is(err, context.Canceled):
-		// The caller went away; nobody reads this answer, but the access
-		// log shows the request did not complete.
-		return &apiError{status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: "request cancelled"}
+// logged says which kinds of failure someone should look at: outages,
+// bugs, and a store that contradicts itself.
+func logged(k policyclient.ErrorKind) bool {
+	switch k {
+	case policyclient.KindInvalid, policyclient.KindRejected, policyclient.KindNotFound:
+		return false
+	}
+	return true
+}
+
+// httpStatus is the one table from an error's kind to its HTTP status.
+func httpStatus(k policyclient.ErrorKind) int {
+	switch k {
+	case policyclient.KindInvalid:
+		return http.StatusBadRequest
+	case policyclient.KindRejected, policyclient.KindConflict:
+		return http.StatusConflict
+	case policyclient.KindNotFound:
+		return http.StatusNotFound
+	case policyclient.KindUnavailable, policyclient.KindTimeout, policyclient.KindCanceled:
+		return http.StatusServiceUnavailable
 	default:
-		return &apiError{status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error"}
+		return http.StatusInternalServerError
 	}
 }
 
-// rejectionError maps a workflow's refusal: an invalid event is the
-// caller's mistake (400), everything else conflicts with the policy's
-// recorded state (409) and keeps the reason as its code.
-func rejectionError(rej *policyclient.Rejection) *apiError {
-	if rej.Reason == workflows.ReasonInvalidRequest {
-		return &apiError{status: http.StatusBadRequest, Code: codeInvalidRequest, Message: rej.Message}
-	}
-	e := &apiError{status: http.StatusConflict, Code: rej.Reason, Message: rej.Message}
-	if rej.SeqMismatch != nil {
-		head := rej.SeqMismatch.HeadSeq
-		e.HeadSeq = &head
-	}
-	if rej.Reason == workflows.ReasonIllegalTransition && rej.Details != nil {
-		e.State = string(rej.Details.State)
-		e.Stage = rej.Details.Stage
-		e.AllowedStages = rej.Details.AllowedStages
-		if e.AllowedStages == nil {
-			e.AllowedStages = []string{}
+// apiErrorFor is the answer to err, classified as c: the kind's status;
+// the contract's error type as the code where there is one (the workflow's
+// refusals, store_conflict), else the kind's code; and the details that
+// belong to the code.
+func apiErrorFor(err error, c policyclient.Classification) *apiError {
+	e := &apiError{status: httpStatus(c.Kind), Code: c.Reason, Message: c.Message}
+	switch c.Kind {
+	case policyclient.KindInvalid:
+		var (
+			invalid  *insurance.ValidationError
+			argument *policyclient.ArgumentError
+		)
+		switch {
+		case errors.As(err, &invalid):
+			e.Fields = invalid.Problems
+		case errors.As(err, &argument):
+			e.Fields = []insurance.FieldError{{Field: argument.Field, Message: argument.Message}}
 		}
+	case policyclient.KindRejected:
+		var rejection *policyclient.Rejection
+		if !errors.As(err, &rejection) {
+			break
+		}
+		if rejection.SeqMismatch != nil {
+			head := rejection.SeqMismatch.HeadSeq
+			e.HeadSeq = &head
+		}
+		if rejection.Reason == workflows.ReasonIllegalTransition && rejection.Details != nil {
+			e.State = string(rejection.Details.State)
+			e.Stage = rejection.Details.Stage
+			e.AllowedStages = rejection.Details.AllowedStages
+			if e.AllowedStages == nil {
+				e.AllowedStages = []string{}
+			}
+		}
+	case policyclient.KindConflict:
+		// The contract's type (store_conflict) and message, which names
+		// the seq; the store's own error text stays in the log.
+	case policyclient.KindNotFound:
+		e.Code, e.Message = codeNotFound, "no such policy"
+	case policyclient.KindUnavailable, policyclient.KindTimeout:
+		// One code for every outage, so a client needs one rule: try
+		// again later. A contract error (store_unavailable) keeps its
+		// message, which says what was not recorded.
+		e.Code = codeUnavailable
+		if e.Message == "" {
+			e.Message = "the workflow service is unavailable; try again later"
+		}
+	case policyclient.KindCanceled:
+		// The caller went away; nobody reads this answer, but the access
+		// log shows the request did not complete.
+		e.Code, e.Message = codeUnavailable, "request cancelled"
+	default:
+		e.Code, e.Message = codeInternal, "internal error"
 	}
 	return e
 }

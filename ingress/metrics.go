@@ -3,8 +3,8 @@ package ingress
 import (
 	"context"
 	"errors"
+	"slices"
 
-	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
@@ -38,19 +38,37 @@ const (
 )
 
 // RejectionReasons returns every reason Metrics.EventRejected is called
-// with: the workflow's rejection reasons, duplicate, unavailable and
-// internal. invalid_request covers every event refused before it reached a
-// workflow (unreadable body, failed validation).
+// with: invalid_request (every event refused as unusable, before or by a
+// workflow), each refusal and conflict type of the workflow contract
+// (duplicate among them), unavailable and internal.
 func RejectionReasons() []string {
-	return []string{
-		workflows.ReasonInvalidRequest,
-		workflows.ReasonIllegalTransition,
-		workflows.ReasonInsuranceTypeMismatch,
-		workflows.ReasonPolicyNumberMismatch,
-		workflows.ReasonTimeWentBackwards,
-		workflows.ReasonDuplicate,
-		reasonUnavailable,
-		reasonInternal,
+	reasons := []string{workflows.ReasonInvalidRequest}
+	for _, typ := range workflows.ContractErrorTypes() {
+		if r := metricsReason(policyclient.Classify(contractTypeError(typ))); r == typ && !slices.Contains(reasons, r) {
+			reasons = append(reasons, r)
+		}
+	}
+	return append(reasons, reasonUnavailable, reasonInternal)
+}
+
+// contractTypeError is an error of one contract type, to classify it.
+func contractTypeError(typ string) error { return &policyclient.Rejection{Reason: typ} }
+
+// metricsReason is the one table from an error's kind to its metrics
+// reason. A refusal keeps the contract's type as its reason so that
+// dashboards can tell illegal transitions from mismatches; outages share
+// one reason.
+func metricsReason(c policyclient.Classification) string {
+	switch c.Kind {
+	case policyclient.KindInvalid:
+		return workflows.ReasonInvalidRequest
+	case policyclient.KindRejected, policyclient.KindConflict:
+		return c.Reason
+	case policyclient.KindUnavailable, policyclient.KindTimeout, policyclient.KindCanceled:
+		return reasonUnavailable
+	default:
+		// A report is never not_found: a new biz_id starts a policy.
+		return reasonInternal
 	}
 }
 
@@ -76,23 +94,7 @@ func (s *Server) countReport(ctx context.Context, api string, acc workflows.Acce
 }
 
 // rejectionReason is the metrics reason for a report's error.
-func rejectionReason(err error) string {
-	var (
-		invalid   *insurance.ValidationError
-		argument  *policyclient.ArgumentError
-		rejection *policyclient.Rejection
-	)
-	switch {
-	case errors.As(err, &invalid), errors.As(err, &argument):
-		return workflows.ReasonInvalidRequest
-	case errors.As(err, &rejection):
-		return rejection.Reason
-	case errors.Is(err, policyclient.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return reasonUnavailable
-	default:
-		return reasonInternal
-	}
-}
+func rejectionReason(err error) string { return metricsReason(policyclient.Classify(err)) }
 
 // countRejected counts an event refused before it reached a workflow.
 func (s *Server) countRejected(api, reason string) {

@@ -121,45 +121,49 @@ func (s *Server) serveTOP(w http.ResponseWriter, r *http.Request) {
 		s.answerTOPSuccess(w, &ans, c.Simplify, top.CallbackResponse{CallSuccess: true})
 		return
 	}
-	if resp, ok := topRejection(err); ok {
+	kind := policyclient.Classify(err)
+	if resp, ok := topRejection(err, kind); ok {
 		ans.failCode = resp.FailCode
+		if kind.Kind == policyclient.KindConflict {
+			// Answered as a refusal so the caller does not retry it, but
+			// someone has to look at the store.
+			s.logger.LogAttrs(r.Context(), slog.LevelError, "request failed",
+				slog.String("method", r.Method), slog.String("route", r.Pattern),
+				slog.String("kind", kind.Kind.String()), slog.String("error", err.Error()))
+		}
 		s.answerTOPSuccess(w, &ans, c.Simplify, resp)
 		return
 	}
-	s.answerTOPError(w, &ans, s.topServiceError(r, err))
+	s.answerTOPError(w, &ans, s.topServiceError(r, err, kind))
 }
 
-// topRejection maps the policy client's refusals to call_success=false:
-// the business side heard the event and said no, which TOP expresses in a
-// successful envelope. The fail_code is the reason in upper case
+// topRejection maps the errors whose kind is a refusal (invalid, rejected,
+// conflict) to call_success=false: the business side heard the event and
+// said no, which TOP expresses in a successful envelope, and which a TOP
+// client does not retry. The fail_code is the contract's type in upper case
 // (ILLEGAL_TRANSITION, INSURANCE_TYPE_MISMATCH, TIME_WENT_BACKWARDS,
-// INVALID_REQUEST, ...) and the message is the one the JSON API gives.
-func topRejection(err error) (top.CallbackResponse, bool) {
+// INVALID_REQUEST, STORE_CONFLICT, ...) and the message is the one the JSON
+// API gives.
+func topRejection(err error, c policyclient.Classification) (top.CallbackResponse, bool) {
+	switch c.Kind {
+	case policyclient.KindInvalid, policyclient.KindRejected, policyclient.KindConflict:
+	default:
+		return top.CallbackResponse{}, false
+	}
+	resp := top.CallbackResponse{CallSuccess: false, FailCode: strings.ToUpper(c.Reason), FailMessage: c.Message}
 	var (
 		rejection *policyclient.Rejection
 		invalid   *insurance.ValidationError
-		argument  *policyclient.ArgumentError
 	)
-	resp := top.CallbackResponse{CallSuccess: false}
 	switch {
-	case errors.As(err, &rejection):
-		resp.FailCode = strings.ToUpper(rejection.Reason)
-		resp.FailMessage = rejection.Message
-		if d := rejection.Details; rejection.Reason == workflows.ReasonIllegalTransition && d != nil {
-			if len(d.AllowedStages) == 0 {
-				resp.FailMessage += "; no stage is allowed in state " + string(d.State)
-			} else {
-				resp.FailMessage += "; allowed stages: " + strings.Join(d.AllowedStages, ", ")
-			}
-		}
 	case errors.As(err, &invalid):
-		resp.FailCode = strings.ToUpper(workflows.ReasonInvalidRequest)
 		resp.FailMessage = "the insurance result is invalid: " + top.ProblemsText(err)
-	case errors.As(err, &argument):
-		resp.FailCode = strings.ToUpper(workflows.ReasonInvalidRequest)
-		resp.FailMessage = argument.Error()
-	default:
-		return top.CallbackResponse{}, false
+	case errors.As(err, &rejection) && rejection.Reason == workflows.ReasonIllegalTransition && rejection.Details != nil:
+		if d := rejection.Details; len(d.AllowedStages) == 0 {
+			resp.FailMessage += "; no stage is allowed in state " + string(d.State)
+		} else {
+			resp.FailMessage += "; allowed stages: " + strings.Join(d.AllowedStages, ", ")
+		}
 	}
 	return resp, true
 }
@@ -167,17 +171,20 @@ func topRejection(err error) (top.CallbackResponse, bool) {
 // topServiceError is the error_response for a failure on this side: code 15
 // with an isp.* sub_code, which tells every TOP client to retry the same
 // request later. As with the JSON API, the cause is logged, not answered.
-func (s *Server) topServiceError(r *http.Request, err error) top.ErrorResponse {
-	callerLeft := errors.Is(err, context.Canceled) && r.Context().Err() != nil
+// Its kind picks the sub_code: the one table from kind to TOP answer,
+// beside topRejection's.
+func (s *Server) topServiceError(r *http.Request, err error, c policyclient.Classification) top.ErrorResponse {
+	callerLeft := c.Kind == policyclient.KindCanceled && r.Context().Err() != nil
 	if !callerLeft {
 		s.logger.LogAttrs(r.Context(), slog.LevelError, "request failed",
-			slog.String("method", r.Method), slog.String("route", r.Pattern), slog.String("error", err.Error()))
+			slog.String("method", r.Method), slog.String("route", r.Pattern),
+			slog.String("kind", c.Kind.String()), slog.String("error", err.Error()))
 	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	switch c.Kind {
+	case policyclient.KindTimeout:
 		return *topError(top.CodeRemoteServiceError, subCodeServiceTimeout,
 			"the workflow service did not answer in time; send the same request again later")
-	case errors.Is(err, policyclient.ErrUnavailable), errors.Is(err, context.Canceled):
+	case policyclient.KindUnavailable, policyclient.KindCanceled:
 		return *topError(top.CodeRemoteServiceError, subCodeServiceUnavailable,
 			"the workflow service is unavailable; send the same request again later")
 	default:

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/store"
 )
@@ -92,33 +90,44 @@ type shownError struct{ Err error }
 func (e *shownError) Error() string { return e.Err.Error() }
 func (e *shownError) Unwrap() error { return e.Err }
 
-// exitCodeOf maps an error to the exit code its kind calls for. Order
-// matters: a rejection or validation error wrapped by something more
-// generic still gets its own code.
+// exitCodeOf maps an error to the exit code its kind calls for. The CLI's
+// own errors (command line, database URL, a backend it could not dial)
+// come first; everything the policy client returns is classified by
+// policyclient.Classify and mapped by exitCodeOfKind.
 func exitCodeOf(err error) exitCode {
 	var (
-		usage      *usageError
-		validation *insurance.ValidationError
-		argument   *policyclient.ArgumentError
-		badURL     *store.URLError
-		badScheme  *store.UnsupportedSchemeError
-		rejection  *policyclient.Rejection
-		unreach    *unavailableError
-		openErr    *store.OpenError
+		usage     *usageError
+		badURL    *store.URLError
+		badScheme *store.UnsupportedSchemeError
+		unreach   *unavailableError
+		openErr   *store.OpenError
 	)
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &usage), errors.As(err, &validation), errors.As(err, &argument),
-		errors.As(err, &badURL), errors.As(err, &badScheme):
+	case errors.As(err, &usage), errors.As(err, &badURL), errors.As(err, &badScheme):
 		return exitBadInput
-	case errors.As(err, &rejection):
+	case errors.As(err, &unreach), errors.As(err, &openErr):
+		return exitUnavailable
+	}
+	return exitCodeOfKind(policyclient.Kind(err))
+}
+
+// exitCodeOfKind is the one table from an error's kind to the exit code.
+func exitCodeOfKind(k policyclient.ErrorKind) exitCode {
+	switch k {
+	case policyclient.KindInvalid:
+		return exitBadInput
+	case policyclient.KindRejected,
+		// store_conflict: the action cannot be applied to the policy as
+		// recorded, and running it again will not change that.
+		policyclient.KindConflict:
 		return exitRejected
-	case errors.Is(err, policyclient.ErrNotFound), errors.Is(err, store.ErrNotFound):
+	case policyclient.KindNotFound:
 		return exitNotFound
-	case errors.As(err, &unreach), errors.As(err, &openErr), errors.Is(err, policyclient.ErrUnavailable),
+	case policyclient.KindUnavailable,
 		// A call that ran out of --timeout was waiting on a backend.
-		errors.Is(err, context.DeadlineExceeded):
+		policyclient.KindTimeout:
 		return exitUnavailable
 	default:
 		return exitInternal

@@ -338,6 +338,12 @@ func newErrorBody(err error, code exitCode) errorBody {
 	if errors.As(err, &validation) {
 		body.Problems = validation.Problems
 	}
+	if c := policyclient.Classify(err); body.Reason == "" && c.Reason != "" && c.Kind != policyclient.KindInvalid {
+		// A contract error the client passes on as is (store_unavailable,
+		// store_conflict): scripts branch on its type, and its message is
+		// the workflow's, without the call chain.
+		body.Reason, body.Message = c.Reason, c.Message
+	}
 	return body
 }
 
