@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -36,6 +37,12 @@ type Client struct {
 	Audit     AuditTrail
 	TaskQueue string // workflows.DefaultTaskQueue when empty
 	Settings  workflows.Settings
+
+	// Now is the clock an event's time_of_occurrence is checked against
+	// (time.Now when nil), and MaxFutureSkew how far ahead of it an event
+	// may be (DefaultMaxFutureSkew when zero). See checkClock.
+	Now           func() time.Time
+	MaxFutureSkew time.Duration
 }
 
 // Report delivers one insurance result to its policy's workflow and returns
@@ -66,6 +73,9 @@ type Client struct {
 // read, and the start is repeated with a load.
 func (c *Client) Report(ctx context.Context, r insurance.Result) (workflows.Acceptance, error) {
 	if err := r.Validate(); err != nil {
+		return workflows.Acceptance{}, err
+	}
+	if err := c.checkClock(r); err != nil {
 		return workflows.Acceptance{}, err
 	}
 	r = r.WithRequestID()

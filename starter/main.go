@@ -114,6 +114,8 @@ func (b *liveBackends) Policies(ctx context.Context, cfg config) (policyOps, err
 		Snapshots: lazySnapshots{backends: b, databaseURL: cfg.DatabaseURL, timeout: cfg.Timeout},
 		TaskQueue: cfg.TaskQueue,
 		Settings:  cfg.Settings,
+		// Now is left to the client (time.Now): this host's clock.
+		MaxFutureSkew: cfg.MaxFutureSkew,
 	}
 	return b.policies, nil
 }

@@ -83,6 +83,9 @@ type config struct {
 	// IDLE_TIMEOUT, …), so a run started here behaves like one the
 	// ingress starts.
 	Settings workflows.Settings
+	// MaxFutureSkew is MAX_FUTURE_SKEW, read as the worker reads it, so
+	// the CLI refuses the events the ingress refuses.
+	MaxFutureSkew time.Duration
 }
 
 const (
@@ -137,7 +140,9 @@ func newRootCmd(a *app) *cobra.Command {
 			"and simulates traffic.\n\n" +
 			"Policy runs it starts take their settings from the same environment variables\n" +
 			"as the worker's: RETRY_INITIAL_INTERVAL, RETRY_BACKOFF, RETRY_MAX_INTERVAL,\n" +
-			"RETRY_BUDGET, IDLE_TIMEOUT, EMPTY_RUN_GRACE and CONTINUE_AS_NEW_AFTER.\n\n" +
+			"RETRY_BUDGET, IDLE_TIMEOUT, EMPTY_RUN_GRACE and CONTINUE_AS_NEW_AFTER.\n" +
+			"Events dated more than MAX_FUTURE_SKEW (default 10m) ahead of this host's\n" +
+			"clock are refused, as the ingress refuses them.\n\n" +
 			exitCodeHelp(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -235,6 +240,11 @@ func (a *app) validateConfig(cmd *cobra.Command) error {
 		problems = append(problems, err.Error())
 	}
 	a.cfg.Settings = settings
+	skew, err := policyclient.MaxFutureSkewFromEnv(a.getenv)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	a.cfg.MaxFutureSkew = skew
 	if len(problems) > 0 {
 		return &usageError{Command: cmd.CommandPath(), Err: errors.New(strings.Join(problems, "; "))}
 	}

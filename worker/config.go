@@ -17,6 +17,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/auth"
 	"github.com/insuranceflow/insuranceflow/codec"
 	"github.com/insuranceflow/insuranceflow/metrics"
+	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/secretfile"
 	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/temporalconn"
@@ -59,6 +60,9 @@ type config struct {
 	// Warnings are problems worth a log line that do not stop the start,
 	// e.g. a secret file others can read.
 	Warnings []string
+	// MaxFutureSkew is how far ahead of this host's clock an event's
+	// time_of_occurrence may be before the ingress refuses it.
+	MaxFutureSkew time.Duration
 
 	IngressEnabled bool
 	WorkerEnabled  bool
@@ -141,6 +145,7 @@ func options() []option {
 		{flag: "http-addr", env: "HTTP_ADDR", def: "127.0.0.1:8080", help: "ingress listen address (port 0 picks a free one)"},
 		{env: "INGRESS_TOKENS", secret: true},
 		{flag: "ingress-clients-file", env: "INGRESS_CLIENTS_FILE", help: "callers of the ingress, one name:scopes:token per line (scopes: report, read, operate; token may be sha256:<hex>)"},
+		{flag: "max-future-skew", env: policyclient.EnvMaxFutureSkew, help: "how far ahead of this host's clock an event's time_of_occurrence may be (default 10m)"},
 		{flag: "ingress-top-app-key", env: "INGRESS_TOP_APP_KEY", help: "app_key that callers of the TOP-compatible POST /router/rest sign with, with INGRESS_TOP_APP_SECRET (unset: the endpoint is off)"},
 		{env: "INGRESS_TOP_APP_SECRET", secret: true},
 		{flag: "ingress-top-app-secret-file", env: "INGRESS_TOP_APP_SECRET_FILE", help: "file holding the /router/rest app secret (or set INGRESS_TOP_APP_SECRET)"},
@@ -462,6 +467,13 @@ func (v values) ingressSettings(c *config) error {
 	if len(c.IngressTokens) == 0 && (c.IngressClients == nil || c.IngressClients.Len() == 0) {
 		errs = append(errs, &ConfigError{Name: "INGRESS_CLIENTS_FILE", Problem: "at least one caller is required to serve the ingress: list callers in INGRESS_CLIENTS_FILE (or, for development, tokens in INGRESS_TOKENS), or pass --no-ingress"})
 	}
+	// The same parser as the starter's, so both refuse the same events.
+	skew, err := policyclient.MaxFutureSkewFromEnv(v.get)
+	var argErr *policyclient.ArgumentError
+	if errors.As(err, &argErr) {
+		errs = append(errs, v.bad(policyclient.EnvMaxFutureSkew, "%s", argErr.Message))
+	}
+	c.MaxFutureSkew = skew
 	return errors.Join(errs...)
 }
 

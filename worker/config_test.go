@@ -81,6 +81,7 @@ func TestConfigDefaults(t *testing.T) {
 		TOPSignMethod:     top.SignHMACSHA256,
 		HTTPAddr:          "127.0.0.1:8080",
 		IngressTokens:     []top.Secret{ingressToken},
+		MaxFutureSkew:     10 * time.Minute,
 		IngressEnabled:    true,
 		WorkerEnabled:     true,
 		WorkflowCacheSize: 2000,
@@ -289,6 +290,9 @@ func TestConfigBadValues(t *testing.T) {
 		{"bad boolean", nil, with(minimal(), "WORKER_ENABLED", "maybe"), "WORKER_ENABLED", "is not a boolean"},
 		{"bad log level", nil, with(minimal(), "LOG_LEVEL", "loud"), "LOG_LEVEL", "is not a level"},
 		{"bad log format", nil, with(minimal(), "LOG_FORMAT", "xml"), "LOG_FORMAT", "is not text or json"},
+		{"bad future skew", nil, with(minimal(), "MAX_FUTURE_SKEW", "soon"), "MAX_FUTURE_SKEW", `"soon" is not a positive duration`},
+		{"zero future skew", nil, with(minimal(), "MAX_FUTURE_SKEW", "0s"), "MAX_FUTURE_SKEW", "is not a positive duration"},
+		{"bad future skew by flag", []string{"--max-future-skew", "-1m"}, minimal(), "--max-future-skew", "is not a positive duration"},
 		{"no app key", nil, with(minimal(), "TOP_APP_KEY", ""), "TOP_APP_KEY", "is required"},
 		{"no app secret", nil, with(minimal(), "TOP_APP_SECRET", ""), "TOP_APP_SECRET", "is required"},
 		{"no tokens", nil, with(minimal(), "INGRESS_TOKENS", " , "), "INGRESS_CLIENTS_FILE", "at least one caller is required"},
@@ -733,4 +737,27 @@ func TestDatabaseURLPasswordNeverOnTheCommandLine(t *testing.T) {
 		_, err := parse(t, nil, with(minimal(), "DATABASE_URL_FILE", filepath.Join(dir, "absent")))
 		wantConfigError(t, err, "DATABASE_URL_FILE", "cannot read the secret")
 	})
+}
+
+func TestConfigMaxFutureSkew(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want time.Duration
+	}{
+		{"default", nil, minimal(), 10 * time.Minute},
+		{"environment", nil, with(minimal(), "MAX_FUTURE_SKEW", "30m"), 30 * time.Minute},
+		{"flag wins", []string{"--max-future-skew", "2m"}, with(minimal(), "MAX_FUTURE_SKEW", "30m"), 2 * time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parse(t, tt.args, tt.env)
+			if err != nil {
+				t.Fatalf("parseConfig: %v", err)
+			}
+			if cfg.MaxFutureSkew != tt.want {
+				t.Fatalf("MaxFutureSkew=%s, want %s", cfg.MaxFutureSkew, tt.want)
+			}
+		})
+	}
 }

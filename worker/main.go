@@ -274,6 +274,10 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 			Audit:     st,
 			TaskQueue: cfg.TaskQueue,
 			Settings:  cfg.Settings,
+			// This host's clock: the ingress refuses events dated ahead
+			// of it (see policyclient.Client.Now).
+			Now:           time.Now,
+			MaxFutureSkew: cfg.MaxFutureSkew,
 		},
 		Clients: cfg.IngressClients,
 		Tokens:  cfg.tokens(),
