@@ -609,10 +609,14 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// LogValue is the configuration as logged at start: secrets are reduced to
-// whether they are set, and URLs lose any password.
+// LogValue is the configuration as logged at start: the values the
+// process runs with, defaults applied (a zero duration in the config means
+// "the default", which is not what an operator reading the log needs to
+// know); secrets reduced to whether they are set; URLs without passwords.
 func (c config) LogValue() slog.Value {
-	return slog.GroupValue(
+	// The same WithDefaults every run applies to the settings it is given.
+	settings := c.Settings.WithDefaults()
+	attrs := []slog.Attr{
 		slog.Any("temporal", c.Temporal),
 		slog.String("task_queue", c.TaskQueue),
 		slog.String("database_url", store.RedactURL(c.DatabaseURL)),
@@ -624,17 +628,30 @@ func (c config) LogValue() slog.Value {
 		slog.String("top_sign_method", string(c.TOPSignMethod)),
 		slog.Bool("top_session_set", !c.TOPSession.IsZero()),
 		slog.Float64("top_qps", c.TOPQPS),
+		slog.Duration("top_call_timeout", orDefault(c.TOPCallTimeout, top.DefaultCallTimeout)),
+		slog.Duration("top_connect_timeout", orDefault(c.TOPConnectTimeout, top.DefaultConnectTimeout)),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.Int("ingress_tokens", len(c.IngressTokens)),
 		slog.Any("ingress_clients", c.clientNames()),
 		slog.String("ingress_top_app_key", c.IngressTOPAppKey),
 		slog.Bool("ingress_top_app_secret_set", !c.IngressTOPAppSecret.IsZero()),
 		slog.String("metrics_addr", c.MetricsAddr),
-		slog.Duration("metrics_parked_interval", c.MetricsParkedInterval),
-		slog.Duration("retry_initial_interval", c.Settings.RetryInitialInterval),
-		slog.Duration("retry_max_interval", c.Settings.RetryMaxInterval),
-		slog.Duration("retry_budget", c.Settings.RetryBudget),
-		slog.Duration("idle_timeout", c.Settings.IdleTimeout),
+	}
+	// Settings of a part that is off are not shown: they have no value.
+	if c.IngressEnabled {
+		attrs = append(attrs, slog.Duration("max_future_skew", c.MaxFutureSkew))
+	}
+	if c.MetricsAddr != "" {
+		attrs = append(attrs, slog.Duration("metrics_parked_interval", c.MetricsParkedInterval))
+	}
+	attrs = append(attrs,
+		slog.Duration("retry_initial_interval", settings.RetryInitialInterval),
+		slog.Float64("retry_backoff", settings.RetryBackoff),
+		slog.Duration("retry_max_interval", settings.RetryMaxInterval),
+		slog.Duration("retry_budget", settings.RetryBudget),
+		slog.Duration("idle_timeout", settings.IdleTimeout),
+		slog.Duration("empty_run_grace", settings.EmptyRunGrace),
+		slog.Int("continue_as_new_after", settings.ContinueAsNewAfter),
 		slog.Int("workflow_cache_size", c.WorkflowCacheSize),
 		slog.Duration("worker_stop_timeout", c.WorkerStopTimeout),
 		slog.String("log_level", c.LogLevel.String()),
@@ -645,6 +662,15 @@ func (c config) LogValue() slog.Value {
 		slog.String("codec_addr", c.codecWhere()),
 		slog.Bool("payload_require_encryption", c.RequireEncryption),
 	)
+	return slog.GroupValue(attrs...)
+}
+
+// orDefault is d, or def when d is zero (unset).
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }
 
 // redactURL drops the password from the TOP gateway's URL for logging; a
