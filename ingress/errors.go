@@ -72,7 +72,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	c := policyclient.Classify(err)
 	e := apiErrorFor(err, c)
 	callerLeft := c.Kind == policyclient.KindCanceled && r.Context().Err() != nil
-	if logged(c.Kind) && !callerLeft {
+	// While the gate holds calls back, the gate logged the outage once;
+	// a line per refused request would bury everything else.
+	knownDown := errors.Is(err, policyclient.ErrTemporalDown)
+	if logged(c.Kind) && !callerLeft && !knownDown {
 		s.logger.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("route", r.Pattern), slog.Int("status", e.status),
 			slog.String("kind", c.Kind.String()), slog.String("error", err.Error()))

@@ -42,12 +42,14 @@ type Policies interface {
 
 var _ Policies = (*policyclient.Client)(nil)
 
-// DefaultCallTimeout bounds one call into the policy client: reporting an
-// event waits for the workflow to accept it, which takes milliseconds when
-// Temporal and a worker are up and forever when they are not. It is below
-// the 30 s that HTTP clients commonly wait, so a caller gets a 503 it can
-// act on rather than its own timeout.
-const DefaultCallTimeout = 20 * time.Second
+// DefaultCallTimeout bounds one call into the policy client
+// (TEMPORAL_CALL_TIMEOUT): reporting an event waits for the workflow to
+// accept it, which takes milliseconds when Temporal and a worker are up and
+// forever when they are not. It is well below the 30 s that HTTP clients
+// commonly wait, so a caller gets a 503 it can act on rather than its own
+// timeout; with a Gate, a caller gets it at once while Temporal is known to
+// be down.
+const DefaultCallTimeout = 5 * time.Second
 
 // readyTimeout bounds a readiness check, so a probe gets an answer before
 // its own timeout.
@@ -83,6 +85,9 @@ type Config struct {
 	// Metrics receives the outcome of every reported event; nil records
 	// nothing.
 	Metrics Metrics
+	// Gate, when set, answers every call 503 unavailable at once while it
+	// knows the workflow service is down, and is told each call's outcome.
+	Gate Gate
 }
 
 // ConfigError is returned by New when the configuration is unusable.
@@ -125,8 +130,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	policies := cfg.Policies
+	if cfg.Gate != nil {
+		policies = gatedPolicies{next: policies, gate: cfg.Gate}
+	}
 	s := &Server{
-		policies:    cfg.Policies,
+		policies:    policies,
 		callers:     newCallers(cfg.Clients, cfg.Tokens),
 		ready:       cfg.Ready,
 		logger:      cfg.Logger,

@@ -175,7 +175,7 @@ func topRejection(err error, c policyclient.Classification) (top.CallbackRespons
 // beside topRejection's.
 func (s *Server) topServiceError(r *http.Request, err error, c policyclient.Classification) top.ErrorResponse {
 	callerLeft := c.Kind == policyclient.KindCanceled && r.Context().Err() != nil
-	if !callerLeft {
+	if !callerLeft && !errors.Is(err, policyclient.ErrTemporalDown) {
 		s.logger.LogAttrs(r.Context(), slog.LevelError, "request failed",
 			slog.String("method", r.Method), slog.String("route", r.Pattern),
 			slog.String("kind", c.Kind.String()), slog.String("error", err.Error()))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/auth"
 	"github.com/insuranceflow/insuranceflow/codec"
+	"github.com/insuranceflow/insuranceflow/ingress"
 	"github.com/insuranceflow/insuranceflow/metrics"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/secretfile"
@@ -60,6 +61,8 @@ type config struct {
 	// Warnings are problems worth a log line that do not stop the start,
 	// e.g. a secret file others can read.
 	Warnings []string
+	// TemporalCallTimeout bounds each call the ingress makes to Temporal.
+	TemporalCallTimeout time.Duration
 	// MaxFutureSkew is how far ahead of this host's clock an event's
 	// time_of_occurrence may be before the ingress refuses it.
 	MaxFutureSkew time.Duration
@@ -145,6 +148,7 @@ func options() []option {
 		{flag: "http-addr", env: "HTTP_ADDR", def: "127.0.0.1:8080", help: "ingress listen address (port 0 picks a free one)"},
 		{env: "INGRESS_TOKENS", secret: true},
 		{flag: "ingress-clients-file", env: "INGRESS_CLIENTS_FILE", help: "callers of the ingress, one name:scopes:token per line (scopes: report, read, operate; token may be sha256:<hex>)"},
+		{flag: "temporal-call-timeout", env: "TEMPORAL_CALL_TIMEOUT", def: ingress.DefaultCallTimeout.String(), help: "bound on each call the ingress makes to Temporal; past it the caller gets 503"},
 		{flag: "max-future-skew", env: policyclient.EnvMaxFutureSkew, help: "how far ahead of this host's clock an event's time_of_occurrence may be (default 10m)"},
 		{flag: "ingress-top-app-key", env: "INGRESS_TOP_APP_KEY", help: "app_key that callers of the TOP-compatible POST /router/rest sign with, with INGRESS_TOP_APP_SECRET (unset: the endpoint is off)"},
 		{env: "INGRESS_TOP_APP_SECRET", secret: true},
@@ -467,6 +471,11 @@ func (v values) ingressSettings(c *config) error {
 	if len(c.IngressTokens) == 0 && (c.IngressClients == nil || c.IngressClients.Len() == 0) {
 		errs = append(errs, &ConfigError{Name: "INGRESS_CLIENTS_FILE", Problem: "at least one caller is required to serve the ingress: list callers in INGRESS_CLIENTS_FILE (or, for development, tokens in INGRESS_TOKENS), or pass --no-ingress"})
 	}
+	if d, err := time.ParseDuration(v.get("TEMPORAL_CALL_TIMEOUT")); err != nil || d <= 0 {
+		errs = append(errs, v.bad("TEMPORAL_CALL_TIMEOUT", "%q is not a positive duration (e.g. 5s)", v.get("TEMPORAL_CALL_TIMEOUT")))
+	} else {
+		c.TemporalCallTimeout = d
+	}
 	// The same parser as the starter's, so both refuse the same events.
 	skew, err := policyclient.MaxFutureSkewFromEnv(v.get)
 	var argErr *policyclient.ArgumentError
@@ -639,7 +648,8 @@ func (c config) LogValue() slog.Value {
 	}
 	// Settings of a part that is off are not shown: they have no value.
 	if c.IngressEnabled {
-		attrs = append(attrs, slog.Duration("max_future_skew", c.MaxFutureSkew))
+		attrs = append(attrs, slog.Duration("temporal_call_timeout", c.TemporalCallTimeout),
+			slog.Duration("max_future_skew", c.MaxFutureSkew))
 	}
 	if c.MetricsAddr != "" {
 		attrs = append(attrs, slog.Duration("metrics_parked_interval", c.MetricsParkedInterval))

@@ -69,24 +69,25 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	cfg.Temporal = temporalconn.Conn{}
 	want := config{
-		WorkerStopTimeout: 40 * time.Second,
-		Warnings:          []string{},
-		TemporalAddress:   "127.0.0.1:7233",
-		TemporalNamespace: "default",
-		TaskQueue:         workflows.DefaultTaskQueue,
-		DatabaseURL:       "sqlite://.data/insuranceflow.db",
-		TOPGatewayURL:     "http://127.0.0.1:8788/router/rest",
-		TOPAppKey:         "12345678",
-		TOPAppSecret:      top.Secret(appSecret),
-		TOPSignMethod:     top.SignHMACSHA256,
-		HTTPAddr:          "127.0.0.1:8080",
-		IngressTokens:     []top.Secret{ingressToken},
-		MaxFutureSkew:     10 * time.Minute,
-		IngressEnabled:    true,
-		WorkerEnabled:     true,
-		WorkflowCacheSize: 2000,
-		LogLevel:          slog.LevelInfo,
-		LogFormat:         "text",
+		WorkerStopTimeout:   40 * time.Second,
+		Warnings:            []string{},
+		TemporalAddress:     "127.0.0.1:7233",
+		TemporalNamespace:   "default",
+		TaskQueue:           workflows.DefaultTaskQueue,
+		DatabaseURL:         "sqlite://.data/insuranceflow.db",
+		TOPGatewayURL:       "http://127.0.0.1:8788/router/rest",
+		TOPAppKey:           "12345678",
+		TOPAppSecret:        top.Secret(appSecret),
+		TOPSignMethod:       top.SignHMACSHA256,
+		HTTPAddr:            "127.0.0.1:8080",
+		IngressTokens:       []top.Secret{ingressToken},
+		MaxFutureSkew:       10 * time.Minute,
+		TemporalCallTimeout: 5 * time.Second,
+		IngressEnabled:      true,
+		WorkerEnabled:       true,
+		WorkflowCacheSize:   2000,
+		LogLevel:            slog.LevelInfo,
+		LogFormat:           "text",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("config=%+v\nwant   %+v", cfg, want)
@@ -290,6 +291,7 @@ func TestConfigBadValues(t *testing.T) {
 		{"bad boolean", nil, with(minimal(), "WORKER_ENABLED", "maybe"), "WORKER_ENABLED", "is not a boolean"},
 		{"bad log level", nil, with(minimal(), "LOG_LEVEL", "loud"), "LOG_LEVEL", "is not a level"},
 		{"bad log format", nil, with(minimal(), "LOG_FORMAT", "xml"), "LOG_FORMAT", "is not text or json"},
+		{"bad temporal call timeout", nil, with(minimal(), "TEMPORAL_CALL_TIMEOUT", "20"), "TEMPORAL_CALL_TIMEOUT", `"20" is not a positive duration`},
 		{"bad future skew", nil, with(minimal(), "MAX_FUTURE_SKEW", "soon"), "MAX_FUTURE_SKEW", `"soon" is not a positive duration`},
 		{"zero future skew", nil, with(minimal(), "MAX_FUTURE_SKEW", "0s"), "MAX_FUTURE_SKEW", "is not a positive duration"},
 		{"bad future skew by flag", []string{"--max-future-skew", "-1m"}, minimal(), "--max-future-skew", "is not a positive duration"},
@@ -757,6 +759,29 @@ func TestConfigMaxFutureSkew(t *testing.T) {
 			}
 			if cfg.MaxFutureSkew != tt.want {
 				t.Fatalf("MaxFutureSkew=%s, want %s", cfg.MaxFutureSkew, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigTemporalCallTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want time.Duration
+	}{
+		{"default", nil, minimal(), 5 * time.Second},
+		{"environment", nil, with(minimal(), "TEMPORAL_CALL_TIMEOUT", "3s"), 3 * time.Second},
+		{"flag wins", []string{"--temporal-call-timeout", "8s"}, with(minimal(), "TEMPORAL_CALL_TIMEOUT", "3s"), 8 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parse(t, tt.args, tt.env)
+			if err != nil {
+				t.Fatalf("parseConfig: %v", err)
+			}
+			if cfg.TemporalCallTimeout != tt.want {
+				t.Fatalf("TemporalCallTimeout=%s, want %s", cfg.TemporalCallTimeout, tt.want)
 			}
 		})
 	}

@@ -149,7 +149,20 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		g.Go(func() error { return runWorker(gctx, w, fatal, logger) })
 	}
 	if cfg.IngressEnabled {
-		srv, ln, err := newIngress(tc, st, cfg, logger, obs)
+		// While Temporal is down the ingress answers 503 at once instead
+		// of letting every request wait out its timeout.
+		health, err := policyclient.NewHealth(policyclient.HealthConfig{
+			Check: func(ctx context.Context) error {
+				_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
+				return err
+			},
+			Logger: logger.With("component", "temporal-health"),
+		})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return health.Run(gctx) })
+		srv, ln, err := newIngress(tc, st, cfg, logger, obs, health)
 		if err != nil {
 			return err
 		}
@@ -266,7 +279,7 @@ func runWorker(ctx context.Context, w worker.Worker, fatal <-chan error, logger 
 
 // newIngress builds the HTTP server and binds its listener, so the caller
 // can log the real address before serving.
-func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logger, obs *observability) (*http.Server, net.Listener, error) {
+func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logger, obs *observability, gate ingress.Gate) (*http.Server, net.Listener, error) {
 	api, err := ingress.New(ingress.Config{
 		Policies: &policyclient.Client{
 			Temporal:  tc,
@@ -279,10 +292,12 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 			Now:           time.Now,
 			MaxFutureSkew: cfg.MaxFutureSkew,
 		},
-		Clients: cfg.IngressClients,
-		Tokens:  cfg.tokens(),
-		Ready:   readiness(tc, st),
-		Logger:  logger.With("component", "ingress"),
+		Clients:     cfg.IngressClients,
+		Tokens:      cfg.tokens(),
+		Ready:       readiness(tc, st),
+		CallTimeout: cfg.TemporalCallTimeout,
+		Gate:        gate,
+		Logger:      logger.With("component", "ingress"),
 
 		TOPAppKey:    cfg.IngressTOPAppKey,
 		TOPAppSecret: cfg.IngressTOPAppSecret,
@@ -295,7 +310,14 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 	if err != nil {
 		return nil, nil, err
 	}
-	return newHTTPServer(handler, cfg.HTTPAddr, logger)
+	srv, ln, err := newHTTPServer(handler, cfg.HTTPAddr, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Longer than this ingress's own bound on a Temporal call, whatever
+	// TEMPORAL_CALL_TIMEOUT says, so a slow report still gets its 503.
+	srv.WriteTimeout = cfg.TemporalCallTimeout + 10*time.Second
+	return srv, ln, nil
 }
 
 // newHTTPServer binds addr and builds the server for handler.

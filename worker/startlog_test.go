@@ -35,6 +35,7 @@ func TestStartLogShowsEffectiveSettings(t *testing.T) {
 			"config.top_call_timeout=30s",
 			"config.top_connect_timeout=15s",
 			"config.max_future_skew=10m0s",
+			"config.temporal_call_timeout=5s",
 		} {
 			if !strings.Contains(line, want+" ") && !strings.HasSuffix(strings.TrimSpace(line), want) {
 				t.Errorf("start log lacks %s:\n%s", want, line)
