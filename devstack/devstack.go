@@ -166,6 +166,18 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	// The processes run in the stack's directory, where a relative path
+	// would mean something else than it does to the caller.
+	for _, p := range []*string{&o.Dir, &o.TemporalBin, &o.BinDir, &o.ModuleRoot} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return nil, &OptionsError{Field: "paths", Problem: fmt.Sprintf("%s: %v", *p, err)}
+		}
+		*p = abs
+	}
 	s := &Stack{
 		opts:      o,
 		Token:     firstNonEmpty(o.Token, DefaultToken),
@@ -250,7 +262,7 @@ func (s *Stack) start(ctx context.Context) error {
 	args := append([]string{"-addr", topsimAddr, "-seed", fmt.Sprint(o.TopsimSeed),
 		"-receipts", s.ReceiptsPath()}, o.TopsimArgs...)
 	fmt.Fprintf(s.opts.Log, "devstack: starting topsim on %s\n", s.TopsimURL)
-	p, err := s.spawn(ProcTopsim, []string{"TOP_APP_KEY=" + s.appKey, "TOP_APP_SECRET=" + s.appSecret},
+	p, err := s.spawn(ProcTopsim, s.topsimEnv(),
 		filepath.Join(s.binDir, "topsim"), args...)
 	if err != nil {
 		return err
@@ -307,6 +319,9 @@ func (s *Stack) workerEnv() []string {
 // on ingressAddr.
 func (s *Stack) baseWorkerEnv(ingressAddr string) []string {
 	return append(s.TemporalEnv(), []string{
+		// Explicit even where the worker's default would do, so no
+		// default that reads a file can pick up one from a `make dev`.
+		"PAYLOAD_KEYS_FILE=",
 		"DATABASE_URL=" + s.DatabaseURL,
 		"TOP_GATEWAY_URL=" + s.TopsimURL + "/router/rest",
 		"TOP_APP_KEY=" + s.appKey,
@@ -385,8 +400,7 @@ func (s *Stack) StartExtraWorker(ctx context.Context, name string, env []string)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	full := append(s.baseWorkerEnv(addr), s.opts.WorkerEnv...)
-	// The environment wins over os.Environ, so an inherited METRICS_ADDR
-	// cannot make the extra worker fight the main one for its port.
+	// Never the main worker's metrics port, which it would fight for.
 	full = append(append(full, "METRICS_ADDR="), env...)
 	fmt.Fprintf(s.opts.Log, "devstack: starting extra worker %s, ingress on %s\n", name, addr)
 	p, err := s.spawn(name, full, filepath.Join(s.binDir, "worker"))
@@ -541,11 +555,45 @@ func (s *Stack) Stop() error {
 func (s *Stack) BinPath(name string) string { return filepath.Join(s.binDir, name) }
 
 // Starter returns the starter CLI configured for this stack's Temporal
-// server and database, ready to Run or Output.
+// server and database, ready to Run or Output. Like every process of the
+// stack it gets an explicit environment (see starterEnv) and runs in the
+// stack's directory; a caller may append to cmd.Env, which wins.
 func (s *Stack) Starter(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, s.BinPath("starter"), args...)
-	cmd.Env = append(append(inheritedEnv(), s.TemporalEnv()...), "DATABASE_URL="+s.DatabaseURL)
+	cmd.Env = append(inheritedEnv(os.Environ()), s.starterEnv()...)
+	cmd.Dir = s.Dir
 	return cmd
+}
+
+// starterEnv is the starter's configuration: the stack's server and
+// database, and the main worker's payload keys — explicitly none when the
+// worker has none. Left unset, the starter would encrypt with
+// .data/payload-keys whenever a `make dev` had left one, and the worker
+// could not read what it sent.
+func (s *Stack) starterEnv() []string {
+	keys, _ := lastValue(s.workerEnv(), "PAYLOAD_KEYS_FILE")
+	env := append(s.TemporalEnv(), "DATABASE_URL="+s.DatabaseURL, "PAYLOAD_KEYS_FILE="+keys)
+	if q, ok := lastValue(s.workerEnv(), "TASK_QUEUE"); ok {
+		env = append(env, "TASK_QUEUE="+q)
+	}
+	return env
+}
+
+// ownNames are the variables the stack itself sets for one of its
+// processes (the worker's include Options.WorkerEnv).
+func (s *Stack) ownNames(name string) []string {
+	switch name {
+	case ProcWorker:
+		return envNames(s.workerEnv())
+	case ProcTopsim:
+		return envNames(s.topsimEnv())
+	}
+	return nil
+}
+
+// topsimEnv is topsim's configuration beside its flags: the credentials.
+func (s *Stack) topsimEnv() []string {
+	return []string{"TOP_APP_KEY=" + s.appKey, "TOP_APP_SECRET=" + s.appSecret}
 }
 
 // ReceiptsPath is topsim's receipt log: one JSON Receipt per line, appended
@@ -584,7 +632,11 @@ func (s *Stack) spawn(name string, env []string, bin string, args ...string) (*p
 	defer logf.Close()
 	fmt.Fprintf(logf, "=== devstack: %s starting at %s ===\n", name, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	// An explicit environment and the stack's own directory: nothing the
+	// caller exports and no file in the caller's directory (a .data/ left
+	// by `make dev`) changes what the process does.
+	cmd.Env = append(inheritedEnv(os.Environ()), env...)
+	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -599,19 +651,6 @@ func (s *Stack) spawn(name string, env []string, bin string, args ...string) (*p
 	s.procs[name] = p
 	s.mu.Unlock()
 	return p, nil
-}
-
-// inheritedEnv is the caller's environment without its Temporal connection
-// (TEMPORAL_*): a process of the stack connects only as the stack says.
-// PATH, HOME, TMPDIR and the like are passed on.
-func inheritedEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TEMPORAL_") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 func firstNonEmpty(v, def string) string {
