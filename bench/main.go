@@ -429,12 +429,32 @@ func writeResults(f flags, res *results, md string, ss []series) error {
 	if err := writeChart(filepath.Join(f.out, "latency.png"), ss); err != nil {
 		return err
 	}
-	if f.updateReadme {
-		if err := updateReadme(f.readme, res); err != nil {
-			return err
-		}
-		fmt.Fprintf(barWriter, "bench: updated the Performance section of %s\n", f.readme)
+	return publishReadme(f, res, barWriter)
+}
+
+// publishReadme writes the README's Performance section when
+// -update-readme asks for it, and only for a run that met every target:
+// the section is the project's claim, and a failed run's figures are
+// evidence to look at (bench-results/), not something to publish. (A run
+// that errs never gets this far.)
+func publishReadme(f flags, res *results, log io.Writer) error {
+	if !f.updateReadme {
+		return nil
 	}
+	var missed []string
+	for _, t := range res.Targets {
+		if !t.Pass {
+			missed = append(missed, t.Name)
+		}
+	}
+	if len(missed) > 0 {
+		fmt.Fprintf(log, "bench: README not updated: target(s) missed: %s\n", strings.Join(missed, "; "))
+		return nil
+	}
+	if err := updateReadme(f.readme, res); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "bench: updated the Performance section of %s\n", f.readme)
 	return nil
 }
 

@@ -235,12 +235,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fmt.Fprintln(stderr, "chaos: results in", cfg.JSONPath)
 	}
-	if cfg.UpdateReadme {
-		if err := updateReadme(cfg.ReadmePath, res.markdown()); err != nil {
-			fmt.Fprintln(stderr, "chaos:", err)
-			return 1
-		}
-		fmt.Fprintln(stderr, "chaos: table written to", cfg.ReadmePath)
+	if err := publishReadme(cfg, res, stderr); err != nil {
+		fmt.Fprintln(stderr, "chaos:", err)
+		return 1
 	}
 	return code
+}
+
+// publishReadme writes res's table into the README when -update-readme
+// asks for it, and only for a run whose every invariant held: the README's
+// table is the project's claim, and a failed run's figures are evidence
+// for a bug (kept in -json), not something to publish.
+func publishReadme(cfg config, res *result, stderr io.Writer) error {
+	if !cfg.UpdateReadme {
+		return nil
+	}
+	if !res.OK {
+		fmt.Fprintln(stderr, "chaos: README not updated: the run failed")
+		return nil
+	}
+	if err := updateReadme(cfg.ReadmePath, res.markdown()); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "chaos: table written to", cfg.ReadmePath)
+	return nil
 }
