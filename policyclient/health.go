@@ -16,7 +16,11 @@ var ErrTemporalDown = fmt.Errorf("%w: it failed its last health check; no call i
 // Default probe timing of Health.
 const (
 	DefaultHealthInterval     = time.Second
-	DefaultHealthProbeTimeout = time.Second
+	DefaultHealthProbeTimeout = 2 * time.Second
+	// DefaultHealthFailures is how many probes in a row must fail before
+	// Temporal counts as down: one slow health check on a loaded host must
+	// not shut every caller out.
+	DefaultHealthFailures = 2
 )
 
 // Health remembers whether Temporal answers, so that while it does not a
@@ -27,18 +31,19 @@ const (
 // every Interval and at once when a call fails as if Temporal were down
 // (Observe). Only a probe decides: a call that timed out because no worker
 // answered, with Temporal up, must not shut every caller out, and the probe
-// tells the two apart. Temporal counts as up until a probe fails, and as
-// down from then until a probe succeeds.
+// tells the two apart. Temporal counts as up until Failures probes in a
+// row fail, and as down from then until a probe succeeds.
 type Health struct {
 	check    func(context.Context) error
 	interval time.Duration
 	timeout  time.Duration
+	failures int
 	logger   *slog.Logger
 	kick     chan struct{}
 
-	mu      sync.Mutex
-	down    bool
-	lastErr error // the failed probe's error, while down
+	mu     sync.Mutex
+	failed int // probes failed in a row
+	down   bool
 }
 
 // HealthConfig configures NewHealth.
@@ -49,6 +54,9 @@ type HealthConfig struct {
 	Interval time.Duration
 	// ProbeTimeout bounds one probe; DefaultHealthProbeTimeout when zero.
 	ProbeTimeout time.Duration
+	// Failures is how many probes in a row must fail before Temporal
+	// counts as down; DefaultHealthFailures when zero.
+	Failures int
 	// Logger receives one line per change (down, up again); nil = discard.
 	Logger *slog.Logger
 }
@@ -62,6 +70,7 @@ func NewHealth(cfg HealthConfig) (*Health, error) {
 		check:    cfg.Check,
 		interval: cfg.Interval,
 		timeout:  cfg.ProbeTimeout,
+		failures: cfg.Failures,
 		logger:   cfg.Logger,
 		kick:     make(chan struct{}, 1),
 	}
@@ -70,6 +79,9 @@ func NewHealth(cfg HealthConfig) (*Health, error) {
 	}
 	if h.timeout <= 0 {
 		h.timeout = DefaultHealthProbeTimeout
+	}
+	if h.failures <= 0 {
+		h.failures = DefaultHealthFailures
 	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
@@ -128,12 +140,18 @@ func (h *Health) probe(ctx context.Context) {
 	}
 	h.mu.Lock()
 	was := h.down
-	h.down, h.lastErr = err != nil, err
+	if err == nil {
+		h.failed, h.down = 0, false
+	} else {
+		h.failed++
+		h.down = h.failed >= h.failures
+	}
+	now := h.down
 	h.mu.Unlock()
 	switch {
-	case err != nil && !was:
+	case now && !was:
 		h.logger.Warn("temporal is down: answering calls unavailable until a health check succeeds", "error", err)
-	case err == nil && was:
+	case !now && was:
 		h.logger.Info("temporal answers again")
 	}
 }

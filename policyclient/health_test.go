@@ -38,7 +38,7 @@ func (s *switchable) count() int {
 
 func runHealth(t *testing.T, probe *switchable, interval time.Duration) *Health {
 	t.Helper()
-	h, err := NewHealth(HealthConfig{Check: probe.check, Interval: interval})
+	h, err := NewHealth(HealthConfig{Check: probe.check, Interval: interval, Failures: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +58,11 @@ func TestHealthFollowsTheProbe(t *testing.T) {
 			t.Fatalf("up: Err=%v, want nil", err)
 		}
 		probe.set(errors.New("connection refused"))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if err := h.Err(); err != nil {
+			t.Fatalf("after one failed probe: Err=%v, want nil (two in a row count)", err)
+		}
 		time.Sleep(time.Second)
 		synctest.Wait()
 		err := h.Err()
@@ -90,10 +95,12 @@ func TestHealthProbesAtOnceWhenACallFails(t *testing.T) {
 		}
 
 		probe.set(errors.New("connection refused"))
-		h.Observe(fmt.Errorf("report: %w: %w", ErrUnavailable, context.DeadlineExceeded))
-		synctest.Wait()
-		if n := probe.count() - start; n != 1 {
-			t.Fatalf("probes after an outage = %d, want 1", n)
+		for range 2 {
+			h.Observe(fmt.Errorf("report: %w: %w", ErrUnavailable, context.DeadlineExceeded))
+			synctest.Wait()
+		}
+		if n := probe.count() - start; n != 2 {
+			t.Fatalf("probes after two outages = %d, want 2", n)
 		}
 		if !errors.Is(h.Err(), ErrTemporalDown) {
 			t.Fatalf("Err=%v, want ErrTemporalDown", h.Err())
