@@ -85,14 +85,26 @@ func TestTemporalOutageIsAnsweredFast(t *testing.T) {
 	}
 	t.Logf("first report with Temporal down: 503 after %s", took)
 
-	code, errCode, took, _ = send(2, 1)
-	if code != http.StatusServiceUnavailable || errCode != "unavailable" {
-		t.Fatalf("second report with Temporal down: status %d code %q, want 503 unavailable", code, errCode)
+	// The worker's health probe needs two failed checks (about 2 s, more
+	// on a loaded host) to know; from then on every answer is immediate.
+	// Up to three more reports may still wait out the timeout while it
+	// learns, then three in a row must each come well under it.
+	fast := 0
+	for attempt := 1; fast < 3; attempt++ {
+		code, errCode, took, _ = send(2, 1)
+		if code != http.StatusServiceUnavailable || errCode != "unavailable" {
+			t.Fatalf("report %d with Temporal down: status %d code %q, want 503 unavailable", attempt+1, code, errCode)
+		}
+		t.Logf("report %d with Temporal down: 503 after %s", attempt+1, took)
+		switch {
+		case took < time.Second:
+			fast++
+		case fast > 0:
+			t.Fatalf("report %d with Temporal down took %s after a fast answer: the worker forgot that Temporal is down", attempt+1, took)
+		case attempt >= 3:
+			t.Fatalf("no report answered in under 1s (well under the %s timeout) after %d tries: the worker does not know Temporal is down", outageCallTimeout, attempt)
+		}
 	}
-	if took > time.Second {
-		t.Fatalf("second report with Temporal down answered after %s, want well under the %s timeout (under 1s): the worker knows Temporal is down", took, outageCallTimeout)
-	}
-	t.Logf("second report with Temporal down: 503 after %s", took)
 
 	if err := s.StartTemporal(ctx); err != nil {
 		t.Fatal(err)
