@@ -94,6 +94,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Float64Var(&faults.HangRate, "hang-rate", 0, "fraction that hang (env TOPSIM_HANG_RATE)")
 	fs.DurationVar(&faults.HangDuration, "hang-duration", simulator.DefaultHangDuration, "how long a hang lasts (env TOPSIM_HANG_DURATION)")
 	fs.IntVar(&faults.BanSeconds, "ban-seconds", 0, "start with a ban (code 7) this many seconds long (env TOPSIM_BAN_SECONDS)")
+	fs.IntVar(&faults.QPSLimit, "qps-limit", 0, "flow control: more than this many calls in any sliding second are answered code 7 and start a ban; 0 = no limit (env TOPSIM_QPS_LIMIT)")
+	fs.IntVar(&faults.QPSBanSeconds, "qps-ban-seconds", simulator.DefaultQPSBanSeconds, "how long the ban lasts that going over -qps-limit starts (env TOPSIM_QPS_BAN_SECONDS)")
 	fs.Float64Var(&faults.HTTP502Rate, "http502-rate", 0, "fraction answered with HTTP 502 (env TOPSIM_HTTP502_RATE)")
 	fs.StringVar(&faults.RejectBizIDPattern, "reject-pattern", "", "regexp; matching biz_ids get call_success=false (env TOPSIM_REJECT_PATTERN)")
 	fs.StringVar(&faults.RejectFailCode, "reject-fail-code", simulator.DefaultRejectFailCode, "fail_code for rejected biz_ids (env TOPSIM_REJECT_FAIL_CODE)")

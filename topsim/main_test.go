@@ -37,6 +37,7 @@ func TestParseConfig(t *testing.T) {
 			"TOPSIM_LATENCY":        "250ms",
 			"TOPSIM_ISP_ERROR_RATE": "0.2",
 			"TOPSIM_REJECT_PATTERN": "^REJ",
+			"TOPSIM_QPS_LIMIT":      "5",
 		}), io.Discard)
 		if err != nil {
 			t.Fatalf("parseConfig: %v", err)
@@ -47,6 +48,7 @@ func TestParseConfig(t *testing.T) {
 		want := simulator.Faults{
 			ISPErrorRate: 0.2, Latency: 250 * time.Millisecond, HangDuration: simulator.DefaultHangDuration,
 			RejectBizIDPattern: "^REJ", RejectFailCode: simulator.DefaultRejectFailCode, RejectFailMessage: simulator.DefaultRejectFailMessage,
+			QPSLimit: 5, QPSBanSeconds: simulator.DefaultQPSBanSeconds,
 		}
 		if cfg.sim.Faults != want {
 			t.Fatalf("faults=%+v, want %+v", cfg.sim.Faults, want)

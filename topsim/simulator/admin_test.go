@@ -38,6 +38,7 @@ func TestFaultsEndpoint(t *testing.T) {
 		want := map[string]any{
 			"isp_error_rate": 0.0, "latency": "0s", "hang_rate": 0.0, "hang_duration": "40s", "http502_rate": 0.0,
 			"reject_biz_id_pattern": "", "reject_fail_code": "BIZ_NOT_FOUND", "reject_fail_message": "biz_id not found",
+			"qps_limit": 0.0, "qps_ban_seconds": 1.0,
 		}
 		if len(got) != len(want) {
 			t.Fatalf("GET /_sim/faults=%v, want exactly %v", got, want)

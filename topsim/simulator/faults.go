@@ -16,6 +16,10 @@ const (
 	DefaultHangDuration      = 40 * time.Second // past the client's 30 s read timeout
 	DefaultRejectFailCode    = "BIZ_NOT_FOUND"
 	DefaultRejectFailMessage = "biz_id not found"
+	// DefaultQPSBanSeconds is how long the flow-control ban lasts that a
+	// call over QPSLimit starts: TOP's per-second limits ban for seconds,
+	// not minutes.
+	DefaultQPSBanSeconds = 1
 )
 
 // Faults are the misbehaviours the simulated gateway injects into requests
@@ -48,6 +52,13 @@ type Faults struct {
 	RejectBizIDPattern string `json:"reject_biz_id_pattern"`
 	RejectFailCode     string `json:"reject_fail_code"`
 	RejectFailMessage  string `json:"reject_fail_message"`
+	// QPSLimit, when positive, is TOP's flow control: a valid call that makes
+	// more than QPSLimit calls (valid or not, answered or banned) arrive
+	// within one second — any sliding second, not calendar seconds — is
+	// answered code 7 with the sub_code accesscontrol.limited-by-api-access-count
+	// and starts a ban of QPSBanSeconds. It is a setting, unlike BanSeconds.
+	QPSLimit      int `json:"qps_limit"`
+	QPSBanSeconds int `json:"qps_ban_seconds"`
 }
 
 // faultsJSON is the wire form of Faults: durations as strings.
@@ -61,6 +72,8 @@ type faultsJSON struct {
 	RejectBizIDPattern string       `json:"reject_biz_id_pattern"`
 	RejectFailCode     string       `json:"reject_fail_code"`
 	RejectFailMessage  string       `json:"reject_fail_message"`
+	QPSLimit           int          `json:"qps_limit"`
+	QPSBanSeconds      int          `json:"qps_ban_seconds"`
 }
 
 // faultsPatch is a partial Faults: nil means "not present, keep".
@@ -74,6 +87,8 @@ type faultsPatch struct {
 	RejectBizIDPattern *string       `json:"reject_biz_id_pattern"`
 	RejectFailCode     *string       `json:"reject_fail_code"`
 	RejectFailMessage  *string       `json:"reject_fail_message"`
+	QPSLimit           *int          `json:"qps_limit"`
+	QPSBanSeconds      *int          `json:"qps_ban_seconds"`
 }
 
 // MarshalJSON writes durations as Go duration strings.
@@ -88,6 +103,8 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		RejectBizIDPattern: f.RejectBizIDPattern,
 		RejectFailCode:     f.RejectFailCode,
 		RejectFailMessage:  f.RejectFailMessage,
+		QPSLimit:           f.QPSLimit,
+		QPSBanSeconds:      f.QPSBanSeconds,
 	})
 }
 
@@ -124,6 +141,8 @@ func (p faultsPatch) applyTo(f *Faults) {
 	setIf(&f.RejectBizIDPattern, p.RejectBizIDPattern)
 	setIf(&f.RejectFailCode, p.RejectFailCode)
 	setIf(&f.RejectFailMessage, p.RejectFailMessage)
+	setIf(&f.QPSLimit, p.QPSLimit)
+	setIf(&f.QPSBanSeconds, p.QPSBanSeconds)
 	if p.Latency != nil {
 		f.Latency = time.Duration(*p.Latency)
 	}
@@ -205,6 +224,12 @@ func compileFaults(f Faults) (activeFaults, error) {
 	if f.BanSeconds < 0 {
 		bad("ban_seconds", "must not be negative")
 	}
+	if f.QPSLimit < 0 {
+		bad("qps_limit", "must not be negative (0 is no limit)")
+	}
+	if f.QPSBanSeconds < 0 {
+		bad("qps_ban_seconds", "must not be negative")
+	}
 	var reject *regexp.Regexp
 	if f.RejectBizIDPattern != "" {
 		re, err := regexp.Compile(f.RejectBizIDPattern)
@@ -226,6 +251,9 @@ func compileFaults(f Faults) (activeFaults, error) {
 	if f.RejectFailMessage == "" {
 		f.RejectFailMessage = DefaultRejectFailMessage
 	}
+	if f.QPSBanSeconds == 0 {
+		f.QPSBanSeconds = DefaultQPSBanSeconds
+	}
 	return activeFaults{Faults: f, reject: reject}, nil
 }
 
@@ -235,6 +263,7 @@ type verdict int
 const (
 	verdictPass verdict = iota + 1
 	verdictBan
+	verdictQPSLimited // over QPSLimit, or during the ban that started
 	verdictHang
 	verdict502
 	verdictISP
@@ -256,9 +285,10 @@ type decision struct {
 // the platform advises, retries every one of them.
 var ispSubCodes = [...]string{"isp.remote-service-error", "isp.remote-service-timeout"}
 
-// decide draws once from the seeded source and turns the draw, the ban and
-// the reject pattern into a verdict for a valid callback about bizID.
-func (s *Simulator) decide(bizID string) decision {
+// decide draws once from the seeded source and turns the draw, the ban,
+// flow control and the reject pattern into a verdict for a valid callback
+// about bizID; overLimit says its arrival went over QPSLimit (see arrive).
+func (s *Simulator) decide(bizID string, overLimit bool) decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Draw first, whatever the outcome, so that the n-th valid request
@@ -266,7 +296,15 @@ func (s *Simulator) decide(bizID string) decision {
 	u := s.faultRand.Float64()
 	f := s.faults
 	if left := s.banSecondsLeftLocked(); left > 0 {
+		if s.banByQPS {
+			return decision{verdict: verdictQPSLimited, banLeft: left}
+		}
 		return decision{verdict: verdictBan, banLeft: left}
+	}
+	if overLimit {
+		s.banUntil = s.now().Add(time.Duration(f.QPSBanSeconds) * time.Second)
+		s.banByQPS = true
+		return decision{verdict: verdictQPSLimited, banLeft: s.banSecondsLeftLocked()}
 	}
 	switch {
 	case u < f.HangRate:

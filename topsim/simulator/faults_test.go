@@ -147,6 +147,85 @@ func TestFaultBan(t *testing.T) {
 	}
 }
 
+// TestQPSLimit drives flow control on a settable clock: N calls within a
+// second pass, the N+1st is answered code 7 with TOP's API-limit sub_code
+// and starts a QPSBanSeconds ban, and the window slides (calls one second
+// apart are in different windows).
+func TestQPSLimit(t *testing.T) {
+	clk := &clock{t: testNow}
+	ts := newSim(t, func(c *simulator.Config) {
+		c.Now = clk.Now
+		c.Faults.QPSLimit = 3
+		c.Faults.QPSBanSeconds = 2
+	})
+	call := func() answer {
+		return postForm(t, ts.url(), validParams(t, clk.Now(), "md5", samplePayload))
+	}
+	// Three calls 300 ms apart: within the limit.
+	for i := range 3 {
+		if i > 0 {
+			clk.Advance(300 * time.Millisecond)
+		}
+		if r := call().success(t); !r.CallSuccess {
+			t.Fatalf("call %d: call_success=false, want true", i+1)
+		}
+	}
+	// At +900 ms the first call at +0 is still in the window: a fourth.
+	clk.Advance(300 * time.Millisecond)
+	e := wantCode(t, call(), 7, "accesscontrol.limited-by-api-access-count")
+	if want := "This ban will last for 2 more seconds"; e.SubMsg != want || e.Msg != "App Call Limited" {
+		t.Fatalf("over the limit: msg=%q sub_msg=%q, want App Call Limited / %q", e.Msg, e.SubMsg, want)
+	}
+	// The ban holds whatever the window says, and counts down.
+	clk.Advance(1500 * time.Millisecond)
+	e = wantCode(t, call(), 7, "accesscontrol.limited-by-api-access-count")
+	if want := "This ban will last for 1 more seconds"; e.SubMsg != want {
+		t.Fatalf("during the ban: sub_msg=%q, want %q", e.SubMsg, want)
+	}
+	// Past the ban, and a second after the last call: allowed again. Calls
+	// exactly one second apart are in different windows.
+	clk.Advance(1000 * time.Millisecond)
+	for i := range 3 {
+		if r := call().success(t); !r.CallSuccess {
+			t.Fatalf("after the ban, call %d: call_success=false, want true", i+1)
+		}
+	}
+	clk.Advance(time.Second)
+	if r := call().success(t); !r.CallSuccess {
+		t.Fatalf("a second later: call_success=false, want true")
+	}
+	st := ts.sim.Stats()
+	if st.QPSLimited != 2 || st.Bans != 0 || st.Accepted != 7 || st.MaxPerSecond != 4 {
+		t.Fatalf("stats=%+v, want 2 qps_limited, 0 bans, 7 accepted, max_per_second 4", st)
+	}
+
+	// Turned off at run time: any burst passes, and is counted.
+	if code, got := postFaults(t, ts, `{"qps_limit":0}`); code != http.StatusOK || got["qps_limit"] != 0.0 || got["qps_ban_seconds"] != 2.0 {
+		t.Fatalf("POST /_sim/faults qps_limit 0: HTTP %d %v, want 200 with qps_limit 0 and qps_ban_seconds kept at 2", code, got)
+	}
+	for i := range 6 {
+		if r := call().success(t); !r.CallSuccess {
+			t.Fatalf("no limit, call %d: call_success=false, want true", i+1)
+		}
+	}
+	if st := ts.sim.Stats(); st.QPSLimited != 2 || st.MaxPerSecond != 7 {
+		t.Fatalf("stats=%+v, want qps_limited still 2 and max_per_second 7", st)
+	}
+}
+
+// TestInjectedBanIsNotQPSLimited keeps the two kinds of code 7 apart in
+// the stats: a chaos run injects bans and must still prove the client never
+// went over the limit itself.
+func TestInjectedBanIsNotQPSLimited(t *testing.T) {
+	clk := &clock{t: testNow}
+	ts := newSim(t, func(c *simulator.Config) { c.Now = clk.Now; c.Faults.QPSLimit = 100 })
+	setFaults(t, ts, simulator.Faults{QPSLimit: 100, BanSeconds: 5})
+	wantCode(t, postForm(t, ts.url(), validParams(t, clk.Now(), "md5", samplePayload)), 7, "accesscontrol.limited-by-app-access-count")
+	if st := ts.sim.Stats(); st.Bans != 1 || st.QPSLimited != 0 {
+		t.Fatalf("stats=%+v, want 1 ban, 0 qps_limited", st)
+	}
+}
+
 func TestFaultHang(t *testing.T) {
 	t.Run("ends when the client goes away", func(t *testing.T) {
 		ts := newSim(t, func(c *simulator.Config) { c.Faults.HangRate = 1 })

@@ -19,7 +19,10 @@ const maxFormBytes = 1 << 20
 // Sub-codes of the faults the simulator injects; the protocol checks' own
 // are top's. Like those, they follow what the real gateway is seen to send.
 const (
-	subCodeBan            = "accesscontrol.limited-by-app-access-count"
+	subCodeBan = "accesscontrol.limited-by-app-access-count"
+	// subCodeQPS is what TOP answers when an app calls one API more often
+	// than its per-second limit allows.
+	subCodeQPS            = "accesscontrol.limited-by-api-access-count"
 	subCodeServiceTimeout = "isp.remote-service-timeout"
 )
 
@@ -38,8 +41,8 @@ type exchange struct {
 
 func (s *Simulator) serveGateway(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	s.arrive()
-	ex := s.exchange(w, r)
+	overLimit := s.arrive()
+	ex := s.exchange(w, r, overLimit)
 	s.count(ex.outcome, ex.code)
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
@@ -66,7 +69,7 @@ func (s *Simulator) serveGateway(w http.ResponseWriter, r *http.Request) {
 
 // exchange answers one gateway request: latency, protocol checks, faults,
 // the reject pattern, and finally a receipt and call_success=true.
-func (s *Simulator) exchange(w http.ResponseWriter, r *http.Request) exchange {
+func (s *Simulator) exchange(w http.ResponseWriter, r *http.Request, overLimit bool) exchange {
 	ctx := r.Context()
 	ex := exchange{topRequestID: s.newRequestID()}
 
@@ -81,8 +84,14 @@ func (s *Simulator) exchange(w http.ResponseWriter, r *http.Request) exchange {
 	}
 	ex.bizID, ex.signMethod = c.Result.BizID, string(c.SignMethod)
 
-	d := s.decide(c.Result.BizID)
+	d := s.decide(c.Result.BizID, overLimit)
 	switch d.verdict {
+	case verdictQPSLimited:
+		return s.answerError(w, ex, OutcomeQPSLimited, top.ErrorResponse{
+			Code:    top.CodeAppCallLimited,
+			SubCode: subCodeQPS,
+			SubMsg:  fmt.Sprintf("This ban will last for %d more seconds", d.banLeft),
+		})
 	case verdictBan:
 		return s.answerError(w, ex, OutcomeBan, top.ErrorResponse{
 			Code:    top.CodeAppCallLimited,

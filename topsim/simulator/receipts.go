@@ -79,7 +79,8 @@ const (
 	OutcomeRejected      Outcome = "rejected"       // call_success=false from the reject pattern
 	OutcomeISPError      Outcome = "isp_error"      // injected code 15 isp.*
 	OutcomeHang          Outcome = "hang"           // injected hang
-	OutcomeBan           Outcome = "ban"            // code 7 during a ban
+	OutcomeBan           Outcome = "ban"            // code 7 during an injected ban
+	OutcomeQPSLimited    Outcome = "qps_limited"    // code 7 from flow control: over QPSLimit, or the ban that started
 	OutcomeHTTP502       Outcome = "http_502"       // injected HTTP 502
 	OutcomeProtocolError Outcome = "protocol_error" // a protocol or argument check failed
 	OutcomeAbandoned     Outcome = "abandoned"      // the client left during injected latency
@@ -89,28 +90,50 @@ const (
 type Stats struct {
 	// Requests counts answered (or abandoned) requests; the outcome counts
 	// below add up to it. Requests still in progress are in InFlight.
-	Requests       int64 `json:"requests"`
-	Accepted       int64 `json:"accepted"`
-	Rejected       int64 `json:"rejected"`
-	ISPErrors      int64 `json:"isp_errors"`
-	Hangs          int64 `json:"hangs"`
-	Bans           int64 `json:"bans"`
+	Requests  int64 `json:"requests"`
+	Accepted  int64 `json:"accepted"`
+	Rejected  int64 `json:"rejected"`
+	ISPErrors int64 `json:"isp_errors"`
+	Hangs     int64 `json:"hangs"`
+	Bans      int64 `json:"bans"`
+	// QPSLimited counts code-7 answers from flow control (Faults.QPSLimit):
+	// the call that went over the limit and every call during the ban it
+	// started. Injected bans are in Bans.
+	QPSLimited     int64 `json:"qps_limited"`
 	HTTP502        int64 `json:"http_502"`
 	ProtocolErrors int64 `json:"protocol_errors"`
 	Abandoned      int64 `json:"abandoned"`
 	// InFlight is how many requests are being answered now (hangs included).
 	InFlight int64 `json:"in_flight"`
+	// MaxPerSecond is the most /router/rest requests that arrived within
+	// one second — any sliding second, ending at an arrival — so far,
+	// whatever they were answered; with a client that keeps to N calls per
+	// second it is at most N.
+	MaxPerSecond int `json:"max_per_second"`
 	// ProtocolErrorsByCode splits ProtocolErrors by TOP error code.
 	ProtocolErrorsByCode map[int]int64 `json:"protocol_errors_by_code"`
 	// BanSecondsLeft is what is left of a running ban, 0 when none.
 	BanSecondsLeft int `json:"ban_seconds_left"`
 }
 
-// arrive marks a request in flight until count is called for it.
-func (s *Simulator) arrive() {
+// arrive marks a request in flight until count is called for it, and
+// counts it against flow control: it reports whether this arrival makes
+// more than QPSLimit arrivals within the last second (the window is
+// (now-1s, now], so two calls exactly one second apart are in different
+// windows).
+func (s *Simulator) arrive() (overLimit bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.InFlight++
+	now := s.now()
+	cut := 0
+	for cut < len(s.arrivals) && !s.arrivals[cut].After(now.Add(-time.Second)) {
+		cut++
+	}
+	s.arrivals = append(s.arrivals[cut:], now)
+	n := len(s.arrivals)
+	s.stats.MaxPerSecond = max(s.stats.MaxPerSecond, n)
+	return s.faults.QPSLimit > 0 && n > s.faults.QPSLimit
 }
 
 // count ends a request that arrive began, under its outcome.
@@ -130,6 +153,8 @@ func (s *Simulator) count(o Outcome, code int) {
 		s.stats.Hangs++
 	case OutcomeBan:
 		s.stats.Bans++
+	case OutcomeQPSLimited:
+		s.stats.QPSLimited++
 	case OutcomeHTTP502:
 		s.stats.HTTP502++
 	case OutcomeProtocolError:

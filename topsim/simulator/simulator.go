@@ -61,6 +61,12 @@ type Simulator struct {
 	mu       sync.Mutex
 	faults   activeFaults
 	banUntil time.Time
+	// banByQPS says the ban in force was started by flow control (QPSLimit),
+	// not injected, so its answers count as QPSLimited, not Bans.
+	banByQPS bool
+	// arrivals are the /router/rest arrival times of the last second, oldest
+	// first, for flow control and Stats.MaxPerSecond.
+	arrivals []time.Time
 	// faultRand decides fault injection: exactly one draw per request that
 	// passes the protocol checks, so a seed fixes the whole sequence.
 	faultRand *rand.Rand
@@ -118,7 +124,7 @@ func New(cfg Config) (*Simulator, error) {
 	if s.maxSkew == 0 {
 		s.maxSkew = DefaultMaxSkew
 	}
-	if cfg.Faults.BanSeconds > 0 {
+	if cfg.Faults.BanSeconds > 0 { // an injected ban, not flow control
 		s.banUntil = s.now().Add(time.Duration(cfg.Faults.BanSeconds) * time.Second)
 	}
 	return s, nil
@@ -208,6 +214,7 @@ func (s *Simulator) installLocked(f activeFaults, banSeconds int, setBan bool) {
 	s.faults = f
 	if setBan {
 		s.banUntil = s.now().Add(time.Duration(banSeconds) * time.Second)
+		s.banByQPS = false
 	}
 	s.logger.Info("faults changed", slog.Any("faults", f.Faults), slog.Int("ban_seconds_left", s.banSecondsLeftLocked()))
 }
