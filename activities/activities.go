@@ -69,6 +69,12 @@ type Activities struct {
 	// latency and error code; nil records nothing.
 	Metrics Metrics
 
+	// Limiter, when set, admits every TOP call (see ratelimit.go); nil
+	// calls TOP unlimited. TOPCallTimeout is the TOP client's bound on one
+	// call, which a wait for a slot leaves room for within the attempt.
+	Limiter        *CallLimiter
+	TOPCallTimeout time.Duration
+
 	// HeartbeatEvery is how often DeliverCallback heartbeats while its
 	// attempt runs. Zero means a quarter of the activity's heartbeat
 	// timeout, and no heartbeats for an activity scheduled without one.
@@ -219,16 +225,18 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	// reaching Temporal for longer than its heartbeat timeout, this
 	// heartbeat does reach it, and is answered by cancelling ctx.
 	if hb.on {
-		activity.RecordHeartbeat(ctx, attempt)
+		activity.RecordHeartbeat(ctx, hb.details()...)
 	}
 	if ctx.Err() != nil {
 		return DeliverResult{}, superseded(attempt, "Temporal gave up on this attempt before it called TOP")
 	}
-	out := a.TOP.Callback(ctx, in.Event)
+	out, sent := a.call(ctx, in.Event, hb)
 	if out.Duration <= 0 {
 		out.Duration = a.now().Sub(started)
 	}
-	a.metrics().CallbackAttempt(out)
+	if sent {
+		a.metrics().CallbackAttempt(out)
+	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeWriteTimeout)
 	defer cancel()
 	if err := a.recordOutcome(wctx, store.Attempt{
@@ -317,11 +325,19 @@ func superseded(attempt int, why string) error {
 // heartbeater heartbeats an attempt's number until stopped.
 type heartbeater struct {
 	attempt atomic.Int64
-	on      bool // heartbeats are sent: the activity has a heartbeat timeout
+	phase   atomic.Value // string: PhaseCalling or PhaseWaitingRateLimit
+	on      bool         // heartbeats are sent: the activity has a heartbeat timeout
 	stop    func()
 }
 
 func (h *heartbeater) set(attempt int) { h.attempt.Store(int64(attempt)) }
+
+// details are what each heartbeat carries: the attempt number (which the
+// workflow reads back after a timeout) and the phase (which the status
+// view reads to tell a callback waiting for a TOP call slot).
+func (h *heartbeater) details() []any {
+	return []any{int(h.attempt.Load()), h.phase.Load()}
+}
 
 // heartbeat heartbeats the attempt's number at once and then every
 // interval until stop is called; stop returns once the heartbeating
@@ -332,12 +348,13 @@ func (h *heartbeater) set(attempt int) { h.attempt.Store(int64(attempt)) }
 func (a *Activities) heartbeat(ctx context.Context, attempt int) *heartbeater {
 	h := &heartbeater{stop: func() {}}
 	h.set(attempt)
+	h.phase.Store(PhaseCalling)
 	every := heartbeatInterval(a.HeartbeatEvery, activity.GetInfo(ctx).HeartbeatTimeout)
 	if every <= 0 {
 		return h
 	}
 	h.on = true
-	activity.RecordHeartbeat(ctx, attempt)
+	activity.RecordHeartbeat(ctx, h.details()...)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -350,7 +367,7 @@ func (a *Activities) heartbeat(ctx context.Context, attempt int) *heartbeater {
 			case <-ticker.C:
 				// The SDK batches these and sends at most one per 80% of the
 				// heartbeat timeout, so ticking faster costs no RPCs.
-				activity.RecordHeartbeat(ctx, int(h.attempt.Load()))
+				activity.RecordHeartbeat(ctx, h.details()...)
 			}
 		}
 	})

@@ -503,7 +503,7 @@ func (c callTOP) Callback(ctx context.Context, r insurance.Result) top.Outcome {
 type heartbeats struct {
 	interceptor.WorkerInterceptorBase
 	mu      sync.Mutex
-	details []any
+	details [][]any // one entry per heartbeat
 }
 
 func (h *heartbeats) InterceptActivity(_ context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
@@ -518,7 +518,7 @@ func (h *heartbeats) count() int {
 	return len(h.details)
 }
 
-func (h *heartbeats) all() []any {
+func (h *heartbeats) all() [][]any {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.details)
@@ -542,7 +542,7 @@ type heartbeatOutbound struct {
 
 func (o *heartbeatOutbound) RecordHeartbeat(ctx context.Context, details ...any) {
 	o.h.mu.Lock()
-	o.h.details = append(o.h.details, details...)
+	o.h.details = append(o.h.details, details)
 	o.h.mu.Unlock()
 	o.Next.RecordHeartbeat(ctx, details...)
 }
@@ -711,8 +711,8 @@ func TestDeliverCallbackHeartbeatsDuringTheCall(t *testing.T) {
 			t.Errorf("%d heartbeats after the activity returned, want none", n-after)
 		}
 		for _, d := range hb.all() {
-			if d != 3 {
-				t.Fatalf("heartbeat details %v, want the attempt number 3", hb.all())
+			if len(d) != 2 || d[0] != 3 || d[1] != PhaseCalling {
+				t.Fatalf("heartbeat details %v, want the attempt number 3 and phase %s in each", hb.all(), PhaseCalling)
 			}
 		}
 	})

@@ -281,3 +281,36 @@ func TestLabelShapes(t *testing.T) {
 		}
 	}
 }
+
+func TestRateLimitMetrics(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m, err := NewRateLimit(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.WaitingForSlot(1)
+	m.WaitingForSlot(1)
+	m.WaitingForSlot(-1)
+	m.SlotTaken(300 * time.Millisecond)
+	m.SlotGivenBack()
+	m.TOPRateLimited("accesscontrol.limited-by-api-access-count")
+	m.TOPRateLimited("Weird Sub Code!")
+	if got := testutil.ToFloat64(m.waiting); got != 1 {
+		t.Errorf("%s = %v, want 1", NameRateLimitWaiting, got)
+	}
+	if got := testutil.ToFloat64(m.givenBack); got != 1 {
+		t.Errorf("%s = %v, want 1", NameRateLimitGivenBack, got)
+	}
+	if got := testutil.ToFloat64(m.banned.WithLabelValues("accesscontrol.limited-by-api-access-count")); got != 1 {
+		t.Errorf("%s{api} = %v, want 1", NameTOPRateLimited, got)
+	}
+	if got := testutil.ToFloat64(m.banned.WithLabelValues(labelOther)); got != 1 {
+		t.Errorf("%s{other} = %v, want 1", NameTOPRateLimited, got)
+	}
+	if n := testutil.CollectAndCount(m.wait); n != 1 {
+		t.Errorf("%s series = %d, want 1", NameRateLimitWait, n)
+	}
+	var nilM *RateLimit
+	nilM.WaitingForSlot(1) // a nil *RateLimit records nothing, and does not panic
+	nilM.TOPRateLimited("x")
+}

@@ -14,6 +14,7 @@ import (
 
 	"go.temporal.io/sdk/converter"
 
+	"github.com/insuranceflow/insuranceflow/activities"
 	"github.com/insuranceflow/insuranceflow/auth"
 	"github.com/insuranceflow/insuranceflow/codec"
 	"github.com/insuranceflow/insuranceflow/ingress"
@@ -48,7 +49,8 @@ type config struct {
 	TOPAppSecret      top.Secret
 	TOPSignMethod     top.SignMethod
 	TOPSession        top.Secret
-	TOPQPS            float64       // activities per second on the whole task queue; 0 = no limit
+	TOPQPS            int           // TOP calls in any sliding second, across every worker sharing the store; 0 = no limit
+	TOPQPSMargin      time.Duration // added to the second the limit is counted in (activities.CallLimiter)
 	TOPCallTimeout    time.Duration // one whole TOP call; 0 = the client's default (30s)
 	TOPConnectTimeout time.Duration // establishing the connection; 0 = the client's default (15s)
 
@@ -144,7 +146,8 @@ func options() []option {
 		{env: "TOP_SESSION", secret: true},
 		{flag: "top-call-timeout", env: "TOP_CALL_TIMEOUT", help: "bound on one whole TOP call (default 30s)"},
 		{flag: "top-connect-timeout", env: "TOP_CONNECT_TIMEOUT", help: "bound on connecting to the TOP gateway (default 15s)"},
-		{flag: "top-qps", env: "TOP_QPS", def: "0", help: "callback activities per second across the task queue; 0 = no limit"},
+		{flag: "top-qps", env: "TOP_QPS", def: "0", help: "most TOP calls in any sliding second, across every worker sharing the database; 0 = no limit"},
+		{flag: "top-qps-margin", env: "TOP_QPS_MARGIN", def: activities.DefaultQPSMargin.String(), help: "added to the second TOP_QPS is counted in, for network jitter"},
 		{flag: "http-addr", env: "HTTP_ADDR", def: "127.0.0.1:8080", help: "ingress listen address (port 0 picks a free one)"},
 		{env: "INGRESS_TOKENS", secret: true},
 		{flag: "ingress-clients-file", env: "INGRESS_CLIENTS_FILE", help: "callers of the ingress, one name:scopes:token per line (scopes: report, read, operate; token may be sha256:<hex>)"},
@@ -424,11 +427,18 @@ func (v values) topSettings(c *config) error {
 	}
 	c.TOPAppSecret = secret
 
-	qps, err := strconv.ParseFloat(v.get("TOP_QPS"), 64)
-	if err != nil || qps < 0 || qps != qps {
-		errs = append(errs, v.bad("TOP_QPS", "%q is not a non-negative number", v.get("TOP_QPS")))
+	// A whole number: TOP grants calls per second, and a sliding window
+	// counts whole calls.
+	qps, err := strconv.Atoi(v.get("TOP_QPS"))
+	if err != nil || qps < 0 {
+		errs = append(errs, v.bad("TOP_QPS", "%q is not a non-negative whole number of calls per second", v.get("TOP_QPS")))
 	}
 	c.TOPQPS = qps
+	margin, err := time.ParseDuration(v.get("TOP_QPS_MARGIN"))
+	if err != nil || margin < 0 || margin >= time.Second {
+		errs = append(errs, v.bad("TOP_QPS_MARGIN", "%q is not a duration from 0 to under 1s (e.g. 50ms)", v.get("TOP_QPS_MARGIN")))
+	}
+	c.TOPQPSMargin = margin
 	for _, d := range []struct {
 		env string
 		dst *time.Duration
@@ -636,7 +646,8 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("top_app_secret_set", !c.TOPAppSecret.IsZero()),
 		slog.String("top_sign_method", string(c.TOPSignMethod)),
 		slog.Bool("top_session_set", !c.TOPSession.IsZero()),
-		slog.Float64("top_qps", c.TOPQPS),
+		slog.Int("top_qps", c.TOPQPS),
+		slog.Duration("top_qps_margin", c.TOPQPSMargin),
 		slog.Duration("top_call_timeout", orDefault(c.TOPCallTimeout, top.DefaultCallTimeout)),
 		slog.Duration("top_connect_timeout", orDefault(c.TOPConnectTimeout, top.DefaultConnectTimeout)),
 		slog.String("http_addr", c.HTTPAddr),

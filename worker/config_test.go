@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/insuranceflow/insuranceflow/activities"
 	"github.com/insuranceflow/insuranceflow/temporalconn"
 	"github.com/insuranceflow/insuranceflow/tlscerts"
 	"github.com/insuranceflow/insuranceflow/top"
@@ -79,6 +80,7 @@ func TestConfigDefaults(t *testing.T) {
 		TOPAppKey:           "12345678",
 		TOPAppSecret:        top.Secret(appSecret),
 		TOPSignMethod:       top.SignHMACSHA256,
+		TOPQPSMargin:        activities.DefaultQPSMargin,
 		HTTPAddr:            "127.0.0.1:8080",
 		IngressTokens:       []top.Secret{ingressToken},
 		MaxFutureSkew:       10 * time.Minute,
@@ -103,7 +105,8 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 		"TOP_GATEWAY_URL", "https://eco.taobao.com/router/rest",
 		"TOP_SIGN_METHOD", "md5",
 		"TOP_SESSION", sessionKey,
-		"TOP_QPS", "2.5",
+		"TOP_QPS", "5",
+		"TOP_QPS_MARGIN", "80ms",
 		"HTTP_ADDR", ":9090",
 		"INGRESS_TOKENS", " one , two ,,",
 		"RETRY_INITIAL_INTERVAL", "2s",
@@ -129,7 +132,8 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 			{"gateway", cfg.TOPGatewayURL, "https://eco.taobao.com/router/rest"},
 			{"sign method", cfg.TOPSignMethod, top.SignMD5},
 			{"session", cfg.TOPSession, top.Secret(sessionKey)},
-			{"qps", cfg.TOPQPS, 2.5},
+			{"qps", cfg.TOPQPS, 5},
+			{"qps margin", cfg.TOPQPSMargin, 80 * time.Millisecond},
 			{"http addr", cfg.HTTPAddr, ":9090"},
 			{"tokens", cfg.IngressTokens, []top.Secret{"one", "two"}},
 			{"settings", cfg.Settings, workflows.Settings{RetryInitialInterval: 2 * time.Second, RetryMaxInterval: 10 * time.Minute,
@@ -284,8 +288,10 @@ func TestConfigBadValues(t *testing.T) {
 		{"bad duration by flag", []string{"--retry-initial-interval", "soon"}, minimal(), "--retry-initial-interval", "is not a duration"},
 		{"max below initial", nil, with(minimal(), "RETRY_INITIAL_INTERVAL", "10m", "RETRY_MAX_INTERVAL", "1m"), "RETRY_MAX_INTERVAL", "below retry_initial_interval"},
 		{"bad sign method", nil, with(minimal(), "TOP_SIGN_METHOD", "sha1"), "TOP_SIGN_METHOD", `"sha1" is not md5, hmac or hmac-sha256`},
-		{"bad qps", nil, with(minimal(), "TOP_QPS", "fast"), "TOP_QPS", "not a non-negative number"},
-		{"negative qps", nil, with(minimal(), "TOP_QPS", "-1"), "TOP_QPS", "not a non-negative number"},
+		{"bad qps", nil, with(minimal(), "TOP_QPS", "fast"), "TOP_QPS", "not a non-negative whole number"},
+		{"negative qps", nil, with(minimal(), "TOP_QPS", "-1"), "TOP_QPS", "not a non-negative whole number"},
+		{"fractional qps", nil, with(minimal(), "TOP_QPS", "2.5"), "TOP_QPS", "not a non-negative whole number"},
+		{"margin of a second", nil, with(minimal(), "TOP_QPS_MARGIN", "1s"), "TOP_QPS_MARGIN", "under 1s"},
 		{"bad gateway scheme", nil, with(minimal(), "TOP_GATEWAY_URL", "ftp://gw/router"), "TOP_GATEWAY_URL", "scheme must be http or https"},
 		{"bad http addr", nil, with(minimal(), "HTTP_ADDR", "8080"), "HTTP_ADDR", "is not host:port"},
 		{"bad boolean", nil, with(minimal(), "WORKER_ENABLED", "maybe"), "WORKER_ENABLED", "is not a boolean"},

@@ -227,11 +227,29 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 	// replayed from its short history on its next event.
 	worker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
 	fatal := make(chan error, 1)
+	// TOP_QPS is kept by a limiter in the store every worker shares, not by
+	// Temporal's TaskQueueActivitiesPerSecond: that one is a token bucket
+	// that lets about twice the rate through in one sliding second, counts
+	// activity starts rather than TOP calls, and turns eager activity
+	// execution off (see activities/ratelimit.go).
+	var limiter *activities.CallLimiter
+	if cfg.TOPQPS > 0 {
+		limiter, err = activities.NewCallLimiter(activities.LimiterConfig{
+			Slots:   st,
+			Key:     "top:" + cfg.TOPAppKey, // TOP counts per app
+			QPS:     cfg.TOPQPS,
+			Margin:  cfg.TOPQPSMargin,
+			Metrics: obs.limiterMetrics(),
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	callTimeout := cfg.TOPCallTimeout
+	if callTimeout == 0 {
+		callTimeout = top.DefaultCallTimeout
+	}
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{
-		// Server-side and queue-wide, so the limit holds however many
-		// workers poll the queue. It counts every activity of the queue,
-		// the store-only ones included.
-		TaskQueueActivitiesPerSecond: cfg.TOPQPS,
 		// A deploy's SIGTERM lets running callbacks finish (the default is
 		// 0: they would be cancelled and retried after a heartbeat timeout,
 		// possibly after TOP had already taken them).
@@ -250,7 +268,9 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 		Logger: logger.With("component", "activities"),
 		Now:    time.Now,
 
-		Metrics: obs.activityMetrics(),
+		Limiter:        limiter,
+		TOPCallTimeout: callTimeout,
+		Metrics:        obs.activityMetrics(),
 	})
 	// A local activity, run by name (the workflow package cannot import
 	// policyclient, which imports it).

@@ -24,6 +24,7 @@ import (
 type observability struct {
 	registry *prometheus.Registry
 	metrics  *metrics.Metrics
+	limiter  *metrics.RateLimit
 	sdk      *metrics.SDK
 }
 
@@ -36,11 +37,15 @@ func newObservability(cfg config, logger *slog.Logger) (*observability, error) {
 	if err != nil {
 		return nil, err
 	}
+	limiter, err := metrics.NewRateLimit(reg)
+	if err != nil {
+		return nil, err
+	}
 	sdk, err := metrics.NewSDKHandler(reg, logger.With("component", "metrics"))
 	if err != nil {
 		return nil, err
 	}
-	return &observability{registry: reg, metrics: m, sdk: sdk}, nil
+	return &observability{registry: reg, metrics: m, limiter: limiter, sdk: sdk}, nil
 }
 
 // sdkHandler is client.Options.MetricsHandler: nil, the SDK's no-op, when
@@ -60,6 +65,13 @@ func (o *observability) activityMetrics() activities.Metrics {
 		return nil
 	}
 	return o.metrics
+}
+
+func (o *observability) limiterMetrics() activities.LimiterMetrics {
+	if o.limiter == nil {
+		return nil
+	}
+	return o.limiter
 }
 
 func (o *observability) ingressMetrics() ingress.Metrics {

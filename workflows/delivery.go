@@ -19,9 +19,12 @@ var acts *activities.Activities
 
 // Activity option values.
 const (
-	// deliverAttemptTimeout bounds one DeliverCallback attempt: the TOP call
-	// is bounded at 30 s, plus the store writes around it.
-	deliverAttemptTimeout = 60 * time.Second
+	// deliverAttemptTimeout bounds one DeliverCallback attempt: a wait for
+	// a TOP call slot when TOP_QPS is set (the activity waits only as long
+	// as this leaves room for the call), the TOP call (bounded at 30 s) and
+	// the store writes around it. A dead worker is noticed by the heartbeat
+	// timeout long before this. Not part of what replay compares.
+	deliverAttemptTimeout = 3 * time.Minute
 	// deliverHeartbeatTimeout is how soon Temporal gives up on an attempt
 	// whose worker stopped heartbeating (the activity heartbeats while it
 	// runs), and retries it: a crashed worker costs this long, not the whole
