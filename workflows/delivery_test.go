@@ -19,7 +19,8 @@ import (
 
 // TestDeliveryHeartbeatTimeout checks that both delivery phases schedule
 // DeliverCallback with a heartbeat timeout, so that an attempt whose worker
-// died is retried after it rather than after the 60 s attempt timeout.
+// died is retried after it rather than after the 3 min attempt timeout
+// (long enough for a wait for a TOP call slot, then the call).
 func TestDeliveryHeartbeatTimeout(t *testing.T) {
 	h := newHarness(t)
 	h.startAttributes(fsm.StatePreInsured)
@@ -38,7 +39,7 @@ func TestDeliveryHeartbeatTimeout(t *testing.T) {
 	h.report(0, lifecycle()[0])
 	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour}})
 
-	want := []scheduled{{10 * time.Second, time.Minute}, {10 * time.Second, time.Minute}}
+	want := []scheduled{{10 * time.Second, 3 * time.Minute}, {10 * time.Second, 3 * time.Minute}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("DeliverCallback scheduled with heartbeat/start-to-close timeouts %v, want %v (phase 1, phase 2)", got, want)
 	}
