@@ -90,6 +90,10 @@ type Options struct {
 	// port, Stack.MetricsAddr. Extra workers never serve metrics: they
 	// would contend for the same port.
 	Metrics bool
+	// TOPQPS, when positive, is the stack's TOP_QPS: every worker gets it,
+	// and topsim enforces it as TOP would (-qps-limit), banning with code 7
+	// any call over it in a sliding second.
+	TOPQPS int
 	// TopsimArgs are extra topsim flags (e.g. -reject-pattern PARK).
 	TopsimArgs []string
 	// TopsimSeed seeds topsim's fault injection.
@@ -259,8 +263,11 @@ func (s *Stack) start(ctx context.Context) error {
 	}
 	topsimAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	s.TopsimURL = "http://" + topsimAddr
-	args := append([]string{"-addr", topsimAddr, "-seed", fmt.Sprint(o.TopsimSeed),
-		"-receipts", s.ReceiptsPath()}, o.TopsimArgs...)
+	args := []string{"-addr", topsimAddr, "-seed", fmt.Sprint(o.TopsimSeed), "-receipts", s.ReceiptsPath()}
+	if o.TOPQPS > 0 {
+		args = append(args, "-qps-limit", fmt.Sprint(o.TOPQPS))
+	}
+	args = append(args, o.TopsimArgs...)
 	fmt.Fprintf(s.opts.Log, "devstack: starting topsim on %s\n", s.TopsimURL)
 	p, err := s.spawn(ProcTopsim, s.topsimEnv(),
 		filepath.Join(s.binDir, "topsim"), args...)
@@ -332,6 +339,7 @@ func (s *Stack) baseWorkerEnv(ingressAddr string) []string {
 		"RETRY_INITIAL_INTERVAL=200ms",
 		"RETRY_MAX_INTERVAL=1s",
 		"LOG_LEVEL=info",
+		fmt.Sprintf("TOP_QPS=%d", max(s.opts.TOPQPS, 0)),
 	}...)
 }
 

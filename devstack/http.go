@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/insuranceflow/insuranceflow/topsim/simulator"
 )
 
 // httpClient bounds every call the stack makes; the ingress's own bound on
@@ -106,4 +108,19 @@ func (s *Stack) Report(ctx context.Context, body []byte) (int, []byte, error) {
 		return resp.StatusCode, nil, fmt.Errorf("devstack: report: read body: %w", err)
 	}
 	return resp.StatusCode, raw, nil
+}
+
+// TopsimStats is topsim's request counts (GET /_sim/stats): among them
+// qps_limited, the code-7 answers its flow control gave, and
+// max_per_second, the most calls it saw within any sliding second.
+func (s *Stack) TopsimStats(ctx context.Context) (simulator.Stats, error) {
+	body, err := s.simCall(ctx, http.MethodGet, s.TopsimURL+"/_sim/stats", nil)
+	if err != nil {
+		return simulator.Stats{}, err
+	}
+	var st simulator.Stats
+	if err := json.Unmarshal(body, &st); err != nil {
+		return simulator.Stats{}, fmt.Errorf("devstack: decode /_sim/stats: %w", err)
+	}
+	return st, nil
 }

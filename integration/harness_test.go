@@ -62,6 +62,14 @@ func runMain(m *testing.M) int {
 	}
 	env = s
 	code := m.Run()
+	if code == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := checkTOPQPS(ctx, s); err != nil {
+			fmt.Fprintln(os.Stderr, "integration:", err)
+			code = 1
+		}
+		cancel()
+	}
 	if code != 0 {
 		dumpLogs(dir)
 	}
@@ -123,6 +131,8 @@ func startStack(dir, clientsFile string) (*devstack.Stack, error) {
 		AppKey:      testAppKey,
 		AppSecret:   testAppSecret,
 		Metrics:     true,
+		// Every worker keeps to it, and topsim bans like TOP above it.
+		TOPQPS: testTOPQPS,
 		// Short retry intervals and TOP timeout are devstack's own; the
 		// TOP-compatible endpoint and a quick parked gauge are the tests'.
 		WorkerEnv: []string{
