@@ -18,6 +18,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/insuranceflow/insuranceflow/fsm"
@@ -43,6 +44,10 @@ type Client struct {
 	// may be (DefaultMaxFutureSkew when zero). See checkClock.
 	Now           func() time.Time
 	MaxFutureSkew time.Duration
+	// DataConverter decodes a pending callback's heartbeat for the status
+	// view (see markRateLimited): the one the workers use, so that it can
+	// read encrypted payloads. Nil is the SDK's default.
+	DataConverter converter.DataConverter
 }
 
 // Report delivers one insurance result to its policy's workflow and returns

@@ -37,6 +37,7 @@ func (c *Client) Status(ctx context.Context, bizID string) (workflows.Status, er
 		if err := resp.QueryResult.Get(&st); err != nil {
 			return workflows.Status{}, fmt.Errorf("decode status of policy %s: %w", bizID, err)
 		}
+		c.markRateLimited(ctx, &st)
 		return st, nil
 	case err == nil, isNotFound(err):
 		// Closed or unknown to Temporal: the store decides.

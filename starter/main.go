@@ -116,6 +116,8 @@ func (b *liveBackends) Policies(ctx context.Context, cfg config) (policyOps, err
 		Settings:  cfg.Settings,
 		// Now is left to the client (time.Now): this host's clock.
 		MaxFutureSkew: cfg.MaxFutureSkew,
+
+		DataConverter: opts.DataConverter,
 	}
 	return b.policies, nil
 }

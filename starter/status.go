@@ -26,7 +26,7 @@ func (v statusView) write(w io.Writer) error {
 	head.row("endorsements", strconv.Itoa(v.Endorsements))
 	head.row("insurance_type", v.InsuranceType)
 	head.row("policy_number", v.PolicyNumber)
-	head.row("callback", v.CallbackState)
+	head.row("callback", human(v.CallbackState))
 	head.row("last_seq", strconv.FormatInt(v.LastSeq, 10))
 	if err := head.flush(); err != nil {
 		return err
@@ -42,10 +42,19 @@ func (v statusView) write(w io.Writer) error {
 		if e.LastClass != "" && lastErr != "" {
 			lastErr = e.LastClass + ": " + lastErr
 		}
-		t.row(strconv.FormatInt(e.Seq, 10), e.Stage, e.Status, e.TimeOfOccurrence, e.Callback,
+		t.row(strconv.FormatInt(e.Seq, 10), e.Stage, e.Status, e.TimeOfOccurrence, human(e.Callback),
 			strconv.Itoa(e.Attempts), lastErr, apiTimePtr(e.DeliveredAt))
 	}
 	return t.flush()
+}
+
+// human spells a callback state for the table; the JSON keeps the name.
+// Waiting on TOP's rate limit is throttling, not failure, and reads so.
+func human(callback string) string {
+	if callback == string(policyclient.CallbackWaitingRateLimit) {
+		return "waiting on TOP rate limit"
+	}
+	return callback
 }
 
 func newStatusCmd(a *app) *cobra.Command {

@@ -311,6 +311,8 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 			// of it (see policyclient.Client.Now).
 			Now:           time.Now,
 			MaxFutureSkew: cfg.MaxFutureSkew,
+
+			DataConverter: cfg.dataConverter(),
 		},
 		Clients:     cfg.IngressClients,
 		Tokens:      cfg.tokens(),

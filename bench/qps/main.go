@@ -39,6 +39,7 @@ const (
 type flags struct {
 	qps, workers, policies, concurrency int
 	binDir, temporalBin, readme, out    string
+	margin                              time.Duration
 	updateReadme                        bool
 }
 
@@ -84,6 +85,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&f.workers, "workers", 2, "worker processes on the task queue")
 	fs.IntVar(&f.policies, "policies", 100, "policy lifecycles of 5 events each (5 callbacks)")
 	fs.IntVar(&f.concurrency, "c", 20, "lifecycles driven at once")
+	fs.DurationVar(&f.margin, "margin", 0, "TOP_QPS_MARGIN of every worker (0: the worker's default)")
 	fs.StringVar(&f.binDir, "bin-dir", "", "prebuilt worker, topsim and starter (default: build them)")
 	fs.StringVar(&f.temporalBin, "temporal-bin", os.Getenv("TEMPORAL_BIN"), "the pinned Temporal CLI (env TEMPORAL_BIN)")
 	fs.StringVar(&f.out, "out", "bench-results/qps.json", "where the results go")
@@ -96,7 +98,7 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("-qps, -workers, -policies and -c must be at least 1")
 	}
 	res := results{
-		Command: fmt.Sprintf("go run ./bench/qps -qps=%d -workers=%d -policies=%d -c=%d", f.qps, f.workers, f.policies, f.concurrency),
+		Command: fmt.Sprintf("go run ./bench/qps -qps=%d -workers=%d -policies=%d -c=%d%s", f.qps, f.workers, f.policies, f.concurrency, marginFlag(f)),
 		QPS:     f.qps, Workers: f.workers, Policies: f.policies, CPUs: runtime.NumCPU(), LoadAvgStart: loadAvg(),
 	}
 
@@ -104,6 +106,7 @@ func run(ctx context.Context, args []string) error {
 		TemporalBin: f.temporalBin,
 		BinDir:      f.binDir,
 		TOPQPS:      f.qps,
+		WorkerEnv:   workerEnv(f),
 		Log:         os.Stderr,
 	})
 	if err != nil {
@@ -316,6 +319,20 @@ func updateReadme(path, section string) error {
 	}
 	out := append(append(append([]byte{}, doc[:si]...), section...), doc[ei+len(readmeEnd):]...)
 	return os.WriteFile(path, out, 0o644)
+}
+
+func workerEnv(f flags) []string {
+	if f.margin == 0 {
+		return nil
+	}
+	return []string{"TOP_QPS_MARGIN=" + f.margin.String()}
+}
+
+func marginFlag(f flags) string {
+	if f.margin == 0 {
+		return ""
+	}
+	return " -margin=" + f.margin.String()
 }
 
 func loadAvg() string {
