@@ -116,7 +116,7 @@ compose-check:
 	$(COMPOSE) --profile demo config -q
 
 # ---- benchmarks (bench/, devstack/) ----
-.PHONY: bench bench-quick bench-readme microbench
+.PHONY: bench bench-quick bench-readme bench-qps bench-qps-readme microbench
 
 # BENCH_OPEN is how many policies `make bench` leaves open while sampling
 # the worker's RSS; `make bench-readme` measures the full 10,000.
@@ -126,6 +126,15 @@ BENCH_FLAGS ?=
 ## bench: load benchmark: 200 lifecycles at concurrency 20 through the HTTP ingress vs a minimal Temporal workflow on the same server, then BENCH_OPEN open policies; results in bench-results/
 bench: build temporal
 	$(GO) run ./bench -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -n 200 -c 20 -open-policies $(BENCH_OPEN) $(BENCH_FLAGS)
+	$(MAKE) bench-qps
+
+## bench-qps: TOP_QPS=5 with two workers and topsim enforcing the limit: 500 callbacks, achieved rate vs the limit, most per sliding second, code-7 answers (about 2 min)
+bench-qps: build temporal
+	$(GO) run ./bench/qps -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -qps 5 -workers 2 -policies 100 -c 20
+
+## bench-qps-readme: the same, writing the README's TOP_QPS section
+bench-qps-readme: build temporal
+	$(GO) run ./bench/qps -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -qps 5 -workers 2 -policies 100 -c 20 -update-readme
 
 ## bench-readme: the README's run: `make bench` with 10,000 open policies, writing the Performance section
 bench-readme: build temporal

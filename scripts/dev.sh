@@ -82,7 +82,10 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
-"$BIN/topsim" -addr "$TOPSIM_ADDR" -reject-pattern "$TOPSIM_REJECT_PATTERN" -receipts "$DATA/topsim-receipts.jsonl" &
+# With TOP_QPS set, topsim bans like TOP above it, so the dev stack shows
+# at once if the worker ever goes over (topsim's /_sim/stats: qps_limited).
+"$BIN/topsim" -addr "$TOPSIM_ADDR" -reject-pattern "$TOPSIM_REJECT_PATTERN" -receipts "$DATA/topsim-receipts.jsonl" \
+  -qps-limit "${TOPSIM_QPS_LIMIT:-${TOP_QPS:-0}}" &
 pids+=($!)
 
 "$BIN/worker" &
