@@ -3,9 +3,6 @@
 -- deployment shares the store, so this table is what keeps all of them
 -- together under TOP_QPS. Rows older than the window are deleted by the
 -- next admission, so the table holds at most about TOP_QPS rows per key.
---
--- Numbered with a gap after 00001 so that migrations added meanwhile on
--- other branches keep their numbers.
 
 -- +goose Up
 CREATE TABLE IF NOT EXISTS top_call_slots (
