@@ -88,6 +88,9 @@ type checkInput struct {
 	// the close-race phase.
 	Operator []opAction
 	Races    []*raceRun
+	// TOPQPS is the run's TOP_QPS (0: none); topsim must never have seen
+	// more in a sliding second, nor answered code 7 for it.
+	TOPQPS int
 	// Scheduled says which of issue 8's fault classes the run scheduled;
 	// each one scheduled must have happened.
 	Scheduled scheduledClasses
@@ -196,7 +199,19 @@ func faultFigures(in checkInput) []figure {
 		}
 	}
 	st := in.Obs.Stats
+	overLimit := violations{}
+	if in.TOPQPS > 0 {
+		if st.QPSLimited > 0 {
+			overLimit.add("topsim", "%d code-7 answers from flow control (TOP_QPS=%d)", st.QPSLimited, in.TOPQPS)
+		}
+		if st.MaxPerSecond > in.TOPQPS {
+			overLimit.add("topsim", "%d requests within one sliding second, TOP_QPS=%d", st.MaxPerSecond, in.TOPQPS)
+		}
+	}
 	return []figure{
+		info(groupFaults, "TOP_QPS (both workers, enforced by topsim)", int64(in.TOPQPS)),
+		info(groupFaults, "most TOP calls in any sliding second", int64(st.MaxPerSecond)),
+		invariant(groupFaults, "TOP_QPS exceeded (topsim's flow control, injected bans aside)", overLimit),
 		info(groupFaults, "worker SIGKILLs", count(evKill)),
 		info(groupFaults, "worker found dead (not killed by us)", count(evWorkerGone)),
 		info(groupFaults, "Temporal server restarts", count(evTemporalStart)),

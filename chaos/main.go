@@ -50,6 +50,8 @@ type config struct {
 	StoreOutageAt []time.Duration
 	PauseAt       time.Duration
 	RacePolicies  int
+	// TOPQPS is the stack's TOP_QPS, enforced by topsim.
+	TOPQPS int
 }
 
 // fullDefaults and shortDefaults are the two shapes of a run; flags given
@@ -90,6 +92,8 @@ const (
 	// operatorEvery is how often the operator looks for parked callbacks
 	// while the faults run.
 	operatorEvery = 2 * time.Second
+	// qpsMargin widens the limiter's window (see TOP_QPS_MARGIN).
+	qpsMargin = 300 * time.Millisecond
 )
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -118,6 +122,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.TolerateAttemptGaps, "tolerate-attempt-gaps", false,
 		"report events whose attempts count exceeds their attempt rows (an attempt cut off by SIGKILL, or started by Temporal and never run) without failing the run")
 	fs.DurationVar(&c.PauseAt, "pause-at", full.PauseAt, "when in the window the worker is frozen (SIGSTOP) past its heartbeat timeout")
+	fs.IntVar(&c.TOPQPS, "top-qps", 25, "TOP_QPS for both workers, enforced by topsim like TOP (0 = no limit)")
 	fs.IntVar(&c.RacePolicies, "race-policies", full.RacePolicies, "policies raced around run closes after the fault window (0 = none)")
 	c.StoreOutageAt = full.StoreOutageAt
 	fs.BoolVar(&c.Keep, "keep", false, "keep the stack's directory (logs, databases) even when every check passes")

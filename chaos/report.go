@@ -47,6 +47,12 @@ type settingsView struct {
 	ParkEvery    int     `json:"park_every"`
 	// TolerateAttemptGaps: attempt numbers without a row did not fail the run.
 	TolerateAttemptGaps bool `json:"tolerate_attempt_gaps,omitempty"`
+	// Issue 8's classes and TOP_QPS.
+	TOPQPS         int    `json:"top_qps"`
+	StoreOutages   int    `json:"store_outages"`
+	StoreOutageFor string `json:"store_outage_for"`
+	PauseFor       string `json:"pause_for"`
+	RacePolicies   int    `json:"race_policies"`
 }
 
 func (r *result) total() time.Duration {
@@ -93,10 +99,12 @@ func (r *result) markdown() string {
 	}
 	fmt.Fprintf(&b, "\nMeasured by `%s` on %s (%s): %d policies at concurrency %d, seed %d; "+
 		"for %s a worker SIGKILL every ~%s, one %d s code-7 ban and one Temporal restart; until every event was answered "+
-		"%.0f%% isp.* errors and %.0f%% hangs of %s against a %s client timeout; every %dth policy parked. %s.\n",
+		"%.0f%% isp.* errors and %.0f%% hangs of %s against a %s client timeout; every %dth policy parked; "+
+		"two workers at TOP_QPS=%d (topsim enforcing it), %d store outages of %s, one worker frozen for %s, "+
+		"operator retries and skips while the faults ran, then %d policies raced around run closes. %s.\n",
 		r.Command, r.Date.Format("2006-01-02"), r.Machine, s.Policies, s.Concurrency, s.Seed,
 		s.FaultWindow, s.KillEvery, s.BanSeconds, s.ISPErrorRate*100, s.HangRate*100, s.HangDuration, s.CallTimeout,
-		s.ParkEvery, verdict)
+		s.ParkEvery, s.TOPQPS, s.StoreOutages, s.StoreOutageFor, s.PauseFor, s.RacePolicies, verdict)
 	parts := make([]string, len(r.Phases))
 	for i, p := range r.Phases {
 		parts[i] = fmt.Sprintf("%s %.1f s", p.Name, p.Seconds)

@@ -61,7 +61,14 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		TemporalBin: bin,
 		BinDir:      binDir,
 		TopsimSeed:  int64(cfg.Seed),
+		// Both workers keep to TOP_QPS through the store's limiter, and
+		// topsim enforces it as TOP would: code 7 for one call too many in
+		// any sliding second.
+		TOPQPS: cfg.TOPQPS,
 		WorkerEnv: []string{
+			// The margin covers the jitter between a call's admission and
+			// its arrival on a 2-core machine running the whole stack.
+			"TOP_QPS_MARGIN=" + qpsMargin.String(),
 			"TOP_CALL_TIMEOUT=" + topCallTimeout.String(),
 			"RETRY_INITIAL_INTERVAL=200ms",
 			"RETRY_MAX_INTERVAL=1s",
@@ -208,7 +215,7 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		return nil, fmt.Errorf("collect the final state: %w", err)
 	}
 	figs := check(checkInput{Runs: runs, Obs: o, Faults: flog.snapshot(), TolerateAttemptGaps: cfg.TolerateAttemptGaps,
-		Operator: oplog.snapshot(), Races: races,
+		Operator: oplog.snapshot(), Races: races, TOPQPS: cfg.TOPQPS,
 		Scheduled: scheduledClasses{StoreOutage: len(cfg.StoreOutageAt) > 0, Pause: pauseFor > 0,
 			Operator: cfg.ParkEvery > 0, Races: cfg.RacePolicies > 0}})
 	if left := raceReceiptsSettled(races, o.Receipts); len(left) > 0 {
@@ -238,6 +245,8 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 			ISPErrorRate: ispErrorRate, HangRate: hangRate, HangDuration: hangDuration.String(),
 			CallTimeout: topCallTimeout.String(), BanSeconds: banSeconds, ParkEvery: cfg.ParkEvery,
 			TolerateAttemptGaps: cfg.TolerateAttemptGaps,
+			TOPQPS:              cfg.TOPQPS, StoreOutages: len(cfg.StoreOutageAt), StoreOutageFor: storeOutageFor.String(),
+			PauseFor: pauseFor.String(), RacePolicies: cfg.RacePolicies,
 		},
 		Phases:    t.phases,
 		Figures:   figs,
