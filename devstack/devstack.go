@@ -235,6 +235,11 @@ func (s *Stack) start(ctx context.Context) error {
 			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=NORMAL",
 			"--search-attribute", "BizId=Keyword", "--search-attribute", "PolicyState=Keyword",
 			"--search-attribute", "InsuranceType=Keyword", "--search-attribute", "CallbackState=Keyword",
+			// The SDK asks for eager activities (the DeliverCallback a
+			// workflow task schedules runs on the worker that completed
+			// the task, with no trip through the matching service); the
+			// server grants them only when told to.
+			"--dynamic-config-value", "system.enableActivityEagerExecution=true",
 			"--log-level", "error"}
 		if err := s.StartTemporal(ctx); err != nil {
 			return err

@@ -71,6 +71,7 @@ temporal_ip=${TEMPORAL_ADDRESS%:*}
   --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=NORMAL \
   --search-attribute BizId=Keyword --search-attribute PolicyState=Keyword \
   --search-attribute InsuranceType=Keyword --search-attribute CallbackState=Keyword \
+  --dynamic-config-value system.enableActivityEagerExecution=true \
   ${codec_args[@]+"${codec_args[@]}"} \
   --log-level error >"$DATA/temporal.log" 2>&1 &
 pids+=($!)
