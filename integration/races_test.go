@@ -57,22 +57,8 @@ func (p *pausedSnapshots) Snapshot(ctx context.Context, bizID string) (*workflow
 func TestReportAfterARaceToCloseSeesTheClosedRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// The stack's connection (mutual TLS under `make test-cluster`).
-	opts, err := env.ClientOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Logger = log.NewStructuredLogger(slog.New(slog.DiscardHandler))
-	tc, err := client.DialContext(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	st, err := store.Open(ctx, env.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	tc := dialStack(t, ctx) // mutual TLS under `make test-cluster`
+	st := openStackStore(t, ctx)
 	settings := workflows.Settings{IdleTimeout: 2 * time.Second, EmptyRunGrace: 2 * time.Second}
 	plain := &policyclient.Client{Temporal: tc, Snapshots: policyclient.StoreSnapshots{Store: st}, Settings: settings}
 	paused := &pausedSnapshots{inner: plain.Snapshots, armed: make(chan struct{}), release: make(chan struct{})}
@@ -148,16 +134,7 @@ func TestTerminatedRunLosesNoAcceptedEvent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	t.Cleanup(func() { clearFaults(t) })
-	opts, err := env.ClientOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Logger = log.NewStructuredLogger(slog.New(slog.DiscardHandler))
-	tc, err := client.DialContext(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
+	tc := dialStack(t, ctx)
 
 	// Every TOP call hangs past the worker's TOP timeout: the first
 	// callback stays in flight or retrying, the second queued behind it.
@@ -176,7 +153,19 @@ func TestTerminatedRunLosesNoAcceptedEvent(t *testing.T) {
 	recordHistoryOf(t, "reopen-after-terminate", bizID)
 }
 
-// dialStack dials the stack's Temporal server quietly, as its processes do.
+// openStackStore opens the stack's store, as the worker has it.
+func openStackStore(t *testing.T, ctx context.Context) *store.Store {
+	t.Helper()
+	st, err := store.Open(ctx, env.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// dialStack dials the stack's Temporal server quietly, as its processes do
+// (over mutual TLS under `make test-cluster`).
 func dialStack(t *testing.T, ctx context.Context) client.Client {
 	t.Helper()
 	opts, err := env.ClientOptions()
@@ -202,11 +191,7 @@ func TestCancelledRunRecordsItsCallbacks(t *testing.T) {
 	defer cancel()
 	t.Cleanup(func() { clearFaults(t) })
 	tc := dialStack(t, ctx)
-	st, err := store.Open(ctx, env.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStackStore(t, ctx)
 
 	setFaults(t, `{"hang_rate":1,"hang_duration":"10s"}`)
 	bizID := newBizID("CXL")
@@ -236,11 +221,7 @@ func TestContinueAsNewCarriesThePolicy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	tc := dialStack(t, ctx)
-	st, err := store.Open(ctx, env.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStackStore(t, ctx)
 	pc := &policyclient.Client{Temporal: tc, Snapshots: policyclient.StoreSnapshots{Store: st},
 		Settings: workflows.Settings{ContinueAsNewAfter: 2}}
 	bizID := newBizID("CAN")
