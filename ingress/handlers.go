@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/insuranceflow/insuranceflow/api"
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/workflows"
@@ -33,6 +34,9 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	result, err := insurance.Decode(body)
+	if err == nil {
+		result, err = withIdempotencyKey(result, r.Header.Get(headerIdempotencyKey))
+	}
 	if err != nil {
 		s.countReport(r.Context(), APIJSON, workflows.Acceptance{}, err)
 		s.fail(w, r, err)
@@ -53,6 +57,46 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	writeJSON(w, status, acceptanceOf(acc))
+}
+
+// headerIdempotencyKey is the HTTP convention for a request id: business
+// systems that retry a POST send the same key, which is what request_id is.
+const headerIdempotencyKey = "Idempotency-Key"
+
+// withIdempotencyKey takes an Idempotency-Key header as r's request id. The
+// body's request_id may say the same; two different ids for one request are
+// a mistake to refuse, not to resolve by picking one.
+func withIdempotencyKey(r insurance.Result, key string) (insurance.Result, error) {
+	if key == "" {
+		return r, nil
+	}
+	invalid := func(msg string) error {
+		return &insurance.ValidationError{Problems: []insurance.FieldError{{Field: headerIdempotencyKey, Message: msg}}}
+	}
+	if r.RequestID != "" && r.RequestID != key {
+		return insurance.Result{}, invalid("differs from the body's request_id (send one, or both the same)")
+	}
+	r.RequestID = key
+	// The key is held to request_id's rules, and the problem named after
+	// the header the caller actually sent.
+	var bad *insurance.ValidationError
+	if err := r.Validate(); errors.As(err, &bad) {
+		for _, p := range bad.Problems {
+			if p.Field == "request_id" {
+				return insurance.Result{}, invalid(p.Message)
+			}
+		}
+		return insurance.Result{}, err
+	}
+	return r, nil
+}
+
+// openAPI serves the API's own contract, the embedded api/openapi.yaml.
+func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", api.OpenAPIContentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(api.OpenAPI())
 }
 
 // status handles GET /v1/policies/{biz_id}.

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/insuranceflow/insuranceflow/api"
 	"github.com/insuranceflow/insuranceflow/auth"
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
@@ -171,6 +172,7 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/v1/policies/{biz_id}/callbacks/skip", true, auth.ScopeOperate, s.skip},
 		{http.MethodGet, "/healthz", false, "", s.healthz},
 		{http.MethodGet, "/readyz", false, "", s.readyz},
+		{http.MethodGet, api.OpenAPIPath, false, "", s.openAPI},
 	}, s.topRoutes()...)
 }
 

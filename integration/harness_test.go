@@ -62,6 +62,9 @@ func runMain(m *testing.M) int {
 	}
 	env = s
 	code := m.Run()
+	if reportViolations() {
+		code = 1
+	}
 	if code == 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := checkTOPQPS(ctx, s); err != nil {
@@ -235,4 +238,14 @@ func callAs(t *testing.T, token, method, path string, body any, out any) int {
 }
 
 // httpClient bounds every test request; nothing here should take 30 s.
-var httpClient = &http.Client{Timeout: 30 * time.Second}
+// Its transport checks every request to an ingress and every answer
+// against api/openapi.yaml (contract_test.go).
+var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: contractTransport{c: mustLoadContract(), next: http.DefaultTransport}}
+
+func mustLoadContract() *contract {
+	c, err := loadContract()
+	if err != nil {
+		panic(err) // the document is broken: nothing here can be checked
+	}
+	return c
+}

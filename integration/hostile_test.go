@@ -400,7 +400,8 @@ func sendHostile(t *testing.T, c hostileCase) (*http.Response, []byte) {
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := httpClient.Do(req)
+	// Hostile on purpose: only the answer is held to the contract.
+	resp, err := httpClient.Do(deliberatelyInvalid(req))
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, reportPath, err)
 	}

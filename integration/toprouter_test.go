@@ -30,6 +30,7 @@ func routerClient(t *testing.T, method top.SignMethod, simplify bool) *top.Clien
 		AppSecret:  top.Secret(testRouterAppSecret),
 		SignMethod: method,
 		Simplify:   simplify,
+		HTTPClient: httpClient, // checked against api/openapi.yaml
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +143,7 @@ func TestTOPRouterEventReachesTOPLikeAJSONOne(t *testing.T) {
 		}
 	})
 	t.Run("a wrong signature never reaches the workflow", func(t *testing.T) {
-		c, err := top.New(top.Config{GatewayURL: env.IngressURL + "/router/rest", AppKey: testRouterAppKey, AppSecret: "not-the-secret"})
+		c, err := top.New(top.Config{GatewayURL: env.IngressURL + "/router/rest", AppKey: testRouterAppKey, AppSecret: "not-the-secret", HTTPClient: httpClient})
 		if err != nil {
 			t.Fatal(err)
 		}
