@@ -125,9 +125,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 
 // listParams are the query parameters GET /v1/policies understands; any
 // other is refused, so a misspelt filter cannot silently list everything.
-var listParams = []string{"state", "callback_state", "page_size", "page_token"}
+var listParams = []string{"state", "callback_state", "page_size", "page_token", "include"}
 
-// list handles GET /v1/policies?state=&callback_state=&page_size=&page_token=.
+// list handles GET /v1/policies?state=&callback_state=&page_size=&page_token=&include=closed:
+// each policy once, the open ones by default, with include=closed every
+// policy the store has recorded (policyclient.Client.List).
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var problems []insurance.FieldError
@@ -141,6 +143,13 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	f := policyclient.ListFilter{State: q.Get("state"), CallbackState: q.Get("callback_state")}
+	switch v := q.Get("include"); v {
+	case "":
+	case "closed":
+		f.IncludeClosed = true
+	default:
+		problems = append(problems, insurance.FieldError{Field: "include", Message: "must be closed"})
+	}
 	if v := q.Get("page_size"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {

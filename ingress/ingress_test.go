@@ -602,6 +602,16 @@ func TestList(t *testing.T) {
 		t.Fatalf("no next_page_token in %s", r.raw)
 	}
 
+	t.Run("include=closed lists closed policies too", func(t *testing.T) {
+		r := s.do(t, "GET", "/v1/policies?include=closed&state=cancelled", "", nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("status=%d (body %s)", r.status, r.raw)
+		}
+		want := policyclient.ListFilter{State: "cancelled", IncludeClosed: true}
+		if got := s.fake.listed[len(s.fake.listed)-1]; !reflect.DeepEqual(got, want) {
+			t.Fatalf("filter=%+v, want %+v", got, want)
+		}
+	})
 	t.Run("the next page token comes back as bytes", func(t *testing.T) {
 		r := s.do(t, "GET", "/v1/policies?page_token="+next, "", nil)
 		if r.status != http.StatusOK {
@@ -620,6 +630,7 @@ func TestList(t *testing.T) {
 		{"repeated parameter", "state=new&state=insured", []string{"state"}},
 		{"page size not a number", "page_size=ten", []string{"page_size"}},
 		{"page token not base64", "page_token=!!!", []string{"page_token"}},
+		{"include something else", "include=open", []string{"include"}},
 		{"several at once", "page_size=x&foo=1", []string{"foo", "page_size"}},
 	}
 	for _, tt := range bad {

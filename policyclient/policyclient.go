@@ -35,7 +35,10 @@ type Client struct {
 	Snapshots Snapshots
 	// Audit is the store's operator audit trail, which OperatorActions
 	// reads; nil makes OperatorActions an error.
-	Audit     AuditTrail
+	Audit AuditTrail
+	// Policies lists the store's policies for List with IncludeClosed; nil
+	// makes such a listing ErrNoPolicyStore.
+	Policies  PolicyLister
 	TaskQueue string // workflows.DefaultTaskQueue when empty
 	Settings  workflows.Settings
 

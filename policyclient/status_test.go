@@ -174,7 +174,7 @@ func TestList(t *testing.T) {
 			t.Fatalf("List: %v", err)
 		}
 		req := f.lists[len(f.lists)-1]
-		wantQuery := "WorkflowType = 'Policy' AND ExecutionStatus != 'ContinuedAsNew' AND PolicyState = 'insured' AND CallbackState = 'parked'"
+		wantQuery := "WorkflowType = 'Policy' AND ExecutionStatus = 'Running' AND PolicyState = 'insured' AND CallbackState = 'parked'"
 		if req.GetQuery() != wantQuery {
 			t.Errorf("query=%q, want %q", req.GetQuery(), wantQuery)
 		}
@@ -197,7 +197,7 @@ func TestList(t *testing.T) {
 			t.Fatalf("List: %v", err)
 		}
 		req := f.lists[len(f.lists)-1]
-		if want := "WorkflowType = 'Policy' AND ExecutionStatus != 'ContinuedAsNew'"; req.GetQuery() != want || req.GetPageSize() != 7 {
+		if want := "WorkflowType = 'Policy' AND ExecutionStatus = 'Running'"; req.GetQuery() != want || req.GetPageSize() != 7 {
 			t.Errorf("query=%q size=%d, want %q and 7", req.GetQuery(), req.GetPageSize(), want)
 		}
 	})

@@ -39,7 +39,7 @@ type policyView struct {
 	InsuranceType  string    `json:"insurance_type,omitempty"`
 	CallbackState  string    `json:"callback_state,omitempty"`
 	WorkflowStatus string    `json:"workflow_status"`
-	StartTime      time.Time `json:"start_time"`
+	StartTime      time.Time `json:"start_time,omitzero"`
 }
 
 func (v listView) write(w io.Writer) error {
@@ -65,6 +65,7 @@ type listFlags struct {
 	state         string
 	callbackState string
 	limit         int
+	all           bool
 }
 
 func (f listFlags) filter() (policyclient.ListFilter, error) {
@@ -88,15 +89,19 @@ func (f listFlags) filter() (policyclient.ListFilter, error) {
 	if len(problems) > 0 {
 		return policyclient.ListFilter{}, &usageError{Command: "starter list", Err: errors.New(strings.Join(problems, "; "))}
 	}
-	return policyclient.ListFilter{State: f.state, CallbackState: f.callbackState}, nil
+	return policyclient.ListFilter{State: f.state, CallbackState: f.callbackState, IncludeClosed: f.all}, nil
 }
 
 func newListCmd(a *app) *cobra.Command {
 	f := listFlags{limit: defaultListLimit}
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List policies from Temporal visibility",
+		Short: "List policies, each once: those with an open workflow, or with --all every recorded one",
+		Long: "List policies, one row each. By default the policies whose workflow is open, from Temporal\n" +
+			"visibility; with --all every policy the store has recorded, in biz_id order, those whose\n" +
+			"workflow has closed too (WORKFLOW Closed, their view from the store).",
 		Example: "  starter list --state insured\n" +
+			"  starter list --all --state cancelled\n" +
 			"  starter list --callback-state parked --limit 200",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -144,5 +149,6 @@ func newListCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&f.state, "state", "", "only policies in this state (new, pre_insured, underwritten, insured, cancelled)")
 	cmd.Flags().StringVar(&f.callbackState, "callback-state", "", "only policies whose callback is idle, pending, retrying or parked")
 	cmd.Flags().IntVar(&f.limit, "limit", defaultListLimit, "most policies to show")
+	cmd.Flags().BoolVar(&f.all, "all", false, "also policies whose workflows have closed (from the store)")
 	return cmd
 }

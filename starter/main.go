@@ -112,6 +112,7 @@ func (b *liveBackends) Policies(ctx context.Context, cfg config) (policyOps, err
 	b.policies = &policyclient.Client{
 		Temporal:  tc,
 		Snapshots: lazySnapshots{backends: b, databaseURL: cfg.DatabaseURL, timeout: cfg.Timeout},
+		Policies:  lazyPolicies{backends: b, databaseURL: cfg.DatabaseURL, timeout: cfg.Timeout},
 		TaskQueue: cfg.TaskQueue,
 		Settings:  cfg.Settings,
 		// Now is left to the client (time.Now): this host's clock.
@@ -200,4 +201,22 @@ func (s lazySnapshots) Snapshot(ctx context.Context, bizID string) (*workflows.S
 		return nil, err
 	}
 	return policyclient.StoreSnapshots{Store: st}.Snapshot(ctx, bizID)
+}
+
+// lazyPolicies opens the store only when a listing first includes closed
+// policies (policyclient.ListFilter.IncludeClosed).
+type lazyPolicies struct {
+	backends    *liveBackends
+	databaseURL string
+	timeout     time.Duration
+}
+
+func (s lazyPolicies) ListPolicies(ctx context.Context, f store.ListFilter) ([]store.Policy, error) {
+	openCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	st, err := s.backends.openStore(openCtx, s.databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	return st.ListPolicies(ctx, f)
 }

@@ -141,6 +141,24 @@ func TestListPagesUpToLimit(t *testing.T) {
 	}
 }
 
+func TestListAll(t *testing.T) {
+	ops := newFakePolicies()
+	ops.listPages = []policyclient.ListPage{{Policies: []policyclient.PolicySummary{
+		{BizID: "A", State: "cancelled", InsuranceType: "home_property", CallbackState: "idle", WorkflowStatus: policyclient.WorkflowClosed},
+	}}}
+	res := runWith(t, ops, "list", "--all", "--state", "cancelled")
+	if res.code != exitOK {
+		t.Fatalf("exit=%d, stderr=%s", res.code, res.stderr)
+	}
+	if f := ops.listFilters[0]; !f.IncludeClosed || f.State != "cancelled" {
+		t.Fatalf("filter=%+v, want IncludeClosed and state cancelled", f)
+	}
+	want := []string{"A", "cancelled", "home_property", "idle", "Closed", "-"}
+	if got := fieldsOfRow(t, res.stdout, "A"); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("row=%q, want %q", got, want)
+	}
+}
+
 func TestListJSON(t *testing.T) {
 	ops := newFakePolicies()
 	ops.listPages = []policyclient.ListPage{{Policies: []policyclient.PolicySummary{

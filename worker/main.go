@@ -305,6 +305,7 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 			Temporal:  tc,
 			Snapshots: policyclient.StoreSnapshots{Store: st},
 			Audit:     st,
+			Policies:  st,
 			TaskQueue: cfg.TaskQueue,
 			Settings:  cfg.Settings,
 			// This host's clock: the ingress refuses events dated ahead
