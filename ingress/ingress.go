@@ -62,6 +62,9 @@ const retryAfter = "5"
 // Config configures a Server.
 type Config struct {
 	Policies Policies
+	// Events serves GET /v1/events (the export) from the store; the route
+	// exists only when it is set.
+	Events policyclient.EventExporter
 	// Clients are the named callers and their scopes (INGRESS_CLIENTS_FILE).
 	Clients *auth.Clients
 	// Tokens are development bearer tokens (INGRESS_TOKENS), each a caller
@@ -108,6 +111,7 @@ type Server struct {
 	callTimeout time.Duration
 	router      *topRouter // nil when the TOP-compatible endpoint is off
 	metrics     Metrics
+	export      policyclient.EventExporter // nil: no GET /v1/events
 }
 
 // New checks cfg and returns a Server.
@@ -143,6 +147,7 @@ func New(cfg Config) (*Server, error) {
 		callTimeout: cfg.CallTimeout,
 		router:      router,
 		metrics:     cfg.Metrics,
+		export:      cfg.Events,
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -164,7 +169,11 @@ type route struct {
 }
 
 func (s *Server) routes() []route {
-	return append([]route{
+	var export []route
+	if s.export != nil {
+		export = append(export, route{http.MethodGet, "/v1/events", true, auth.ScopeRead, s.events})
+	}
+	return append(append([]route{
 		{http.MethodPost, "/v1/insurance-results", true, auth.ScopeReport, s.report},
 		{http.MethodGet, "/v1/policies", true, auth.ScopeRead, s.list},
 		{http.MethodGet, "/v1/policies/{biz_id}", true, auth.ScopeRead, s.status},
@@ -173,7 +182,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/healthz", false, "", s.healthz},
 		{http.MethodGet, "/readyz", false, "", s.readyz},
 		{http.MethodGet, api.OpenAPIPath, false, "", s.openAPI},
-	}, s.topRoutes()...)
+	}, export...), s.topRoutes()...)
 }
 
 // Handler returns the API's handler. Every route, the 405 answer for a

@@ -189,6 +189,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newOperatorCmd(a, operatorRetry),
 		newOperatorCmd(a, operatorSkip),
 		newHistoryCmd(a),
+		newExportCmd(a),
 		newSimulateCmd(a),
 	)
 	return root

@@ -81,6 +81,7 @@ func runSuite(t *testing.T, b backend) {
 	t.Run("PolicyNotFound", func(t *testing.T) { testPolicyNotFound(t, b) })
 	t.Run("ListPolicies", func(t *testing.T) { testListPolicies(t, b) })
 	t.Run("ListPoliciesByteOrder", func(t *testing.T) { testListPoliciesByteOrder(t, b) })
+	t.Run("ExportEvents", func(t *testing.T) { testExportEvents(t, b) })
 	t.Run("ConcurrentRecordAttempt", func(t *testing.T) { testConcurrentRecordAttempt(t, b) })
 	t.Run("ConcurrentRecordEvents", func(t *testing.T) { testConcurrentRecordEvents(t, b) })
 	t.Run("TwoWorkersRecordEachAttemptOnce", func(t *testing.T) { testTwoWorkers(t, b) })

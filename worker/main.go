@@ -315,6 +315,7 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 
 			DataConverter: cfg.dataConverter(),
 		},
+		Events:      st,
 		Clients:     cfg.IngressClients,
 		Tokens:      cfg.tokens(),
 		Ready:       readiness(tc, st),
