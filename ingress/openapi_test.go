@@ -11,6 +11,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/api"
 	"github.com/insuranceflow/insuranceflow/codec"
+	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/top"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
@@ -25,7 +26,8 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load api/openapi.yaml: %v", err)
 	}
-	srv, err := New(Config{Policies: &fakePolicies{}, Tokens: []string{token},
+	// Events only has to be set for GET /v1/events to be routed.
+	srv, err := New(Config{Policies: &fakePolicies{}, Tokens: []string{token}, Events: (*store.Store)(nil),
 		TOPAppKey: "k", TOPAppSecret: top.Secret("s")})
 	if err != nil {
 		t.Fatalf("New: %v", err)
