@@ -53,15 +53,25 @@ type policyStatus struct {
 	LastSeq       int64  `json:"last_seq"`
 }
 
-// status reads a policy as its workflow knows it.
+// status reads a policy as its workflow knows it. A 503 (the query
+// outlived the ingress's Temporal call timeout on a loaded machine) is
+// asked again for up to 30 s, as any client of the API would.
 func (c *ingressClient) status(ctx context.Context, bizID string) (policyStatus, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/policies/"+url.PathEscape(bizID), nil)
-	if err != nil {
-		return policyStatus{}, err
-	}
-	rep, err := c.do(req)
-	if err != nil {
-		return policyStatus{}, err
+	var rep reply
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/policies/"+url.PathEscape(bizID), nil)
+		if err != nil {
+			return policyStatus{}, err
+		}
+		if rep, err = c.do(req); err != nil {
+			return policyStatus{}, err
+		}
+		if rep.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			return policyStatus{}, err
+		}
 	}
 	if rep.Status != http.StatusOK {
 		return policyStatus{}, fmt.Errorf("GET /v1/policies/%s: HTTP %d: %.200s", bizID, rep.Status, rep.Body)

@@ -138,11 +138,20 @@ func waitReceipts(t *testing.T, bizID string, n int, within time.Duration) []rec
 
 func status(t *testing.T, bizID string) policyStatus {
 	t.Helper()
-	var st policyStatus
-	if code := call(t, http.MethodGet, "/v1/policies/"+bizID, nil, &st); code != http.StatusOK {
-		t.Fatalf("GET /v1/policies/%s: %d", bizID, code)
+	// A 503 means "try again" (the query outlived TEMPORAL_CALL_TIMEOUT on
+	// a loaded machine, say); a business system would, and so does this.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var st policyStatus
+		code := call(t, http.MethodGet, "/v1/policies/"+bizID, nil, &st)
+		if code == http.StatusOK {
+			return st
+		}
+		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("GET /v1/policies/%s: %d", bizID, code)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	return st
 }
 
 func setFaults(t *testing.T, faults string) {
