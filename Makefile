@@ -100,7 +100,11 @@ chaos: build temporal
 chaos-short: build temporal
 	TEMPORAL_BIN=$(abspath $(TEMPORAL)) $(GO) run ./chaos -short -bin-dir $(BIN) -json bench-results/chaos-short.json
 
-.PHONY: test-cluster compose-check
+.PHONY: test-cluster compose-check alerts-check
+
+## alerts-check: parse deploy/prometheus/alerts.yaml with Prometheus's own rule parser (rulefmt) and check every alert has for, labels.severity and annotations.summary; lint the Grafana dashboard's queries
+alerts-check:
+	$(GO) test -count=1 -run '^(TestAlertRules|TestRulesRefusesAnIncompleteAlert|TestDashboard)$$' ./deploy/monitoring/
 
 ## test-cluster: the integration suite against a real Temporal server on PostgreSQL (release pinned in tools/go.mod, configured by deploy/ as docker-compose.yml is) with the PostgreSQL store; POSTGRES_URL picks the server
 test-cluster:
