@@ -114,10 +114,13 @@ type DeliverResult struct {
 	Attempt int `json:"attempt"` // the attempt that succeeded, counted over the event's whole life
 	// AlreadyDelivered is set when the store showed the callback delivered
 	// by an earlier attempt, so this one did not call TOP.
-	AlreadyDelivered bool          `json:"already_delivered,omitempty"`
-	TOPRequestID     string        `json:"top_request_id,omitempty"`
-	DeliveredAt      time.Time     `json:"delivered_at"`
-	Duration         time.Duration `json:"duration"`
+	AlreadyDelivered bool `json:"already_delivered,omitempty"`
+	// Skipped is set when the store showed the callback skipped by an
+	// operator: it was not sent, and the workflow drops it as skipped.
+	Skipped      bool          `json:"skipped,omitempty"`
+	TOPRequestID string        `json:"top_request_id,omitempty"`
+	DeliveredAt  time.Time     `json:"delivered_at"`
+	Duration     time.Duration `json:"duration"`
 }
 
 // DeliverFailure is the detail payload of every error DeliverCallback
@@ -215,7 +218,10 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 			AlreadyDelivered: true,
 		}, nil
 	case grant.Skipped:
-		return DeliverResult{}, a.invalid(attempt, fmt.Errorf("callback of seq %d was skipped by an operator; it is never sent", in.Seq))
+		// An operator's skip the workflow did not know of (a run rebuilt
+		// from a terminated one's state): never sent, and not parked again.
+		a.logger().InfoContext(ctx, "callback skipped by an operator; not sent", "biz_id", in.BizID, "seq", in.Seq)
+		return DeliverResult{Attempt: in.AttemptOffset, Skipped: true}, nil
 	case grant.Superseded:
 		return DeliverResult{}, superseded(attempt, "a later attempt has started")
 	}

@@ -768,3 +768,24 @@ func TestHeartbeatInterval(t *testing.T) {
 		})
 	}
 }
+
+// TestDeliverCallbackSkippedIsNeitherSentNorParked: a callback the store
+// shows skipped by an operator (a run rebuilt from a terminated run's state
+// may still hold it) is answered as skipped, so the workflow drops it,
+// rather than failed, which would park it again.
+func TestDeliverCallbackSkippedIsNeitherSentNorParked(t *testing.T) {
+	f := newFixture(t, top.Outcome{Class: top.ClassRejected, FailCode: "X"})
+	if _, err := f.deliver(input(0)); err == nil {
+		t.Fatal("first attempt succeeded, want the rejection")
+	}
+	if err := f.store.SetCallback(context.Background(), bizID, 1, "skipped", "idle"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.deliver(input(1))
+	if err != nil || !res.Skipped {
+		t.Fatalf("attempt after the skip = %+v, %v; want skipped, no error", res, err)
+	}
+	if n := f.top.calls(); n != 1 {
+		t.Fatalf("TOP called %d times, want only the first attempt", n)
+	}
+}

@@ -246,6 +246,14 @@ func (p *policy) noteFailure(h *Callback, f failure, state EventCallback) {
 // delivered pops the head after TOP accepted it.
 func (p *policy) delivered(ctx workflow.Context, res activities.DeliverResult) {
 	h := p.fifo[0]
+	if res.Skipped {
+		h.State = EventSkipped
+		p.updateEventStatus(h, nil)
+		p.popHead(ctx)
+		p.setCurrentDetails(ctx)
+		p.syncSearchAttributes(ctx)
+		return
+	}
 	h.State = EventDelivered
 	h.Attempts = max(h.Attempts, res.Attempt)
 	h.LastClass = "delivered"

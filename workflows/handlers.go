@@ -30,7 +30,14 @@ func (p *policy) registerHandlers(ctx workflow.Context) error {
 		workflow.UpdateHandlerOptions{Validator: p.validateOperator(ActionSkip)}); err != nil {
 		return err
 	}
-	if err := workflow.SetQueryHandler(ctx, QuerySnapshot, func() (Snapshot, error) { return p.snapshot(), nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, QuerySnapshot, func() (Snapshot, error) {
+		if !p.loaded {
+			// A run that never loaded knows nothing: the asker must not
+			// take its empty state for the policy's.
+			return Snapshot{}, errors.New("this run has not loaded its policy yet")
+		}
+		return p.snapshot(), nil
+	}); err != nil {
 		return err
 	}
 	return workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return p.status(), nil })
@@ -234,13 +241,20 @@ func (p *policy) priorAction(action string, seq int64) (OperatorAction, bool) {
 	return OperatorAction{}, false
 }
 
+// changeOperatorWaitsPark versions beginOperator's wait for the park record.
+const changeOperatorWaitsPark = "operator-waits-park"
+
 // beginOperator waits for an in-flight park record to finish (an operator
 // action recorded before the park's write would be overwritten by it), then
 // checks again what the validator checked, since the head may have changed
 // meanwhile, and claims the head for this action.
 func (p *policy) beginOperator(ctx workflow.Context, action string, req OperatorRequest) (Callback, error) {
-	if err := workflow.Await(ctx, func() bool { return !p.parkRecording }); err != nil {
-		return Callback{}, err
+	// Histories recorded before the wait existed ran the operator's write
+	// at once; GetVersion keeps them replaying.
+	if workflow.GetVersion(ctx, changeOperatorWaitsPark, workflow.DefaultVersion, 1) == 1 {
+		if err := workflow.Await(ctx, func() bool { return !p.parkRecording }); err != nil {
+			return Callback{}, err
+		}
 	}
 	if err := p.validateOperator(action)(ctx, req); err != nil {
 		return Callback{}, err

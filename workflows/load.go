@@ -26,6 +26,9 @@ import (
 func (p *policy) load(ctx workflow.Context) error {
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: recordAttemptTimeout,
+		// Without it the SDK bounds all retries by StartToCloseTimeout, and
+		// a store outage of ten seconds would fail the run.
+		ScheduleToCloseTimeout: loadBudget,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
@@ -53,6 +56,10 @@ func (p *policy) load(ctx workflow.Context) error {
 	return nil
 }
 
+// loadBudget bounds the snapshot load's retries: a store outage is waited
+// out (reports wait with it), a day is an incident, not an outage.
+const loadBudget = 24 * time.Hour
+
 // changeRecordOnCancel versions recordOnCancel's local activity, which runs
 // that recorded a cancellation before it existed did not schedule.
 const changeRecordOnCancel = "record-on-cancel"
@@ -79,8 +86,14 @@ func (p *policy) recordOnCancel(ctx workflow.Context) {
 		}
 		records[i] = eventRecord(cb, state)
 	}
-	err := p.recordCallbacks(dctx, fmt.Sprintf("record %d pending callbacks of a cancelled run", len(records)),
-		activities.RecordInput{Policy: p.policyRecord(p.callbackState()), Events: records})
+	in := activities.RecordInput{Policy: p.policyRecord(p.callbackState()), Events: records}
+	if h := p.fifo[0]; h.State == EventParked {
+		// The park's own write may have been cut off by the cancellation:
+		// the store must not keep the head as sending, or the next run
+		// would send a callback TOP refused.
+		in.Callback = &activities.CallbackChange{Seq: h.Seq, Callback: string(EventParked), PolicyCallbackState: string(CallbackParked)}
+	}
+	err := p.recordCallbacks(dctx, fmt.Sprintf("record %d pending callbacks of a cancelled run", len(records)), in)
 	if err != nil {
 		p.logger.Error("pending callbacks of a cancelled run not recorded", "events", len(records), "error", err)
 		return

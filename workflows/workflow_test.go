@@ -399,7 +399,8 @@ func TestRetryBudgetExhaustedParks(t *testing.T) {
 	}
 	// The park, then what the cancellation at the end records.
 	if len(h.records) != 2 || h.records[0].Callback == nil || h.records[0].Callback.Callback != "parked" ||
-		h.records[1].Callback != nil || len(h.records[1].Events) != 1 || h.records[1].Events[0].Callback != "parked" {
+		h.records[1].Callback == nil || h.records[1].Callback.Callback != "parked" ||
+		len(h.records[1].Events) != 1 || h.records[1].Events[0].Callback != "parked" {
 		t.Errorf("records = %+v, want one parking record, then the cancelled run's record of its parked callback", h.records)
 	}
 }
