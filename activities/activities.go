@@ -236,7 +236,24 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	if ctx.Err() != nil {
 		return DeliverResult{}, superseded(attempt, "Temporal gave up on this attempt before it called TOP")
 	}
-	out, sent := a.call(ctx, in.Event, hb)
+	// The fence's second look, after the wait for a TOP call slot and
+	// right before the call: the heartbeat above may have been batched
+	// (the SDK sends one per 80% of the timeout), and the worker may have
+	// been frozen meanwhile; the store knows whether a later attempt began.
+	fence := func() error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("attempt %d superseded: Temporal gave up on it", attempt)
+		}
+		ok, why, err := a.Store.StillCurrent(ctx, in.BizID, in.Seq, attempt)
+		if err != nil {
+			return fmt.Errorf("attempt %d: the fence could not read the store: %w", attempt, err)
+		}
+		if !ok {
+			return fmt.Errorf("attempt %d superseded: %s", attempt, why)
+		}
+		return nil
+	}
+	out, sent := a.call(ctx, in.Event, hb, fence)
 	if out.Duration <= 0 {
 		out.Duration = a.now().Sub(started)
 	}

@@ -142,3 +142,32 @@ func (s *Store) BeginAttempt(ctx context.Context, bizID string, seq int64, reque
 	}
 	return g, nil
 }
+
+// StillCurrent reports whether attempt may still call TOP: the event is
+// neither delivered nor skipped, and no later attempt has been recorded.
+// It is the fence's second look, right before the call, after whatever
+// waited in between (a TOP call slot, a frozen process): a later attempt
+// always has a higher number, since BeginAttempt never hands out a lower
+// one. why names what stopped it.
+func (s *Store) StillCurrent(ctx context.Context, bizID string, seq int64, attempt int) (ok bool, why string, err error) {
+	var row struct {
+		Callback string        `db:"callback"`
+		Highest  sql.NullInt64 `db:"highest"`
+	}
+	err = s.db.GetContext(ctx, &row, s.db.Rebind(
+		`SELECT e.callback AS callback, (SELECT MAX(a.attempt) FROM attempts a WHERE a.biz_id = e.biz_id AND a.seq = e.seq) AS highest
+		FROM events e WHERE e.biz_id = ? AND e.seq = ?`), bizID, seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, "", fmt.Errorf("check attempt %d of biz_id %q seq %d: event %w", attempt, bizID, seq, ErrNotFound)
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("check attempt %d of biz_id %q seq %d: %w", attempt, bizID, seq, err)
+	}
+	switch {
+	case row.Callback == "delivered" || row.Callback == "skipped":
+		return false, "the callback is " + row.Callback, nil
+	case row.Highest.Valid && row.Highest.Int64 > int64(attempt):
+		return false, fmt.Sprintf("attempt %d has started since", row.Highest.Int64), nil
+	}
+	return true, "", nil
+}

@@ -30,6 +30,13 @@ func TestBeginAttemptFences(t *testing.T) {
 		if got, err := s.Attempts(ctx, "F1"); err != nil || len(got) != 2 || got[0].Class != ClassLost || got[1].Class != ClassStarted {
 			t.Fatalf("attempts = %+v, %v; want attempt 1 lost and 2 started, nothing from the stale attempt", got, err)
 		}
+		// The second look, right before a TOP call.
+		if ok, why, err := s.StillCurrent(ctx, "F1", 1, 1); err != nil || ok || why != "attempt 2 has started since" {
+			t.Fatalf("StillCurrent(attempt 1) = %v %q %v; want refused, attempt 2 named", ok, why, err)
+		}
+		if ok, _, err := s.StillCurrent(ctx, "F1", 1, 2); err != nil || !ok {
+			t.Fatalf("StillCurrent(attempt 2) = %v %v; want current", ok, err)
+		}
 
 		if err := s.SetCallback(ctx, "F1", 2, "skipped", "idle"); err != nil {
 			t.Fatal(err)
@@ -44,6 +51,9 @@ func TestBeginAttemptFences(t *testing.T) {
 		g, err = s.BeginAttempt(ctx, "F1", 2, 1, clock.Add(time.Minute), clock.Add(time.Minute))
 		if err != nil || !g.Skipped || g.Attempt != 0 {
 			t.Fatalf("BeginAttempt on a skipped callback = %+v, %v; want skipped, no attempt", g, err)
+		}
+		if ok, why, err := s.StillCurrent(ctx, "F1", 2, 1); err != nil || ok || why != "the callback is skipped" {
+			t.Fatalf("StillCurrent on a skipped callback = %v %q %v; want refused", ok, why, err)
 		}
 	})
 }
