@@ -21,6 +21,10 @@ import (
 // must be allowed to create databases: the tests create and drop their own.
 const testPostgresURLVar = "TEST_POSTGRES_URL"
 
+// requirePostgresVar, when set (.ci/run sets it), turns the skip for an
+// unset TEST_POSTGRES_URL into a failure.
+const requirePostgresVar = "INSURANCEFLOW_REQUIRE_POSTGRES"
+
 // postgresBackend gives each test a schema of its own (a fresh, empty
 // database as far as the store can tell: its tables and goose's go where
 // search_path points) in one database per top-level test, which is dropped
@@ -32,6 +36,10 @@ const testPostgresURLVar = "TEST_POSTGRES_URL"
 // byte order, the suite would see it.
 func postgresBackend(top *testing.T) backend {
 	base := os.Getenv(testPostgresURLVar)
+	if base == "" && os.Getenv(requirePostgresVar) != "" {
+		// CI sets this: there, a missing PostgreSQL is a failure, never a skip.
+		top.Fatalf("%s is set but %s is not: the PostgreSQL tests must run", requirePostgresVar, testPostgresURLVar)
+	}
 	if base == "" {
 		return backend{name: "postgres", skip: testPostgresURLVar +
 			" is not set; set it to a PostgreSQL URL whose user may create databases" +
