@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,26 +14,13 @@ import (
 // declares (its # TYPE lines).
 func scrapeFamilies(t *testing.T) map[string]bool {
 	t.Helper()
-	resp, err := httpClient.Get("http://" + env.MetricsAddr + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape: %s", resp.Status)
-	}
 	out := map[string]bool{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "# TYPE "); ok {
+	scrapeLines(t, func(line string) {
+		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
 			name, _, _ := strings.Cut(rest, " ")
 			out[name] = true
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("scrape: %v", err)
-	}
+	})
 	return out
 }
 

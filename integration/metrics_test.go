@@ -10,9 +10,8 @@ import (
 	"time"
 )
 
-// scrapeMetrics reads the main worker's /metrics into series → value, the
-// series spelled as exported: name{labels} (labels in the exporter's order).
-func scrapeMetrics(t *testing.T) map[string]float64 {
+// scrapeLines reads the main worker's /metrics and hands each line to fn.
+func scrapeLines(t *testing.T, fn func(line string)) {
 	t.Helper()
 	resp, err := httpClient.Get("http://" + env.MetricsAddr + "/metrics")
 	if err != nil {
@@ -22,13 +21,24 @@ func scrapeMetrics(t *testing.T) map[string]float64 {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("scrape: %s", resp.Status)
 	}
-	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
+		fn(sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+}
+
+// scrapeMetrics reads the main worker's /metrics into series → value, the
+// series spelled as exported: name{labels} (labels in the exporter's order).
+func scrapeMetrics(t *testing.T) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	scrapeLines(t, func(line string) {
 		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+			return
 		}
 		i := strings.LastIndexByte(line, ' ')
 		v, err := strconv.ParseFloat(line[i+1:], 64)
@@ -36,10 +46,7 @@ func scrapeMetrics(t *testing.T) map[string]float64 {
 			t.Fatalf("scrape: line %q has no value", line)
 		}
 		out[line[:i]] = v
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("scrape: %v", err)
-	}
+	})
 	return out
 }
 
