@@ -15,6 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +67,10 @@ type Activities struct {
 	Store  *store.Store
 	Logger *slog.Logger     // nil discards
 	Now    func() time.Time // nil means time.Now
+	// Tracer makes the spans of a delivery's steps (store calls, the TOP
+	// call); nil makes none. The attempt's own span is the SDK tracing
+	// interceptor's.
+	Tracer trace.Tracer
 
 	// Metrics records deliveries, retries, parks and each TOP call's
 	// latency and error code; nil records nothing.
@@ -196,12 +203,17 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 		EndorsementsAfter: in.EndorsementsAfter,
 		Callback:          "sending",
 	}
-	if err := a.Store.RecordEvents(ctx, policy, event); err != nil {
+	sctx, end := a.span(ctx, "store.RecordEvents")
+	err = a.Store.RecordEvents(sctx, policy, event)
+	end(err)
+	if err != nil {
 		return DeliverResult{}, a.storeFailure(attempt, "record event", err)
 	}
 
 	started := a.now()
-	grant, err := a.Store.BeginAttempt(ctx, in.BizID, in.Seq, attempt, began, started)
+	sctx, end = a.span(ctx, "store.BeginAttempt")
+	grant, err := a.Store.BeginAttempt(sctx, in.BizID, in.Seq, attempt, began, started)
+	end(err)
 	if err != nil {
 		return DeliverResult{}, a.storeFailure(attempt, "record attempt start", err)
 	}
@@ -244,7 +256,9 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 		if ctx.Err() != nil {
 			return fmt.Errorf("attempt %d superseded: Temporal gave up on it", attempt)
 		}
-		ok, why, err := a.Store.StillCurrent(ctx, in.BizID, in.Seq, attempt)
+		sctx, end := a.span(ctx, "store.StillCurrent")
+		ok, why, err := a.Store.StillCurrent(sctx, in.BizID, in.Seq, attempt)
+		end(err)
 		if err != nil {
 			return fmt.Errorf("attempt %d: the fence could not read the store: %w", attempt, err)
 		}
@@ -253,7 +267,16 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 		}
 		return nil
 	}
-	out, sent := a.call(ctx, in.Event, hb, fence)
+	cctx, end := a.span(ctx, "TOP "+top.APIMethod,
+		attribute.String("biz_id", in.BizID), attribute.Int64("seq", in.Seq), attribute.Int("attempt", attempt))
+	out, sent := a.call(cctx, in.Event, hb, fence)
+	trace.SpanFromContext(cctx).SetAttributes(attribute.String("top.class", out.Class.String()),
+		attribute.String("top.request_id", out.RequestID), attribute.Bool("top.sent", sent))
+	if out.Class != top.ClassDelivered {
+		end(fmt.Errorf("%s", out.Class))
+	} else {
+		end(nil)
+	}
 	if out.Duration <= 0 {
 		out.Duration = a.now().Sub(started)
 	}
@@ -262,7 +285,8 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeWriteTimeout)
 	defer cancel()
-	if err := a.recordOutcome(wctx, store.Attempt{
+	wctx, endRecord := a.span(wctx, "store.RecordAttempt")
+	err = a.recordOutcome(wctx, store.Attempt{
 		BizID:        in.BizID,
 		Seq:          in.Seq,
 		Attempt:      attempt,
@@ -278,7 +302,9 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 		FailMessage:  out.FailMessage,
 		TOPRequestID: out.RequestID,
 		Detail:       out.Detail,
-	}); err != nil {
+	})
+	endRecord(err)
+	if err != nil {
 		return DeliverResult{}, a.storeFailure(attempt, "record attempt", err)
 	}
 

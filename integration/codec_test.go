@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/insuranceflow/insuranceflow/tracing"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -202,7 +203,24 @@ func TestPayloadEncryption(t *testing.T) {
 		}
 	})
 
-	payloads := collectPayloads(events)
+	payloads, traceHeaders := collectPayloads(events)
+	t.Run("trace headers hold only the trace context", func(t *testing.T) {
+		// The ingress traces every request, so the updates carry one.
+		if len(traceHeaders) == 0 {
+			t.Fatalf("no %s header in the history: the updates were not traced", tracing.HeaderKey)
+		}
+		for i, p := range traceHeaders {
+			var m map[string]string
+			if err := json.Unmarshal(p.GetData(), &m); err != nil {
+				t.Fatalf("trace header %d: %v", i, err)
+			}
+			for k := range m {
+				if k != "traceparent" && k != "tracestate" {
+					t.Errorf("trace header %d carries %q: only the W3C trace context may go unencrypted", i, k)
+				}
+			}
+		}
+	})
 	t.Run("every payload is encrypted with the first key", func(t *testing.T) {
 		if len(payloads) < 6 {
 			t.Fatalf("found %d payloads in the history, want the inputs and results of 2 updates and 2 activities at least", len(payloads))
@@ -327,8 +345,10 @@ func history(t *testing.T, bizID string) []*historypb.HistoryEvent {
 
 // collectPayloads finds every payload in the events, except the search
 // attributes', which Temporal indexes and so are never encoded.
-func collectPayloads(events []*historypb.HistoryEvent) []*commonpb.Payload {
-	var out []*commonpb.Payload
+// collectPayloads returns every payload of the history, and apart from them
+// the tracing headers (tracing.HeaderKey), which hold only a W3C trace
+// context and are not encrypted by design.
+func collectPayloads(events []*historypb.HistoryEvent) (out, traceHeaders []*commonpb.Payload) {
 	var walk func(m protoreflect.Message)
 	walk = func(m protoreflect.Message) {
 		switch v := m.Interface().(type) {
@@ -336,6 +356,15 @@ func collectPayloads(events []*historypb.HistoryEvent) []*commonpb.Payload {
 			out = append(out, v)
 			return
 		case *commonpb.SearchAttributes:
+			return
+		case *commonpb.Header:
+			for key, p := range v.GetFields() {
+				if key == tracing.HeaderKey {
+					traceHeaders = append(traceHeaders, p)
+				} else {
+					out = append(out, p)
+				}
+			}
 			return
 		}
 		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
@@ -359,7 +388,7 @@ func collectPayloads(events []*historypb.HistoryEvent) []*commonpb.Payload {
 	for _, e := range events {
 		walk(e.ProtoReflect())
 	}
-	return out
+	return out, traceHeaders
 }
 
 func TestCodecEndpointOffWithoutKeys(t *testing.T) {

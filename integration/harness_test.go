@@ -54,6 +54,8 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
+	sink = newSpanSink()
+	defer sink.srv.Close()
 	s, err := startStack(dir, clientsFile)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration: starting the stack:", err)
@@ -138,7 +140,7 @@ func startStack(dir, clientsFile string) (*devstack.Stack, error) {
 		TOPQPS: testTOPQPS,
 		// Short retry intervals and TOP timeout are devstack's own; the
 		// TOP-compatible endpoint and a quick parked gauge are the tests'.
-		WorkerEnv: []string{
+		WorkerEnv: append([]string{
 			"INGRESS_TOP_APP_KEY=" + testRouterAppKey,
 			"INGRESS_TOP_APP_SECRET=" + testRouterAppSecret,
 			"METRICS_PARKED_INTERVAL=300ms",
@@ -148,7 +150,7 @@ func startStack(dir, clientsFile string) (*devstack.Stack, error) {
 			// default 50 ms between a call's admission and its arrival.
 			// What is tested is that the limit holds across workers.
 			"TOP_QPS_MARGIN=300ms",
-		},
+		}, sink.env()...),
 	})
 }
 

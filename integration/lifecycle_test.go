@@ -66,6 +66,8 @@ type receipt struct {
 	StatusName string          `json:"status_name"`
 	SignMethod string          `json:"sign_method"`
 	Payload    json.RawMessage `json:"payload"`
+	// TraceParent is the traceparent header the TOP call carried.
+	TraceParent string `json:"traceparent"`
 }
 
 // event builds an ingress body; minutes orders time_of_occurrence within a policy.

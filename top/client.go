@@ -39,7 +39,11 @@ type Config struct {
 	ConnectTimeout time.Duration // TCP connect bound; 0 means 15 s; ignored with HTTPClient
 	CallTimeout    time.Duration // whole-call bound; 0 means 30 s
 	HTTPClient     *http.Client  // optional, shared, used as is (its redirect policy too); nil builds one from ConnectTimeout
-	Now            func() time.Time
+	// WrapTransport, when set, wraps the transport of the client built from
+	// ConnectTimeout (tracing: a span per call and a traceparent header the
+	// gateway can log); ignored with HTTPClient.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	Now           func() time.Time
 }
 
 // LogValue logs the configuration without its secrets: only whether a
@@ -123,6 +127,9 @@ func New(cfg Config) (*Client, error) {
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = newHTTPClient(cfg.ConnectTimeout)
+		if cfg.WrapTransport != nil {
+			hc.Transport = cfg.WrapTransport(hc.Transport)
+		}
 	}
 	return &Client{cfg: &cfg, http: hc, gateway: redactURL(cfg.GatewayURL)}, nil
 }

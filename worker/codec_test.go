@@ -35,7 +35,7 @@ func serveIngress(t *testing.T, extra ...string) (string, config) {
 	logs := &logSink{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, newLogger(cfg, logs)) }()
+	go func() { done <- serve(ctx, cfg, newLogger(cfg, logs), noOTel) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -36,6 +37,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/top"
+	"github.com/insuranceflow/insuranceflow/tracing"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -73,7 +75,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, logger); err != nil {
+	if err := serve(ctx, cfg, logger, getenv); err != nil {
 		var (
 			cerr    *top.ConfigError
 			missing *SearchAttributesError
@@ -97,20 +99,39 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Lines logged while handling an event carry its trace_id.
+	return slog.New(tracing.LogHandler(h))
 }
 
 // serve connects to Temporal and the database, checks the namespace, and
 // runs the worker and the ingress until ctx ends or one of them fails.
-func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
+// getenv is read for OpenTelemetry's standard variables (OTEL_*).
+func serve(ctx context.Context, cfg config, logger *slog.Logger, getenv func(string) string) error {
 	obs, err := newObservability(cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer obs.close(logger)
+	tr, err := tracing.Setup(ctx, "insuranceflow", getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			logger.Warn("flush traces", "error", err)
+		}
+	}()
+	logger.Info("tracing", "propagation", "w3c", "exporter", cmp.Or(tr.Exporting(), "none"))
+	tracer, err := tr.Interceptor()
+	if err != nil {
+		return err
+	}
 	// The connection (address, namespace, TLS, API key) comes from the
 	// SDK's environment configuration; what is ours is added on top.
 	opts := cfg.Temporal.Options
@@ -122,6 +143,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	// worker encrypts with its own keys or not at all.
 	opts.DataConverter = cfg.dataConverter()
 	opts.FailureConverter = cfg.failureConverter()
+	// Update calls carry their span in the Temporal header; the worker
+	// made from this client continues it in workflows and activities.
+	opts.Interceptors = append(opts.Interceptors, tracer)
 	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
@@ -142,7 +166,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.WorkerEnabled {
-		w, fatal, err := newWorker(tc, st, cfg, logger, obs)
+		w, fatal, err := newWorker(tc, st, cfg, logger, obs, tr)
 		if err != nil {
 			return err
 		}
@@ -162,7 +186,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 			return err
 		}
 		g.Go(func() error { return health.Run(gctx) })
-		srv, ln, err := newIngress(tc, st, cfg, logger, obs, health)
+		srv, ln, err := newIngress(tc, st, cfg, logger, obs, health, tr)
 		if err != nil {
 			return err
 		}
@@ -206,7 +230,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 // newWorker builds the Temporal worker with the policy workflow and its
 // activities. Fatal worker errors (the namespace deleted, say) arrive on the
 // returned channel.
-func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logger, obs *observability) (worker.Worker, <-chan error, error) {
+func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logger, obs *observability, tr *tracing.Tracing) (worker.Worker, <-chan error, error) {
 	caller, err := top.New(top.Config{
 		GatewayURL:     cfg.TOPGatewayURL,
 		AppKey:         cfg.TOPAppKey,
@@ -215,6 +239,7 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 		Session:        cfg.TOPSession,
 		CallTimeout:    cfg.TOPCallTimeout,
 		ConnectTimeout: cfg.TOPConnectTimeout,
+		WrapTransport:  tr.Transport,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("build TOP client: %w", err)
@@ -267,6 +292,7 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 		Store:  st,
 		Logger: logger.With("component", "activities"),
 		Now:    time.Now,
+		Tracer: tr.Tracer(),
 
 		Limiter:        limiter,
 		TOPCallTimeout: callTimeout,
@@ -299,7 +325,7 @@ func runWorker(ctx context.Context, w worker.Worker, fatal <-chan error, logger 
 
 // newIngress builds the HTTP server and binds its listener, so the caller
 // can log the real address before serving.
-func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logger, obs *observability, gate ingress.Gate) (*http.Server, net.Listener, error) {
+func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logger, obs *observability, gate ingress.Gate, tr *tracing.Tracing) (*http.Server, net.Listener, error) {
 	api, err := ingress.New(ingress.Config{
 		Policies: &policyclient.Client{
 			Temporal:  tc,
@@ -334,6 +360,8 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 	if err != nil {
 		return nil, nil, err
 	}
+	// Outermost, so every answer on this listener carries traceparent.
+	handler = tr.Handler(handler)
 	srv, ln, err := newHTTPServer(handler, cfg.HTTPAddr, logger)
 	if err != nil {
 		return nil, nil, err

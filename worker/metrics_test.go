@@ -210,7 +210,7 @@ func TestServeMetricsAndTOPEndpoint(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, newLogger(cfg, logs)) }()
+	go func() { done <- serve(ctx, cfg, newLogger(cfg, logs), noOTel) }()
 	base := waitForURL(t, logs, done)
 	var metricsAt string
 	for deadline := time.Now().Add(10 * time.Second); metricsAt == ""; time.Sleep(10 * time.Millisecond) {

@@ -203,7 +203,7 @@ func TestServeIngressOnly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, newLogger(cfg, logs)) }()
+	go func() { done <- serve(ctx, cfg, newLogger(cfg, logs), noOTel) }()
 	base := waitForURL(t, logs, done)
 
 	get := func(path string, auth bool) (int, map[string]any) {
@@ -259,7 +259,7 @@ func TestServeRefusesANamespaceWithoutSearchAttributes(t *testing.T) {
 	have := allKeywords()
 	delete(have, "BizId")
 	cfg := ingressOnlyConfig(t, startFrontend(t, &frontend{attributes: have}))
-	err := serve(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	err := serve(context.Background(), cfg, slog.New(slog.DiscardHandler), noOTel)
 	var serr *SearchAttributesError
 	if !errors.As(err, &serr) || len(serr.Missing) != 1 || serr.Missing[0] != "BizId" {
 		t.Fatalf("err=%v, want BizId missing", err)
@@ -348,3 +348,7 @@ func TestRunExitCodes(t *testing.T) {
 		}
 	})
 }
+
+// noOTel is an environment without OpenTelemetry variables: tests export no
+// spans, whatever the developer's shell has set.
+func noOTel(string) string { return "" }

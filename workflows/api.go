@@ -202,6 +202,10 @@ type Callback struct {
 	// attempt, or the first attempt after an operator's retry. Zero until
 	// the callback is first attempted.
 	BudgetStartedAt time.Time `json:"budget_started_at,omitzero"`
+	// Trace is the W3C traceparent of the client call that reported the
+	// event, from its Update header: the event's delivery and every retry
+	// of it join that trace. Empty when the caller did not trace.
+	Trace string `json:"trace,omitempty"`
 }
 
 // PolicyInput starts (or continues) a policy workflow.

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/insuranceflow/insuranceflow/activities"
+	"github.com/insuranceflow/insuranceflow/tracing"
 )
 
 // acts is how workflow code names activities: method values of a nil
@@ -62,7 +63,10 @@ func (p *policy) deliverHead(ctx workflow.Context) error {
 	p.setCurrentDetails(ctx)
 
 	in := p.deliverInput(*h)
-	phase1 := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	// The delivery's spans descend from the request that reported the
+	// event; adds no command.
+	tctx := tracing.WithEventTrace(ctx, h.Trace)
+	phase1 := workflow.WithActivityOptions(tctx, workflow.ActivityOptions{
 		StartToCloseTimeout: deliverAttemptTimeout,
 		HeartbeatTimeout:    deliverHeartbeatTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
@@ -102,7 +106,7 @@ func (p *policy) deliverHead(ctx workflow.Context) error {
 		return nil
 	}
 	in = p.deliverInput(*h)
-	phase2 := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	phase2 := workflow.WithActivityOptions(tracing.WithEventTrace(ctx, h.Trace), workflow.ActivityOptions{
 		StartToCloseTimeout:    deliverAttemptTimeout,
 		HeartbeatTimeout:       deliverHeartbeatTimeout,
 		ScheduleToCloseTimeout: left,

@@ -12,6 +12,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/activities"
 	"github.com/insuranceflow/insuranceflow/fsm"
 	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/tracing"
 )
 
 // registerHandlers registers the updates (each with a validator, so a
@@ -173,6 +174,7 @@ func (p *policy) report(ctx workflow.Context, ev insurance.Result) (Acceptance, 
 		State:             EventQueued,
 		StateAfter:        state,
 		EndorsementsAfter: p.lifecycle.Endorsements(),
+		Trace:             tracing.HeaderTrace(ctx),
 	}
 	p.fifo = append(p.fifo, cb)
 	p.events = append(p.events, eventStatusOf(cb))

@@ -4,8 +4,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/insuranceflow/insuranceflow/tracing"
 )
 
 // TestReplay replays every history recorded from a real server in
@@ -25,9 +29,20 @@ func TestReplay(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatalf("no workflow histories in testdata/*.json: record one from a real server (see the comment on TestReplay)")
 	}
+	// As the worker runs them: with the tracing interceptor, which must add
+	// no command to any history, traced or not.
+	tracer, err := tracing.New(sdktrace.NewTracerProvider()).Interceptor()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			replayer := worker.NewWorkflowReplayer()
+			replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+				Interceptors: []interceptor.WorkerInterceptor{tracer},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
 			replayer.RegisterWorkflowWithOptions(Policy, workflow.RegisterOptions{Name: WorkflowName})
 			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
 				t.Fatalf("replay %s: %v", file, err)

@@ -141,6 +141,7 @@ func (s *Simulator) exchange(w http.ResponseWriter, r *http.Request, overLimit b
 		SignMethod:   string(c.SignMethod),
 		TOPRequestID: ex.topRequestID,
 		Payload:      []byte(c.Payload),
+		TraceParent:  r.Header.Get("traceparent"),
 	})
 	ex.outcome = OutcomeAccepted
 	return s.answerSuccess(w, ex, c.Simplify, top.CallbackResponse{CallSuccess: true})

@@ -29,6 +29,9 @@ type Receipt struct {
 	TOPRequestID string `json:"top_request_id"`
 	// Payload is the insurance_result_a_p_i_request value exactly as signed.
 	Payload json.RawMessage `json:"payload"`
+	// TraceParent is the request's W3C traceparent header, as a gateway
+	// that logs it would see it; empty when the caller sent none.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // record appends a receipt under the next arrival number and copies it to
