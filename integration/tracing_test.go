@@ -274,4 +274,6 @@ func TestOneEventIsOneTrace(t *testing.T) {
 	if spans := sink.trace(traceID); len(viewOf(spans).named("RunActivity:DeliverCallback")) != 1 {
 		t.Errorf("the first event's trace holds another event's attempts")
 	}
+	// A history whose commands carry trace headers, for the replay test.
+	recordHistoryOf(t, "traced-retry", bizID)
 }
