@@ -120,14 +120,14 @@ compose-check:
 	$(COMPOSE) --profile demo config -q
 
 # ---- benchmarks (bench/, devstack/) ----
-.PHONY: bench bench-quick bench-readme bench-qps bench-qps-readme microbench
+.PHONY: bench bench-quick bench-readme bench-cluster bench-cluster-readme bench-qps bench-qps-readme microbench
 
 # BENCH_OPEN is how many policies `make bench` leaves open while sampling
 # the worker's RSS; `make bench-readme` measures the full 10,000.
 BENCH_OPEN  ?= 2000
 BENCH_FLAGS ?=
 
-## bench: load benchmark: 200 lifecycles at concurrency 20 through the HTTP ingress vs a minimal Temporal workflow on the same server, then BENCH_OPEN open policies; results in bench-results/
+## bench: load benchmark and check (exits 1 when a target is missed): 3 alternating rounds of 200 lifecycles at concurrency 20 (saturation) of insuranceflow through the HTTP ingress and a minimal Temporal workflow on the same server, then both offered 25/50/75 % of that capacity on a clock (open loop; at 50 % also with TOP_QPS set), then BENCH_OPEN open policies; results in bench-results/ (about 12 min)
 bench: build temporal
 	$(GO) run ./bench -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -n 200 -c 20 -open-policies $(BENCH_OPEN) $(BENCH_FLAGS)
 	$(MAKE) bench-qps
@@ -140,13 +140,21 @@ bench-qps: build temporal
 bench-qps-readme: build temporal
 	$(GO) run ./bench/qps -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -qps 5 -workers 2 -policies 100 -c 20 -update-readme
 
-## bench-readme: the README's run: `make bench` with 10,000 open policies, writing the Performance section
+## bench-readme: the README's run: `make bench` with 10,000 open policies, writing the Performance section (latency at 25/50/75 % load, saturation, capacity model) only when every target is met; run it on a quiet machine
 bench-readme: build temporal
 	$(GO) run ./bench -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -n 200 -c 20 -open-policies 10000 -update-readme $(BENCH_FLAGS)
 
-## bench-quick: a smoke run of the benchmark (about a minute); results in bench-results/quick/
+## bench-quick: a smoke run of the benchmark (one round, short open loop, targets reported, not enforced; about 2 min); results in bench-results/quick/
 bench-quick: build temporal
-	$(GO) run ./bench -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -n 20 -c 5 -warmup 2 -open-policies 40 -out bench-results/quick $(BENCH_FLAGS)
+	$(GO) run ./bench -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -n 20 -c 5 -warmup 2 -open-policies 40 -rounds 1 -open-duration 4s -strict=false -out bench-results/quick $(BENCH_FLAGS)
+
+## bench-cluster: the benchmark against Temporal server on PostgreSQL with the PostgreSQL store (test-cluster's set-up, its own databases temporal_bench*), with one worker and with two; results in bench-results/cluster-1w/ and cluster-2w/
+bench-cluster:
+	CLUSTER_RUN=bench TEST_CLUSTER_DB_PREFIX=temporal_bench BENCH_FLAGS="$(BENCH_FLAGS)" ./scripts/test-cluster.sh
+
+## bench-cluster-readme: the same, writing the README's cluster figures (below the Performance section) when every target is met
+bench-cluster-readme:
+	CLUSTER_RUN=bench TEST_CLUSTER_DB_PREFIX=temporal_bench BENCH_FLAGS="-update-readme $(BENCH_FLAGS)" ./scripts/test-cluster.sh
 
 ## microbench: go test -bench for signing (top), validation (insurance) and the FSM (fsm)
 microbench:

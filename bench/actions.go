@@ -7,6 +7,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/insuranceflow/insuranceflow/actions"
 	"github.com/insuranceflow/insuranceflow/workflows"
@@ -23,6 +24,68 @@ type actionFigures struct {
 	Kinds5 map[string]float64 `json:"kinds_5_event"`
 	// Baseline5 is the baseline workflow's mean for 5 events.
 	Baseline5 float64 `json:"baseline_per_5_event_lifecycle"`
+	// HistoryEvents5 and HistoryBytes5 are a 5-event lifecycle's mean
+	// history length and size (the events' protobuf encoding, as the
+	// server stores them, before compression).
+	HistoryEvents5 float64 `json:"history_events_per_5_event_lifecycle"`
+	HistoryBytes5  float64 `json:"history_bytes_per_5_event_lifecycle"`
+	// Dispatch is how the next callback of a policy was scheduled when its
+	// event was already queued as the previous callback completed.
+	Dispatch dispatchFigures `json:"dispatch"`
+}
+
+// dispatchFigures answers whether delivering a queued callback costs a
+// dispatch of its own: Queued callbacks were waiting in the FIFO when the
+// previous one completed; SameTask of them were scheduled by the very
+// workflow task that handled that completion (so, with eager activities,
+// they started with no further trip through the server's matching).
+type dispatchFigures struct {
+	Queued   int `json:"queued"`
+	SameTask int `json:"scheduled_in_the_completion_task"`
+}
+
+// dispatchOf walks one history: at each activity completion, if more
+// updates were accepted than activities scheduled, the next callback was
+// queued, and it should be scheduled by the first workflow task completed
+// after the completion.
+func dispatchOf(evs []*historypb.HistoryEvent) dispatchFigures {
+	var d dispatchFigures
+	accepted, scheduled := 0, 0
+	for i, e := range evs {
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+			accepted++
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			scheduled++
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			if accepted <= scheduled {
+				continue
+			}
+			d.Queued++
+			var firstWFT int64
+			for _, n := range evs[i+1:] {
+				if firstWFT == 0 && n.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+					firstWFT = n.GetEventId()
+				}
+				if n.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
+					if n.GetActivityTaskScheduledEventAttributes().GetWorkflowTaskCompletedEventId() == firstWFT {
+						d.SameTask++
+					}
+					break
+				}
+			}
+		}
+	}
+	return d
+}
+
+// historySize is the encoded size of a history's events.
+func historySize(evs []*historypb.HistoryEvent) int {
+	n := 0
+	for _, e := range evs {
+		n += proto.Size(e)
+	}
+	return n
 }
 
 // historyOf reads a closed workflow's whole history (latest run).
@@ -45,7 +108,7 @@ func historyOf(ctx context.Context, c client.Client, workflowID string) ([]*hist
 func countActions(ctx context.Context, c client.Client, lcs []lifecycle, ours, base []lcRun, limit int) (actionFigures, error) {
 	var fig actionFigures
 	var sum5, sum6 actions.Count
-	var n5, n6, nb int
+	var n5, n6, nb, evs5, bytes5 int
 	var sumBase int
 	for i, l := range lcs {
 		if fig.Histories >= limit {
@@ -63,8 +126,13 @@ func countActions(ctx context.Context, c client.Client, lcs []lifecycle, ours, b
 		}
 		cnt := actions.Of(evs)
 		fig.Histories++
+		d := dispatchOf(evs)
+		fig.Dispatch.Queued += d.Queued
+		fig.Dispatch.SameTask += d.SameTask
 		if len(l.Steps) == 5 {
 			sum5, n5 = sum5.Add(cnt), n5+1
+			evs5 += len(evs)
+			bytes5 += historySize(evs)
 		} else {
 			sum6, n6 = sum6.Add(cnt), n6+1
 		}
@@ -79,6 +147,8 @@ func countActions(ctx context.Context, c client.Client, lcs []lifecycle, ours, b
 	}
 	if n5 > 0 {
 		fig.PerLifecycle5 = round2(float64(sum5.Total()) / float64(n5))
+		fig.HistoryEvents5 = round2(float64(evs5) / float64(n5))
+		fig.HistoryBytes5 = round2(float64(bytes5) / float64(n5))
 		f := func(v int) float64 { return round2(float64(v) / float64(n5)) }
 		fig.Kinds5 = map[string]float64{
 			"starts": f(sum5.Starts), "updates": f(sum5.Updates), "activities": f(sum5.Activities),

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ type baselineInput struct {
 type baselineEvent struct {
 	Stage  int `json:"stage"`
 	Status int `json:"status"`
+	Seq    int `json:"seq"` // set by the workflow, so the callback knows which it is
 }
 
 // baselinePolicy is the baseline workflow: accept, enqueue, answer the
@@ -45,6 +47,7 @@ func baselinePolicy(ctx workflow.Context, in baselineInput) (int, error) {
 	seq := 0
 	if err := workflow.SetUpdateHandler(ctx, baselineUpdate, func(ctx workflow.Context, ev baselineEvent) (int, error) {
 		seq++
+		ev.Seq = seq
 		queue = append(queue, ev)
 		return seq, nil
 	}); err != nil {
@@ -69,14 +72,40 @@ func baselinePolicy(ctx workflow.Context, in baselineInput) (int, error) {
 	return delivered, nil
 }
 
-// baselineCallback stands in for the TOP call: it does nothing.
-func baselineCallback(context.Context, baselineEvent) error { return nil }
+// callbackLog stands in for the TOP call and for topsim's receipt log: the
+// baseline's callback does nothing but note when it started, which is the
+// baseline's "delivery" (accept of the event → its callback started).
+type callbackLog struct {
+	mu sync.Mutex
+	at map[string][]time.Time // workflow ID → start of callback seq (index seq-1)
+}
+
+func newCallbackLog() *callbackLog { return &callbackLog{at: map[string][]time.Time{}} }
+
+// Callback is the baseline's no-op callback activity.
+func (cl *callbackLog) Callback(ctx context.Context, ev baselineEvent) error {
+	now := time.Now()
+	id := activity.GetInfo(ctx).WorkflowExecution.ID
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if ev.Seq == len(cl.at[id])+1 { // a retried start is not a new one
+		cl.at[id] = append(cl.at[id], now)
+	}
+	return nil
+}
+
+// started returns the callback start times of a baseline workflow.
+func (cl *callbackLog) started(workflowID string) []time.Time {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return slices.Clone(cl.at[workflowID])
+}
 
 // startBaselineWorker runs the baseline's worker in this process.
-func startBaselineWorker(c client.Client) (worker.Worker, error) {
+func startBaselineWorker(c client.Client, cl *callbackLog) (worker.Worker, error) {
 	w := worker.New(c, baselineQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(baselinePolicy, workflow.RegisterOptions{Name: baselineWorkflow})
-	w.RegisterActivityWithOptions(baselineCallback, activityOptions())
+	w.RegisterActivityWithOptions(cl.Callback, activityOptions())
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start the baseline worker: %w", err)
 	}

@@ -20,7 +20,7 @@ func TestPercentiles(t *testing.T) {
 		ds = append(ds, time.Duration(i)*time.Millisecond)
 	}
 	got := percentiles(ds)
-	want := Percentiles{Count: 100, P50: 50, P95: 95, P99: 99, Max: 100}
+	want := Percentiles{Count: 100, P50: 50, P90: 90, P95: 95, P99: 99, Max: 100}
 	if got != want {
 		t.Fatalf("percentiles(1..100 ms) = %+v, want %+v", got, want)
 	}

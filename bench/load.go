@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-
-	"github.com/insuranceflow/insuranceflow/devstack"
 )
 
 // lcRun is what one driven lifecycle produced.
@@ -54,18 +53,8 @@ func drive(ctx context.Context, lcs []lifecycle, c int, send driver, bar *progre
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				l := lcs[i]
 				r := &runs[i]
-				for k := range l.Steps {
-					t0 := time.Now()
-					if err := send(ctx, l, k); err != nil {
-						r.err = fmt.Errorf("%s step %d (%s %s): %w", l.BizID, k+1, l.Steps[k].Stage, l.Steps[k].Status, err)
-						break
-					}
-					now := time.Now()
-					r.accept = append(r.accept, now.Sub(t0))
-					r.acceptedAt = append(r.acceptedAt, now)
-				}
+				runSteps(ctx, lcs[i], r, time.Now(), send)
 				if r.err == nil && onDone != nil {
 					onDone(i)
 				}
@@ -87,6 +76,27 @@ func drive(ctx context.Context, lcs []lifecycle, c int, send driver, bar *progre
 	return runs
 }
 
+// runSteps sends l's steps in order into r. The first step's latency is
+// measured from first (the open loop's scheduled start, so a late start is
+// counted, not hidden); each later step's from the previous answer, since a
+// business system sends the next event once the previous one is accepted.
+func runSteps(ctx context.Context, l lifecycle, r *lcRun, first time.Time, send driver) {
+	t0 := first
+	for k := range l.Steps {
+		if err := send(ctx, l, k); err != nil {
+			r.err = fmt.Errorf("%s step %d (%s %s): %w", l.BizID, k+1, l.Steps[k].Stage, l.Steps[k].Status, err)
+			return
+		}
+		now := time.Now()
+		r.accept = append(r.accept, now.Sub(t0))
+		r.acceptedAt = append(r.acceptedAt, now)
+		t0 = now
+	}
+}
+
+// reportFunc posts one event to an ingress and returns its answer.
+type reportFunc func(ctx context.Context, body []byte) (int, []byte, error)
+
 // maxAttempts bounds how often one event is sent.
 const maxAttempts = 5
 
@@ -95,10 +105,16 @@ const maxAttempts = 5
 // derived request id) after Retry-After or a second, and a 200 duplicate
 // answer to a re-send counts as accepted, because the earlier attempt was.
 // Each re-send is counted in resends; the step's latency covers them all.
-func ingressDriver(s *devstack.Stack, resends *atomic.Int64) driver {
+//
+// With several ingresses (one per worker), a lifecycle always reports
+// through the same one, chosen by its biz_id.
+func ingressDriver(reports []reportFunc, resends *atomic.Int64) driver {
 	return func(ctx context.Context, l lifecycle, k int) error {
+		h := fnv.New32a()
+		h.Write([]byte(l.BizID))
+		report := reports[int(h.Sum32()%uint32(len(reports)))]
 		for attempt := 1; ; attempt++ {
-			status, body, err := s.Report(ctx, l.body(k))
+			status, body, err := report(ctx, l.body(k))
 			switch {
 			case err == nil && status == http.StatusAccepted:
 				return nil

@@ -10,17 +10,22 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"image/color"
 	"io"
+	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -49,6 +54,10 @@ type config struct {
 	Warmup          int     `json:"warmup"`
 	OpenPolicies    int     `json:"open_policies"`
 	Seed            uint64  `json:"seed"`
+	Rounds          int     `json:"rounds"`
+	OpenSeconds     float64 `json:"open_loop_seconds"`
+	Workers         int     `json:"workers"`
+	Cluster         string  `json:"cluster,omitempty"` // "" = the dev server
 }
 
 type machine struct {
@@ -79,23 +88,67 @@ type workerFigures struct {
 }
 
 type results struct {
-	Command       string        `json:"command"`
-	FinishedAt    time.Time     `json:"finished_at"`
-	Machine       machine       `json:"machine"`
-	Config        config        `json:"config"`
-	Phases        []phase       `json:"phases"`
-	Insuranceflow loadResult    `json:"insuranceflow"`
-	Baseline      loadResult    `json:"baseline"`
-	Ratios        ratios        `json:"ratios"`
-	Actions       actionFigures `json:"actions"`
-	Worker        workerFigures `json:"worker"`
-	Open          *openFigures  `json:"open_policies,omitempty"`
-	Targets       []target      `json:"targets"`
+	Command    string    `json:"command"`
+	FinishedAt time.Time `json:"finished_at"`
+	Machine    machine   `json:"machine"`
+	Config     config    `json:"config"`
+	Phases     []phase   `json:"phases"`
+	// Saturation is the closed loop, one entry per round (baseline first,
+	// then insuranceflow, alternating); Ratios are their medians.
+	Saturation []satRound `json:"saturation_rounds"`
+	// Insuranceflow and Baseline are the round with the median
+	// throughput ratio, shown in the detailed table.
+	Insuranceflow loadResult     `json:"insuranceflow"`
+	Baseline      loadResult     `json:"baseline"`
+	Ratios        ratios         `json:"ratios"`
+	OpenLoop      []openLevel    `json:"open_loop"`
+	Actions       actionFigures  `json:"actions"`
+	Worker        workerFigures  `json:"worker"`
+	Store         storeFigures   `json:"store"`
+	Open          *openFigures   `json:"open_policies,omitempty"`
+	Capacity      *capacityModel `json:"capacity,omitempty"`
+	Targets       []target       `json:"targets"`
+}
+
+// satRound is one round of the closed loop.
+type satRound struct {
+	Insuranceflow loadResult `json:"insuranceflow"`
+	Baseline      loadResult `json:"baseline"`
+	Throughput    float64    `json:"throughput_ratio"`
+	AcceptP99     float64    `json:"accept_p99_ratio"`
 }
 
 type ratios struct {
-	Throughput float64 `json:"throughput"` // insuranceflow lifecycles/s ÷ baseline's
-	AcceptP99  float64 `json:"accept_p99"` // insuranceflow accept p99 ÷ baseline update p99
+	Throughput spread `json:"throughput"` // insuranceflow lifecycles/s ÷ baseline's, per round
+	AcceptP99  spread `json:"accept_p99"` // insuranceflow accept p99 ÷ baseline update p99, per round
+}
+
+// storeFigures is what the measured lifecycles left in the store.
+type storeFigures struct {
+	Lifecycles         int                `json:"lifecycles"`
+	RowsPerLifecycle   float64            `json:"rows_per_lifecycle"`
+	BytesPerLifecycle  float64            `json:"bytes_per_lifecycle"`
+	RowsByTablePer1000 map[string]float64 `json:"rows_by_table_per_1000"`
+}
+
+// openLevel is one offered load of the open loop: every round of each
+// system, and the medians across rounds.
+type openLevel struct {
+	Load           float64   `json:"load"` // share of the measured capacity
+	LifecyclesPerS float64   `json:"offered_lifecycles_per_sec"`
+	Baseline       []openRun `json:"baseline"`
+	Insuranceflow  []openRun `json:"insuranceflow"`
+	// WithTOPQPS is insuranceflow through a worker with TOP_QPS set well
+	// above the offered rate (only at 50 %): its own limiter must leave
+	// eager activities on.
+	WithTOPQPS []openRun `json:"insuranceflow_top_qps,omitempty"`
+	TOPQPS     int       `json:"top_qps,omitempty"`
+	// Per-round ratios insuranceflow ÷ baseline, and insuranceflow's own
+	// medians.
+	DeliveryP50Ratio spread `json:"delivery_p50_ratio"`
+	AcceptP99Ratio   spread `json:"accept_p99_ratio"`
+	DeliveryP50      spread `json:"delivery_p50_ms"`
+	DeliveryP99      spread `json:"delivery_p99_ms"`
 }
 
 // flags is the command line.
@@ -109,6 +162,14 @@ type flags struct {
 	temporalBin, temporalAddr        string
 	binDir, dataDir, databaseURL     string
 	timeout                          time.Duration
+	rounds, workers                  int
+	openSeconds                      time.Duration
+	loads                            []float64
+	topQPSVariant                    bool
+	temporalMetrics                  string // the server's Prometheus URL; "" = the dev server's
+	shards                           int    // the external server's history shards
+	pricePerMillion, peakFactor      float64
+	cluster                          string // a label for the README: "" = the dev server
 }
 
 func main() {
@@ -135,7 +196,17 @@ func parseFlags(args []string, getenv func(string) string) (flags, string, error
 	fs.StringVar(&f.out, "out", "bench-results", "directory for latest.json, latest.md and latency.png")
 	fs.StringVar(&f.readme, "readme", "README.md", "README whose Performance section -update-readme rewrites")
 	fs.BoolVar(&f.updateReadme, "update-readme", false, "write the results into the README's Performance section")
-	fs.BoolVar(&f.strict, "strict", false, "exit 1 when a target is missed")
+	fs.BoolVar(&f.strict, "strict", true, "exit 1 when a target is missed (-strict=false only reports)")
+	fs.IntVar(&f.rounds, "rounds", 3, "alternating rounds (baseline, insuranceflow, …) of each measured phase; ratios are the median of the rounds")
+	fs.IntVar(&f.workers, "workers", 1, "insuranceflow worker processes sharing the task queue (each with its ingress; lifecycles spread over them)")
+	fs.DurationVar(&f.openSeconds, "open-duration", 12*time.Second, "how long each open-loop run offers load")
+	loads := fs.String("open-loads", "0.25,0.5,0.75", "open-loop offered loads, as shares of the capacity the closed loop measured; 0.5 is judged")
+	fs.BoolVar(&f.topQPSVariant, "top-qps-variant", true, "at 50 % load also measure insuranceflow with TOP_QPS set (well above the offered rate) on its own worker and task queue")
+	fs.StringVar(&f.temporalMetrics, "temporal-metrics", "", "the Temporal server's Prometheus /metrics URL (for the eager-dispatch share); \"\" = the dev server's")
+	fs.IntVar(&f.shards, "temporal-shards", 4, "the external server's history shards (numHistoryShards; deploy/temporal-postgres.yaml's default is 4), for the capacity model")
+	fs.Float64Var(&f.pricePerMillion, "price-per-million-actions", 50, "Temporal Cloud's published price per million actions (USD, first tier), for the capacity model")
+	fs.Float64Var(&f.peakFactor, "peak-factor", 10, "capacity model: the busiest second's rate ÷ the day's mean rate")
+	fs.StringVar(&f.cluster, "cluster-label", "", "names the server in the results (e.g. \"Temporal on PostgreSQL\"); \"\" = the dev server")
 	fs.StringVar(&f.temporalBin, "temporal-bin", os.Getenv("TEMPORAL_BIN"), "the pinned Temporal CLI (dev server); env TEMPORAL_BIN")
 	fs.StringVar(&f.temporalAddr, "temporal-address", "", "an external Temporal server instead of a dev server")
 	fs.StringVar(&f.binDir, "bin-dir", "", "prebuilt worker/topsim/starter (e.g. .bin); \"\" builds them")
@@ -182,6 +253,26 @@ func parseFlags(args []string, getenv func(string) string) (flags, string, error
 	if f.temporalAddr == "" && f.temporalBin == "" {
 		problems = append(problems, "-temporal-bin (or TEMPORAL_BIN) is required to start a dev server; `make bench` passes .bin/temporal")
 	}
+	if f.rounds < 1 {
+		problems = append(problems, "-rounds must be at least 1")
+	}
+	if f.workers < 1 {
+		problems = append(problems, "-workers must be at least 1")
+	}
+	if f.openSeconds < time.Second {
+		problems = append(problems, "-open-duration must be at least 1s")
+	}
+	for _, v := range strings.Split(*loads, ",") {
+		l, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || l <= 0 || l > 1 {
+			problems = append(problems, fmt.Sprintf("-open-loads: %q is not a share between 0 and 1", v))
+			continue
+		}
+		f.loads = append(f.loads, l)
+	}
+	if f.peakFactor < 1 || f.pricePerMillion < 0 {
+		problems = append(problems, "-peak-factor must be at least 1 and -price-per-million-actions not negative")
+	}
 	if len(problems) > 0 {
 		return f, "", fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
@@ -189,7 +280,7 @@ func parseFlags(args []string, getenv func(string) string) (flags, string, error
 	cmd := []string{"go run ./bench"}
 	fs.Visit(func(fl *flag.Flag) {
 		switch fl.Name {
-		case "temporal-bin", "bin-dir", "dir", "update-readme", "out", "readme":
+		case "temporal-bin", "bin-dir", "dir", "update-readme", "out", "readme", "temporal-metrics", "temporal-address", "cluster-label":
 			return // where things are, not what was measured
 		case "database-url":
 			cmd = append(cmd, "-database-url="+store.RedactURL(fl.Value.String()))
@@ -226,7 +317,7 @@ func run(ctx context.Context, args []string) (int, error) {
 
 	loadStart := loadAvg()
 	res := &results{Command: command, Config: config{Lifecycles: f.n, Concurrency: f.c, FailureShare: f.failureShare,
-		Warmup: f.warmup, OpenPolicies: f.open, Seed: f.seed}}
+		Warmup: f.warmup, OpenPolicies: f.open, Seed: f.seed, Rounds: f.rounds, OpenSeconds: f.openSeconds.Seconds(), Workers: f.workers, Cluster: f.cluster}}
 	timed := func(name string, fn func() error) error {
 		t0 := time.Now()
 		err := fn()
@@ -256,8 +347,23 @@ func run(ctx context.Context, args []string) (int, error) {
 	}()
 	res.Machine = describeMachine(ctx, s, f)
 	res.Machine.LoadAvgStart = loadStart
+	if f.temporalMetrics == "" && s.TemporalMetricsAddr != "" {
+		f.temporalMetrics = "http://" + s.TemporalMetricsAddr + "/metrics"
+	}
+	// Keeps enough idle connections for an open loop's bursts.
+	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	reports := []reportFunc{s.Report}
+	for i := 2; i <= f.workers; i++ {
+		url, stop, err := s.StartExtraWorker(ctx, fmt.Sprintf("worker-%d", i), nil)
+		if err != nil {
+			return 1, err
+		}
+		defer stop()
+		reports = append(reports, reportTo(hc, url, s.Token))
+	}
 
-	bw, err := startBaselineWorker(s.Temporal)
+	cl := newCallbackLog()
+	bw, err := startBaselineWorker(s.Temporal, cl)
 	if err != nil {
 		return 1, err
 	}
@@ -267,75 +373,160 @@ func run(ctx context.Context, args []string) (int, error) {
 	// reused with -dir.
 	tag := "BN" + strconv.FormatInt(time.Now().Unix()%1_000_000, 36)
 	rl := newReceiptLog(s.ReceiptsPath(), tag)
-	warm := plan(tag+"W", f.warmup, f.failureShare, f.seed+1)
-	lcs := plan(tag+"M", f.n, f.failureShare, f.seed)
-	for _, l := range lcs {
-		if len(l.Steps) == 6 {
-			res.Config.RetryLifecycles++
-		}
-	}
+	m := &measurer{s: s, rl: rl, cl: cl, reports: reports, c: f.c, metricsURL: f.temporalMetrics}
 
 	if f.warmup > 0 {
+		warm := plan(tag+"W", f.warmup, f.failureShare, f.seed+1)
 		if err := timed("warm-up", func() error {
-			_, _, err := measureBaseline(ctx, s, warm, f.c, "warm-up baseline")
-			if err != nil {
+			if _, _, err := m.baseline(ctx, warm, "warm-up baseline"); err != nil {
 				return err
 			}
-			_, _, err = measureIngress(ctx, s, rl, warm, f.c, "warm-up insuranceflow")
+			_, _, err := m.ingress(ctx, warm, "warm-up insuranceflow")
 			return err
 		}); err != nil {
 			return 1, err
 		}
 	}
 
-	var baseRuns, ourRuns []lcRun
-	var baseAccept []time.Duration
-	if err := timed("baseline", func() error {
-		res.Baseline, baseRuns, err = measureBaseline(ctx, s, lcs, f.c, "baseline")
-		for _, r := range baseRuns {
-			baseAccept = append(baseAccept, r.accept...)
+	// The closed loop at saturation, in alternating rounds: the capacity
+	// figure, and the rate the open loop's loads are shares of.
+	satPrefix := tag + "S"
+	storeBefore, err := sampleStore(ctx, s.DatabaseURL, satPrefix)
+	if err != nil {
+		return 1, err
+	}
+	var first []lifecycle
+	var firstOurs, firstBase []lcRun
+	var cpu float64
+	completed := 0
+	var peakHWM int64
+	var rssStart int64
+	for r := 1; r <= f.rounds; r++ {
+		lcs := plan(fmt.Sprintf("%s%d_", satPrefix, r), f.n, f.failureShare, f.seed+uint64(r)-1)
+		var round satRound
+		var baseRuns, ourRuns []lcRun
+		if err := timed(fmt.Sprintf("saturation round %d", r), func() error {
+			if round.Baseline, baseRuns, err = m.baseline(ctx, lcs, fmt.Sprintf("saturation %d/%d baseline", r, f.rounds)); err != nil {
+				return err
+			}
+			before, err := readProc(s.WorkerPID())
+			if err != nil {
+				return err
+			}
+			if r == 1 {
+				rssStart = before.RSSKiB
+			}
+			if round.Insuranceflow, ourRuns, err = m.ingress(ctx, lcs, fmt.Sprintf("saturation %d/%d insuranceflow", r, f.rounds)); err != nil {
+				return err
+			}
+			after, err := readProc(s.WorkerPID())
+			if err != nil {
+				return err
+			}
+			cpu += after.CPUSeconds - before.CPUSeconds
+			peakHWM = max(peakHWM, after.HWMKiB)
+			completed += round.Insuranceflow.Completed
+			return nil
+		}); err != nil {
+			return 1, err
 		}
-		return err
-	}); err != nil {
-		return 1, err
+		round.Throughput = round2(ratio(round.Insuranceflow.LifecyclesPerSec, round.Baseline.LifecyclesPerSec))
+		round.AcceptP99 = round2(ratio(round.Insuranceflow.Accept.P99, round.Baseline.Accept.P99))
+		res.Saturation = append(res.Saturation, round)
+		if r == 1 {
+			first, firstOurs, firstBase = lcs, ourRuns, baseRuns
+			for _, l := range lcs {
+				if len(l.Steps) == 6 {
+					res.Config.RetryLifecycles++
+				}
+			}
+		}
 	}
-
-	before, err := readProc(s.WorkerPID())
-	if err != nil {
-		return 1, err
-	}
-	var delivery []time.Duration
-	if err := timed("insuranceflow", func() error {
-		var r loadResult
-		r, ourRuns, err = measureIngress(ctx, s, rl, lcs, f.c, "insuranceflow")
-		res.Insuranceflow = r
-		delivery = r.deliverySamples
-		return err
-	}); err != nil {
-		return 1, err
-	}
-	after, err := readProc(s.WorkerPID())
-	if err != nil {
-		return 1, err
-	}
-	per1k := 1000 / float64(max(res.Insuranceflow.Completed, 1))
+	res.Ratios, res.Insuranceflow, res.Baseline = summariseRounds(res.Saturation)
+	per1k := 1000 / float64(max(completed, 1))
 	res.Worker = workerFigures{
-		CPUSeconds:         round2(after.CPUSeconds - before.CPUSeconds),
-		CPUSecondsPer1k:    round2((after.CPUSeconds - before.CPUSeconds) * per1k),
-		RSSStartMiB:        round2(float64(before.RSSKiB) / 1024),
-		PeakRSSMiB:         round2(float64(after.HWMKiB) / 1024),
-		PeakGrowthPer1kMiB: round2(float64(after.HWMKiB-before.RSSKiB) / 1024 * per1k),
+		CPUSeconds:         round2(cpu),
+		CPUSecondsPer1k:    round2(cpu * per1k),
+		RSSStartMiB:        round2(float64(rssStart) / 1024),
+		PeakRSSMiB:         round2(float64(peakHWM) / 1024),
+		PeakGrowthPer1kMiB: round2(float64(peakHWM-rssStart) / 1024 * per1k),
 	}
-	res.Ratios = ratios{
-		Throughput: round2(ratio(res.Insuranceflow.LifecyclesPerSec, res.Baseline.LifecyclesPerSec)),
-		AcceptP99:  round2(ratio(res.Insuranceflow.Accept.P99, res.Baseline.Accept.P99)),
+	storeAfter, err := sampleStore(ctx, s.DatabaseURL, satPrefix)
+	if err != nil {
+		return 1, err
 	}
+	res.Store = storeFiguresOf(storeBefore, storeAfter, completed)
 
 	if err := timed("count actions", func() error {
-		res.Actions, err = countActions(ctx, s.Temporal, lcs, ourRuns, baseRuns, f.actionsLimit)
+		res.Actions, err = countActions(ctx, s.Temporal, first, firstOurs, firstBase, f.actionsLimit)
 		return err
 	}); err != nil {
 		return 1, err
+	}
+
+	// The open loop: lifecycles started on a clock at shares of the
+	// capacity just measured, the same rate for both systems.
+	capacity := res.Insuranceflow.LifecyclesPerSec
+	if len(res.Saturation) > 0 {
+		var tp []float64
+		for _, r := range res.Saturation {
+			tp = append(tp, r.Insuranceflow.LifecyclesPerSec)
+		}
+		capacity = spreadOf(tp).Median
+	}
+	for li, load := range f.loads {
+		lvl := openLevel{Load: load, LifecyclesPerS: round2(capacity * load)}
+		m.level = load
+		if lvl.LifecyclesPerS <= 0 {
+			return 1, fmt.Errorf("the closed loop measured no capacity to take %g of", load)
+		}
+		n := max(5, int(math.Round(lvl.LifecyclesPerS*f.openSeconds.Seconds())))
+		withQPS := f.topQPSVariant && load == 0.5 && f.workers == 1
+		var qpsReport []reportFunc
+		if withQPS {
+			// Four times the offered event rate, and never below 10: a
+			// limit the load never reaches, so any latency it adds is the
+			// limiter's own cost (and eager dispatch staying on).
+			lvl.TOPQPS = max(10, int(math.Ceil(4*lvl.LifecyclesPerS*5)))
+			url, stop, err := s.StartExtraWorker(ctx, "worker-top-qps", []string{"TASK_QUEUE=insuranceflow-top-qps", fmt.Sprintf("TOP_QPS=%d", lvl.TOPQPS)})
+			if err != nil {
+				return 1, err
+			}
+			defer stop()
+			qpsReport = []reportFunc{reportTo(hc, url, s.Token)}
+		}
+		if err := timed(fmt.Sprintf("open loop %.0f%%", load*100), func() error {
+			for r := 1; r <= f.rounds; r++ {
+				lcs := plan(fmt.Sprintf("%sL%d%d_", tag, li, r), n, 0, f.seed+uint64(r))
+				name := fmt.Sprintf("open %.0f%% %d/%d", load*100, r, f.rounds)
+				b, err := m.openBaseline(ctx, lcs, lvl.LifecyclesPerS, name+" baseline")
+				if err != nil {
+					return err
+				}
+				b.Round = r
+				lvl.Baseline = append(lvl.Baseline, b)
+				o, err := m.openIngress(ctx, lcs, lvl.LifecyclesPerS, m.reports, name+" insuranceflow")
+				if err != nil {
+					return err
+				}
+				o.Round = r
+				lvl.Insuranceflow = append(lvl.Insuranceflow, o)
+				if withQPS {
+					lq := plan(fmt.Sprintf("%sQ%d%d_", tag, li, r), n, 0, f.seed+uint64(r))
+					q, err := m.openIngress(ctx, lq, lvl.LifecyclesPerS, qpsReport, name+" insuranceflow TOP_QPS")
+					if err != nil {
+						return err
+					}
+					q.Round = r
+					lvl.WithTOPQPS = append(lvl.WithTOPQPS, q)
+				}
+			}
+			return nil
+		}); err != nil {
+			return 1, err
+		}
+		judgeLevel(&lvl)
+		res.OpenLoop = append(res.OpenLoop, lvl)
 	}
 
 	if f.open > 0 {
@@ -348,14 +539,17 @@ func run(ctx context.Context, args []string) (int, error) {
 		}
 	}
 
+	res.Capacity = capacityOf(res, f)
 	res.Targets = targets(res)
 	res.FinishedAt = time.Now()
 	res.Machine.LoadAvgEnd = loadAvg()
 	md := markdown(res)
+	ourDelivery, baseDelivery := m.samples[sampleKey{"insuranceflow", 0.5}], m.samples[sampleKey{"baseline", 0.5}]
 	if err := writeResults(f, res, md, []series{
-		{Name: "insuranceflow accept (HTTP round trip)", Samples: acceptSamples(ourRuns), Color: color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}},
-		{Name: "insuranceflow delivery (accept → topsim receipt)", Samples: delivery, Color: color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}},
-		{Name: "baseline update (SDK round trip)", Samples: baseAccept, Color: color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}},
+		{Name: "insuranceflow accept at saturation (HTTP round trip)", Samples: acceptSamples(firstOurs), Color: color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}},
+		{Name: "baseline update at saturation (SDK round trip)", Samples: acceptSamples(firstBase), Color: color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}},
+		{Name: "insuranceflow delivery at 50% load (accept → topsim receipt)", Samples: ourDelivery, Color: color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}},
+		{Name: "baseline delivery at 50% load (accept → callback started)", Samples: baseDelivery, Color: color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}},
 	}); err != nil {
 		return 1, err
 	}
@@ -373,16 +567,124 @@ func run(ctx context.Context, args []string) (int, error) {
 	return 0, nil
 }
 
-// measureIngress drives lcs through the stack's HTTP ingress and waits for
-// their deliveries.
-func measureIngress(ctx context.Context, s *devstack.Stack, rl *receiptLog, lcs []lifecycle, c int, name string) (loadResult, []lcRun, error) {
+// summariseRounds takes the median of the rounds' ratios, and returns the
+// round whose throughput ratio is the median, for the detailed table.
+func summariseRounds(rs []satRound) (ratios, loadResult, loadResult) {
+	var tp, ap []float64
+	for _, r := range rs {
+		tp = append(tp, r.Throughput)
+		ap = append(ap, r.AcceptP99)
+	}
+	rt := ratios{Throughput: spreadOf(tp), AcceptP99: spreadOf(ap)}
+	if len(rs) == 0 {
+		return rt, loadResult{}, loadResult{}
+	}
+	idx := slices.Clone(rs)
+	slices.SortStableFunc(idx, func(a, b satRound) int { return cmp.Compare(a.Throughput, b.Throughput) })
+	mid := idx[(len(idx)-1)/2]
+	return rt, mid.Insuranceflow, mid.Baseline
+}
+
+// judgeLevel fills a level's per-round ratios and medians.
+func judgeLevel(l *openLevel) {
+	var dr, ar, d50, d99 []float64
+	for i := range min(len(l.Baseline), len(l.Insuranceflow)) {
+		b, o := l.Baseline[i], l.Insuranceflow[i]
+		dr = append(dr, ratio(o.Delivery.P50, deliveryFloor(b.Delivery.P50)))
+		ar = append(ar, ratio(o.Accept.P99, b.Accept.P99))
+		d50 = append(d50, o.Delivery.P50)
+		d99 = append(d99, o.Delivery.P99)
+	}
+	l.DeliveryP50Ratio, l.AcceptP99Ratio = spreadOf(dr), spreadOf(ar)
+	l.DeliveryP50, l.DeliveryP99 = spreadOf(d50), spreadOf(d99)
+}
+
+// minDeliveryMS is the smallest baseline delivery latency a ratio is taken
+// against. The baseline's callback starts in the worker that answers the
+// update, often before the update's answer reaches the client, so its p50
+// is near or below 0 ms and a ratio to it is noise; 1 ms is the resolution
+// of what the targets can mean.
+const minDeliveryMS = 1.0
+
+func deliveryFloor(ms float64) float64 { return max(ms, minDeliveryMS) }
+
+func storeFiguresOf(before, after storeSample, lifecycles int) storeFigures {
+	f := storeFigures{Lifecycles: lifecycles, RowsByTablePer1000: map[string]float64{}}
+	if lifecycles == 0 {
+		return f
+	}
+	rows := 0
+	for _, t := range storeTables {
+		n := after.Rows[t] - before.Rows[t]
+		rows += n
+		f.RowsByTablePer1000[t] = round2(float64(n) * 1000 / float64(lifecycles))
+	}
+	f.RowsPerLifecycle = round2(float64(rows) / float64(lifecycles))
+	f.BytesPerLifecycle = round2(float64(after.Bytes-before.Bytes) / float64(lifecycles))
+	return f
+}
+
+// capacityOf builds the capacity model from the run's measured figures.
+func capacityOf(res *results, f flags) *capacityModel {
+	in := capacityInputs{
+		ActionsPerLifecycle:   res.Actions.PerLifecycle5,
+		HistoryEvents:         res.Actions.HistoryEvents5,
+		HistoryBytes:          res.Actions.HistoryBytes5,
+		StoreRows:             res.Store.RowsPerLifecycle,
+		StoreBytes:            res.Store.BytesPerLifecycle,
+		CPUSecondsPerLifecyle: res.Worker.CPUSecondsPer1k / 1000,
+		WorkerRSSMiB:          res.Worker.PeakRSSMiB,
+		PricePerMillion:       f.pricePerMillion,
+		PeakFactor:            f.peakFactor,
+		ServerShards:          1,
+	}
+	if res.Open != nil && len(res.Open.Points) > 0 {
+		in.WorkerRSSMiB = max(in.WorkerRSSMiB, res.Open.Points[len(res.Open.Points)-1].RSSMiB)
+	}
+	var tp, btp []float64
+	for _, r := range res.Saturation {
+		tp = append(tp, r.Insuranceflow.LifecyclesPerSec)
+		btp = append(btp, r.Baseline.LifecyclesPerSec)
+	}
+	// One worker's share of the measured throughput.
+	in.WorkerLifecyclesPerSec = round2(spreadOf(tp).Median / float64(max(res.Config.Workers, 1)))
+	if f.temporalAddr != "" {
+		in.ServerShards = f.shards
+	}
+	in.ShardActionsPerSec = round2(spreadOf(btp).Median * res.Actions.Baseline5 / float64(max(in.ServerShards, 1)))
+	m := modelCapacity(in, []int{1_000, 1_000_000})
+	return &m
+}
+
+// measurer drives one system at a time against the stack and gathers
+// what each run produced.
+type measurer struct {
+	s          *devstack.Stack
+	rl         *receiptLog
+	cl         *callbackLog
+	reports    []reportFunc // the insuranceflow ingresses
+	c          int          // closed-loop concurrency
+	metricsURL string       // the Temporal server's /metrics; "" = unknown
+	level      float64      // the open loop's current load, for samples
+
+	samples map[sampleKey][]time.Duration // delivery samples of the open loop, for the chart
+}
+
+type sampleKey struct {
+	system string
+	load   float64
+}
+
+// ingress drives lcs in a closed loop through the HTTP ingresses and waits
+// for their deliveries.
+func (m *measurer) ingress(ctx context.Context, lcs []lifecycle, name string) (loadResult, []lcRun, error) {
 	var resends atomic.Int64
 	start := time.Now()
-	runs := drive(ctx, lcs, c, ingressDriver(s, &resends), newBar(len(lcs), name+": accepted"), nil)
+	runs := drive(ctx, lcs, m.c, ingressDriver(m.reports, &resends), newBar(len(lcs), name+": accepted"), nil)
 	if ctx.Err() != nil {
 		return loadResult{}, runs, ctx.Err()
 	}
-	delivery, err := awaitDelivery(ctx, rl, lcs, runs, 2*time.Minute, newBar(len(lcs), name+": delivered"))
+	delivery, err := awaitDelivery(ctx, m.rl, lcs, runs, 2*time.Minute, newBar(len(lcs), name+": delivered"))
 	if err != nil {
 		return loadResult{}, runs, err
 	}
@@ -392,19 +694,127 @@ func measureIngress(ctx context.Context, s *devstack.Stack, rl *receiptLog, lcs 
 	return res, runs, nil
 }
 
-// measureBaseline drives lcs through the baseline workflow and waits for
-// each run to close.
-func measureBaseline(ctx context.Context, s *devstack.Stack, lcs []lifecycle, c int, name string) (loadResult, []lcRun, error) {
-	cs := newCompletions(s.Temporal)
+// baseline drives lcs in a closed loop through the baseline workflow and
+// waits for each run to close.
+func (m *measurer) baseline(ctx context.Context, lcs []lifecycle, name string) (loadResult, []lcRun, error) {
+	cs := newCompletions(m.s.Temporal)
 	start := time.Now()
-	runs := drive(ctx, lcs, c, baselineDriver(s.Temporal), newBar(len(lcs), name+": accepted"),
+	runs := drive(ctx, lcs, m.c, baselineDriver(m.s.Temporal), newBar(len(lcs), name+": accepted"),
 		func(i int) { cs.watch(ctx, i, lcs[i].BizID) })
 	if ctx.Err() != nil {
 		return loadResult{}, runs, ctx.Err()
 	}
 	cs.apply(runs)
-	res := summarise(start, runs, nil)
-	return res, runs, nil
+	return summarise(start, runs, nil), runs, nil
+}
+
+// openIngress offers lcs at rate lifecycles/s through reports and waits
+// for their deliveries.
+func (m *measurer) openIngress(ctx context.Context, lcs []lifecycle, rate float64, reports []reportFunc, name string) (openRun, error) {
+	eager0 := m.eager(ctx)
+	var resends atomic.Int64
+	fmt.Fprintf(barWriter, "bench: %s: %d lifecycles at %.2f/s\n", name, len(lcs), rate)
+	runs := openLoop(ctx, lcs, rate, ingressDriver(reports, &resends))
+	if ctx.Err() != nil {
+		return openRun{}, ctx.Err()
+	}
+	delivery, err := awaitDelivery(ctx, m.rl, lcs, runs, 2*time.Minute, newBar(len(lcs), name+": delivered"))
+	if err != nil {
+		return openRun{}, err
+	}
+	o := openSummary("insuranceflow", 0, rate, lcs, runs, delivery)
+	o.EagerShare = m.eagerShare(ctx, eager0, runs)
+	m.keep("insuranceflow", delivery)
+	return o, nil
+}
+
+// openBaseline offers lcs at rate lifecycles/s to the baseline workflow
+// and waits for their callbacks to start.
+func (m *measurer) openBaseline(ctx context.Context, lcs []lifecycle, rate float64, name string) (openRun, error) {
+	eager0 := m.eager(ctx)
+	fmt.Fprintf(barWriter, "bench: %s: %d lifecycles at %.2f/s\n", name, len(lcs), rate)
+	runs := openLoop(ctx, lcs, rate, baselineDriver(m.s.Temporal))
+	if ctx.Err() != nil {
+		return openRun{}, ctx.Err()
+	}
+	delivery := baselineDelivery(ctx, m.cl, lcs, runs, time.Minute)
+	o := openSummary("baseline", 0, rate, lcs, runs, delivery)
+	o.EagerShare = m.eagerShare(ctx, eager0, runs)
+	m.keep("baseline", delivery)
+	return o, nil
+}
+
+// keep remembers the delivery samples of the current level, for the chart.
+func (m *measurer) keep(system string, d []time.Duration) {
+	if m.samples == nil {
+		m.samples = map[sampleKey][]time.Duration{}
+	}
+	m.samples[sampleKey{system, m.level}] = append(m.samples[sampleKey{system, m.level}], d...)
+}
+
+// eager is the server's eager-dispatch counter now, or -1 if unknown.
+func (m *measurer) eager(ctx context.Context) float64 {
+	if m.metricsURL == "" {
+		return -1
+	}
+	v, err := eagerCounter(ctx, m.metricsURL)
+	if err != nil {
+		fmt.Fprintln(barWriter, "bench: eager share unknown:", err)
+		return -1
+	}
+	return v
+}
+
+// eagerShare is the share of runs' callbacks the server dispatched
+// eagerly since the counter read before (-1 if unknown). Only one system
+// runs at a time, so the counter's growth is theirs.
+func (m *measurer) eagerShare(ctx context.Context, before float64, runs []lcRun) float64 {
+	if before < 0 {
+		return -1
+	}
+	// The server reports its metrics on an interval (about a second):
+	// wait, so the counter holds this run's dispatches, and the next run's
+	// "before" none of them.
+	select {
+	case <-ctx.Done():
+		return -1
+	case <-time.After(eagerSettle):
+	}
+	after := m.eager(ctx)
+	if after < 0 {
+		return -1
+	}
+	n := 0
+	for _, r := range runs {
+		n += len(r.acceptedAt)
+	}
+	if n == 0 {
+		return -1
+	}
+	return round2((after - before) / float64(n))
+}
+
+// eagerSettle is longer than the server's metrics reporting interval.
+const eagerSettle = 2 * time.Second
+
+// reportTo posts events to the ingress at url, as devstack's Report does
+// for the main worker's.
+func reportTo(hc *http.Client, url, token string) reportFunc {
+	return func(ctx context.Context, body []byte) (int, []byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/insurance-results", bytes.NewReader(body))
+		if err != nil {
+			return 0, nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, nil, fmt.Errorf("report: %w", err)
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, raw, err
+	}
 }
 
 func acceptSamples(runs []lcRun) []time.Duration {

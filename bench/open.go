@@ -98,7 +98,7 @@ func openPolicies(ctx context.Context, s *devstack.Stack, rl *receiptLog, prefix
 	}
 	marks := []int{0, target / 4, target / 2, target}
 	var resends atomic.Int64
-	send := ingressDriver(s, &resends)
+	send := ingressDriver([]reportFunc{s.Report}, &resends)
 	var rss0 float64
 	opened := 0
 	bar := newBar(target, "open policies")

@@ -12,28 +12,50 @@ import (
 )
 
 func TestTargetsAndMarkdown(t *testing.T) {
+	run := func(acceptP99, deliveryP50, deliveryP99 float64) openRun {
+		return openRun{Accept: Percentiles{P99: acceptP99}, Delivery: Percentiles{P50: deliveryP50, P99: deliveryP99}, EagerShare: 1}
+	}
+	lvl := openLevel{Load: 0.5, LifecyclesPerS: 4,
+		Baseline:      []openRun{run(10, 0.2, 5), run(10, 3, 5), run(10, 2, 5)},
+		Insuranceflow: []openRun{run(12, 1.5, 40), run(40, 9, 150), run(13, 3, 60)},
+	}
+	judgeLevel(&lvl)
+	// Per round: delivery 1.5÷max(0.2,1)=1.5, 9÷3=3, 3÷2=1.5 → median 1.5;
+	// accept 1.2, 4, 1.3 → 1.3; own delivery p99 40, 150, 60 → 60.
+	if lvl.DeliveryP50Ratio.Median != 1.5 || lvl.DeliveryP50Ratio.Max != 3 || lvl.AcceptP99Ratio.Median != 1.3 || lvl.DeliveryP99.Median != 60 {
+		t.Fatalf("level judged as %+v", lvl)
+	}
 	r := &results{
 		Command:       "go run ./bench -n=10",
 		FinishedAt:    time.Date(2025, 4, 8, 10, 0, 0, 0, time.UTC),
 		Machine:       machine{CPUs: 2, CPUModel: "Test CPU", OS: "linux/amd64", GoVersion: "go1.26.8", TemporalServer: "1.2.3", TemporalMode: "dev server", LoadAvgStart: 0.5, LoadAvgEnd: 1.25},
-		Config:        config{Lifecycles: 10, Concurrency: 2, RetryLifecycles: 3},
+		Config:        config{Lifecycles: 10, Concurrency: 2, RetryLifecycles: 3, Rounds: 3, OpenSeconds: 12, Workers: 1},
 		Phases:        []phase{{Name: "baseline", Seconds: 3}},
+		Saturation:    []satRound{{Throughput: 0.95, AcceptP99: 3}, {Throughput: 0.85, AcceptP99: 1.2}, {Throughput: 0.92, AcceptP99: 2}},
 		Insuranceflow: loadResult{LifecyclesPerSec: 9, Accept: Percentiles{P99: 30}},
 		Baseline:      loadResult{LifecyclesPerSec: 10, Accept: Percentiles{P99: 10}},
-		Ratios:        ratios{Throughput: 0.9, AcceptP99: 3},
-		Actions:       actionFigures{PerLifecycle5: 15},
+		OpenLoop:      []openLevel{lvl},
+		Actions:       actionFigures{PerLifecycle5: 15, Dispatch: dispatchFigures{Queued: 10, SameTask: 10}},
 		Open:          &openFigures{GrowthRatio: 4, SubLinear: false, Judged: true},
+	}
+	r.Ratios, _, _ = summariseRounds(r.Saturation)
+	if r.Ratios.Throughput.Median != 0.92 || r.Ratios.AcceptP99.Median != 2 {
+		t.Fatalf("ratios %+v, want the medians 0.92 and 2", r.Ratios)
 	}
 	r.Targets = targets(r)
 	want := map[string]bool{
-		"all lifecycles completed":               true,
-		"throughput ÷ baseline":                  true,
-		"accept p99 ÷ baseline update p99":       false,
-		"Temporal actions per 5-event lifecycle": true,
-		"worker RSS sub-linear in open policies": false,
+		"all lifecycles completed":                                         true,
+		"saturation throughput ÷ baseline (median of rounds)":              true,
+		"saturation accept p99 ÷ baseline update p99 (median of rounds)":   false,
+		"delivery p50 at 50 % load ÷ baseline's (median of rounds)":        true,
+		"accept p99 at 50 % load ÷ baseline update p99 (median of rounds)": true,
+		"delivery p50 at 50 % load, ms (median of rounds)":                 true,
+		"delivery p99 at 50 % load, ms (median of rounds)":                 true,
+		"Temporal actions per 5-event lifecycle":                           true,
+		"worker RSS sub-linear in open policies":                           false,
 	}
 	if len(r.Targets) != len(want) {
-		t.Fatalf("%d targets, want %d", len(r.Targets), len(want))
+		t.Fatalf("%d targets, want %d: %+v", len(r.Targets), len(want), r.Targets)
 	}
 	for _, tg := range r.Targets {
 		if w, ok := want[tg.Name]; !ok || w != tg.Pass {
@@ -42,9 +64,12 @@ func TestTargetsAndMarkdown(t *testing.T) {
 	}
 	md := markdown(r)
 	for _, s := range []string{
-		"| throughput ÷ baseline | ≥ 0.8 | 0.90 | PASS |",
-		"| accept p99 ÷ baseline update p99 | ≤ 1.5 | 3.00 | FAIL |",
-		"| lifecycles/s completed (all callbacks delivered) | 9.00 | 10.00 | **0.90** |",
+		"| saturation throughput ÷ baseline (median of rounds) | ≥ 0.9 | 0.92 | PASS |",
+		"| saturation accept p99 ÷ baseline update p99 (median of rounds) | ≤ 1.5 | 2.00 | FAIL |",
+		"| **median (min–max)** | | | **0.92 (0.85–0.95)** | | | **2.00 (1.20–3.00)** |",
+		"| 50 % | 4.00 lifecycles/s",
+		"| | | ratio, median (min–max) | p99 1.30 (1.20–4.00) | p50 1.50 (1.50–3.00) | |",
+		"of 10 callbacks already queued when the previous one completed, 10 were scheduled by the very workflow task",
 	} {
 		if !strings.Contains(md, s) {
 			t.Fatalf("markdown lacks %q:\n%s", s, md)
@@ -60,6 +85,19 @@ func TestTargetsAndMarkdown(t *testing.T) {
 		}
 		if md := markdown(&small); !strings.Contains(md, "not judged: fewer than 1000 open policies") {
 			t.Fatalf("markdown does not say the phase was not judged:\n%s", md)
+		}
+	})
+	t.Run("a cluster run judges ratios, not absolute latencies, and has its own section", func(t *testing.T) {
+		cl := *r
+		cl.Config.Cluster, cl.Config.Workers = "Temporal on PostgreSQL", 2
+		for _, tg := range targets(&cl) {
+			if strings.Contains(tg.Name, ", ms") {
+				t.Fatalf("absolute target %q applied to a cluster run", tg.Name)
+			}
+		}
+		sec := readmeSection(&cl)
+		if !strings.HasPrefix(sec, "<!-- bench-cluster-2w:start -->\n### Temporal on PostgreSQL, 2 workers") || !strings.HasSuffix(sec, "<!-- bench-cluster-2w:end -->") {
+			t.Fatalf("cluster section:\n%s", sec)
 		}
 	})
 	sec := readmeSection(r)
@@ -79,7 +117,8 @@ func TestTargetsAndMarkdown(t *testing.T) {
 func TestBaselineWorkflow(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
-	env.RegisterActivityWithOptions(baselineCallback, activityOptions())
+	cl := newCallbackLog()
+	env.RegisterActivityWithOptions(cl.Callback, activityOptions())
 	calls := 0
 	env.SetOnActivityStartedListener(func(*activity.Info, context.Context, converter.EncodedValues) { calls++ })
 	var seqs []int
@@ -111,5 +150,8 @@ func TestBaselineWorkflow(t *testing.T) {
 	}
 	if len(seqs) != 3 || seqs[0] != 1 || seqs[1] != 2 || seqs[2] != 3 {
 		t.Fatalf("update answers %v, want [1 2 3]", seqs)
+	}
+	if got := cl.started("default-test-workflow-id"); len(got) != 3 {
+		t.Fatalf("callback log has %d starts for the workflow, want 3", len(got))
 	}
 }

@@ -116,6 +116,9 @@ type Stack struct {
 	// MetricsAddr is the main worker's /metrics host:port; "" unless
 	// Options.Metrics.
 	MetricsAddr string
+	// TemporalMetricsAddr is the dev server's Prometheus /metrics
+	// host:port; "" with an external server.
+	TemporalMetricsAddr string
 	Dir         string
 	Token       string
 	// Temporal is a client dialled to TemporalAddress (namespace
@@ -228,6 +231,7 @@ func (s *Stack) start(ctx context.Context) error {
 			return err
 		}
 		s.TemporalAddress = fmt.Sprintf("127.0.0.1:%d", ports[0])
+		s.TemporalMetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[3])
 		s.devServer = []string{"server", "start-dev",
 			"--ip", "127.0.0.1", "--port", fmt.Sprint(ports[0]), "--ui-port", fmt.Sprint(ports[1]),
 			"--http-port", fmt.Sprint(ports[2]), "--metrics-port", fmt.Sprint(ports[3]), "--headless",

@@ -30,6 +30,11 @@
 #   TEST_CLUSTER_DB_PREFIX  names of the databases this script owns (temporal_it)
 #   TEST_CLUSTER_PORT_BASE  first frontend port tried (17233; moves up if taken)
 #   GO_TEST_FLAGS       extra `go test` flags, e.g. "-run TestLifecycle -v"
+#   CLUSTER_RUN         "test" (default) runs step 5 as above; "bench" runs
+#                       the benchmark (go run ./bench) against the server
+#                       instead, once with one insuranceflow worker and once
+#                       with two (`make bench-cluster`)
+#   BENCH_FLAGS         extra flags for those runs, e.g. "-update-readme"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -218,6 +223,28 @@ step "registering namespace $NAMESPACE and the search attributes (deploy/tempora
 # The same script compose's temporal-register service runs.
 env "${TLS_ENV[@]}" PATH="$BIN:$PATH" TEMPORAL_ADDRESS="$ADDRESS" TEMPORAL_NAMESPACE=$NAMESPACE REGISTER_WAIT=60 \
   deploy/temporal-register.sh 2>&1 | sed 's/^/  /' || die "registration failed"
+
+if [ "${CLUSTER_RUN:-test}" = bench ]; then
+  [ -n "$STORE_URL" ] || die "CLUSTER_RUN=bench needs the PostgreSQL store (STORE_DATABASE_URL=sqlite is for the suite)"
+  "$GO" build -o "$BIN/" ./worker ./topsim ./starter
+  # Both runs, whatever the first one's verdict; a missed target (exit 1)
+  # fails the whole run at the end.
+  missed=
+  for workers in 1 2; do
+    step "go run ./bench against $ADDRESS over mutual TLS, PostgreSQL store, $workers worker(s)"
+    # The server's metrics (B+767) give the eager-dispatch share.
+    # shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
+    env "${TLS_ENV[@]}" "$GO" run ./bench -bin-dir "$BIN" -temporal-address "$ADDRESS" \
+      -temporal-metrics "http://127.0.0.1:$((PORT_BASE + 767))/metrics" -temporal-shards "${TEMPORAL_NUM_HISTORY_SHARDS:-4}" \
+      -database-url "$STORE_URL" -cluster-label "Temporal on PostgreSQL" -workers "$workers" \
+      -n 200 -c 20 -open-policies 0 -out "bench-results/cluster-${workers}w" ${BENCH_FLAGS:-} || missed="$missed ${workers}w"
+  done
+  kill -0 "$server_pid" 2>/dev/null || die "temporal-server died during the benchmark"
+  [ -z "$missed" ] || die "the benchmark failed or missed a target with:$missed (bench-results/cluster-*w/latest.md)"
+  status=0
+  step "benchmarked Temporal $SERVER_VERSION on PostgreSQL with one and two workers (bench-results/cluster-*w/)"
+  exit 0
+fi
 
 step "go test -tags cluster ./integration against $ADDRESS over mutual TLS, store: $(redact "${STORE_URL:-SQLite, a file of the suite}")"
 env_args=(IT_TEMPORAL_ADDRESS="$ADDRESS" TEMPORAL_BIN="$BIN/temporal")

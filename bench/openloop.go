@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// openRun is one system driven at one fixed arrival rate: lifecycles start
+// on a clock whether or not earlier ones were answered (an open loop), as
+// an insurer's business systems send events whether or not insuranceflow
+// is slow today.
+type openRun struct {
+	System         string      `json:"system"`
+	Round          int         `json:"round"`
+	LifecyclesPerS float64     `json:"offered_lifecycles_per_sec"`
+	EventsPerS     float64     `json:"offered_events_per_sec"`
+	Lifecycles     int         `json:"lifecycles"`
+	Failed         int         `json:"failed"`
+	Accept         Percentiles `json:"accept_latency"`
+	Delivery       Percentiles `json:"delivery_latency"`
+	// EagerShare is the share of this run's callbacks the server handed
+	// to the worker eagerly (in the answer to the workflow task that
+	// scheduled them, with no trip through matching); -1 = unknown (no
+	// server metrics).
+	EagerShare float64  `json:"eager_share"`
+	Errors     []string `json:"errors,omitempty"`
+}
+
+// openLoop starts lcs[i] at start + i/rate, each lifecycle in its own
+// goroutine sending its steps in order. The first step's latency is taken
+// from the scheduled start, so a start delayed by a slow system is counted
+// against it (no coordinated omission).
+func openLoop(ctx context.Context, lcs []lifecycle, rate float64, send driver) []lcRun {
+	runs := make([]lcRun, len(lcs))
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now().Add(20 * time.Millisecond)
+	var wg sync.WaitGroup
+	for i := range lcs {
+		at := start.Add(time.Duration(i) * interval)
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runSteps(ctx, lcs[i], &runs[i], at, send)
+		}()
+	}
+	wg.Wait()
+	return runs
+}
+
+// openSummary fills an openRun from runs and the delivery samples.
+func openSummary(system string, round int, rate float64, lcs []lifecycle, runs []lcRun, delivery []time.Duration) openRun {
+	events := 0
+	for _, l := range lcs {
+		events += len(l.Steps)
+	}
+	o := openRun{System: system, Round: round, LifecyclesPerS: round2(rate),
+		EventsPerS: round2(rate * float64(events) / float64(max(len(lcs), 1))), Lifecycles: len(lcs), EagerShare: -1}
+	var accept []time.Duration
+	for _, r := range runs {
+		accept = append(accept, r.accept...)
+		if r.err != nil {
+			o.Failed++
+			if len(o.Errors) < 3 {
+				o.Errors = append(o.Errors, r.err.Error())
+			}
+		}
+	}
+	o.Accept = percentiles(accept)
+	o.Delivery = percentiles(delivery)
+	return o
+}
+
+// baselineDelivery waits (up to timeout) until every accepted baseline
+// event's callback has started, and returns accept → callback start.
+func baselineDelivery(ctx context.Context, cl *callbackLog, lcs []lifecycle, runs []lcRun, timeout time.Duration) []time.Duration {
+	deadline := time.Now().Add(timeout)
+	for {
+		missing := 0
+		for i, l := range lcs {
+			if len(cl.started(baselineWorkflowID(l.BizID))) < len(runs[i].acceptedAt) {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var out []time.Duration
+	for i, l := range lcs {
+		st := cl.started(baselineWorkflowID(l.BizID))
+		for k, acc := range runs[i].acceptedAt {
+			if k >= len(st) {
+				runs[i].err = fmt.Errorf("%s: callback %d never started", l.BizID, k+1)
+				break
+			}
+			out = append(out, st[k].Sub(acc))
+		}
+	}
+	return out
+}
+
+// eagerCounter reads the Temporal server's count of activities it
+// dispatched eagerly (the activity_eager_execution counter of its
+// Prometheus endpoint), summed over its label sets.
+func eagerCounter(ctx context.Context, metricsURL string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("scrape the Temporal server's metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape the Temporal server's metrics: HTTP %d", resp.StatusCode)
+	}
+	return sumCounter(bufio.NewScanner(resp.Body), "activity_eager_execution")
+}
+
+// sumCounter adds the samples of the counter name (with or without the
+// _total suffix) in a Prometheus text exposition.
+func sumCounter(sc *bufio.Scanner, name string) (float64, error) {
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	sum := 0.0
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		metric, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		base, _, _ := strings.Cut(metric, "{")
+		if base != name && base != name+"_total" {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil || math.IsNaN(v) {
+			return 0, fmt.Errorf("metric %s: value %q is not a number", name, fields[0])
+		}
+		sum += v
+	}
+	return sum, sc.Err()
+}
