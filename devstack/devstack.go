@@ -119,8 +119,8 @@ type Stack struct {
 	// TemporalMetricsAddr is the dev server's Prometheus /metrics
 	// host:port; "" with an external server.
 	TemporalMetricsAddr string
-	Dir         string
-	Token       string
+	Dir                 string
+	Token               string
 	// Temporal is a client dialled to TemporalAddress (namespace
 	// "default"); Stop closes it.
 	Temporal client.Client
