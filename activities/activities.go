@@ -82,6 +82,12 @@ type Activities struct {
 	Limiter        *CallLimiter
 	TOPCallTimeout time.Duration
 
+	// Notifier sends notifications to the business system; nil on a
+	// worker without NOTIFY_URL (see SendNotification). NotifyMetrics
+	// counts their outcomes; nil counts nothing.
+	Notifier      Notifier
+	NotifyMetrics NotifyMetrics
+
 	// HeartbeatEvery is how often DeliverCallback heartbeats while its
 	// attempt runs. Zero means a quarter of the activity's heartbeat
 	// timeout, and no heartbeats for an activity scheduled without one.
@@ -134,14 +140,18 @@ type DeliverResult struct {
 // returns, so the workflow knows the exact attempt count and what TOP said
 // without parsing messages.
 type DeliverFailure struct {
-	Attempt    int           `json:"attempt"`
-	Class      string        `json:"class"` // a top.Class name, or ErrorTypeStore / ErrorTypeInvalid
-	Summary    string        `json:"summary"`
-	HTTPStatus int           `json:"http_status,omitempty"`
-	Code       int           `json:"code,omitempty"`
-	SubCode    string        `json:"sub_code,omitempty"`
-	FailCode   string        `json:"fail_code,omitempty"`
-	RetryAfter time.Duration `json:"retry_after,omitempty"` // rate_limited: the ban to wait out
+	Attempt    int    `json:"attempt"`
+	Class      string `json:"class"` // a top.Class name, or ErrorTypeStore / ErrorTypeInvalid
+	Summary    string `json:"summary"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	Code       int    `json:"code,omitempty"`
+	SubCode    string `json:"sub_code,omitempty"`
+	FailCode   string `json:"fail_code,omitempty"`
+	// FailMessage and TOPRequestID are TOP's, for the parked
+	// notification; older workers did not set them.
+	FailMessage  string        `json:"fail_message,omitempty"`
+	TOPRequestID string        `json:"top_request_id,omitempty"`
+	RetryAfter   time.Duration `json:"retry_after,omitempty"` // rate_limited: the ban to wait out
 }
 
 // DeliverCallback records the event (idempotently, so the first attempt is
@@ -451,6 +461,9 @@ func OutcomeError(attempt int, out top.Outcome) error {
 		SubCode:    out.SubCode,
 		FailCode:   out.FailCode,
 		RetryAfter: out.RetryAfter,
+
+		FailMessage:  out.FailMessage,
+		TOPRequestID: out.RequestID,
 	}
 	switch out.Class {
 	case top.ClassDelivered:

@@ -258,7 +258,8 @@ func TestDeliverCallbackOutcomes(t *testing.T) {
 					t.Fatalf("details: %v", err)
 				}
 				want := DeliverFailure{Attempt: 3, Class: tt.outcome.Class.String(), Summary: tt.summary, HTTPStatus: tt.outcome.HTTPStatus,
-					Code: tt.outcome.Code, SubCode: tt.outcome.SubCode, FailCode: tt.outcome.FailCode, RetryAfter: tt.outcome.RetryAfter}
+					Code: tt.outcome.Code, SubCode: tt.outcome.SubCode, FailCode: tt.outcome.FailCode, RetryAfter: tt.outcome.RetryAfter,
+					FailMessage: tt.outcome.FailMessage, TOPRequestID: tt.outcome.RequestID}
 				if d != want {
 					t.Errorf("details = %+v, want %+v", d, want)
 				}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/activities"
 	"github.com/insuranceflow/insuranceflow/ingress"
+	"github.com/insuranceflow/insuranceflow/notify"
 	"github.com/insuranceflow/insuranceflow/top"
 )
 
@@ -44,6 +45,8 @@ const (
 	NameTOPRejections       = Namespace + "_top_rejections_total"
 	NameParkedCallbacks     = Namespace + "_parked_callbacks"
 	NameParkedCallbacksTime = Namespace + "_parked_callbacks_checked_timestamp_seconds"
+	NameNotifications       = Namespace + "_notifications_total"
+	NameNotificationsLost   = Namespace + "_notifications_lost_total"
 )
 
 // labelOther replaces a label value outside its expected shape.
@@ -71,12 +74,16 @@ type Metrics struct {
 	topRejections      *prometheus.CounterVec
 	parked             prometheus.Gauge
 	parkedCheckedAt    prometheus.Gauge
+	notifications      *prometheus.CounterVec
+	notificationsLost  *prometheus.CounterVec
 }
 
 // The interfaces *Metrics is handed to.
 var (
 	_ ingress.Metrics    = (*Metrics)(nil)
 	_ activities.Metrics = (*Metrics)(nil)
+
+	_ activities.NotifyMetrics = (*Metrics)(nil)
 )
 
 // RegisterError is returned by New and NewSDKHandler when a metric cannot be
@@ -140,6 +147,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: NameParkedCallbacksTime,
 			Help: "Unix time of the last successful count behind " + NameParkedCallbacks + "; 0 until the first.",
 		}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: NameNotifications,
+			Help: "Notification sends to the business system (NOTIFY_URL), by type and outcome (sent: a 2xx; failed: retried within NOTIFY_RETRY_BUDGET).",
+		}, []string{"type", "outcome"}),
+		notificationsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: NameNotificationsLost,
+			Help: "Notifications whose retry budget (NOTIFY_RETRY_BUDGET) ran out: recorded in the store, never acknowledged by the receiver.",
+		}, []string{"type"}),
 	}
 	collectors := []struct {
 		name string
@@ -155,6 +170,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		{NameTOPRejections, m.topRejections},
 		{NameParkedCallbacks, m.parked},
 		{NameParkedCallbacksTime, m.parkedCheckedAt},
+		{NameNotifications, m.notifications},
+		{NameNotificationsLost, m.notificationsLost},
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c.c); err != nil {
@@ -173,7 +190,52 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	for _, class := range top.Classes() {
 		m.callbackDuration.WithLabelValues(class.String())
 	}
+	for _, t := range notify.Types() {
+		m.notifications.WithLabelValues(string(t), outcomeSent)
+		m.notifications.WithLabelValues(string(t), outcomeFailed)
+		m.notificationsLost.WithLabelValues(string(t))
+	}
 	return m, nil
+}
+
+// Notification outcomes, the notifications counter's outcome label.
+const (
+	outcomeSent   = "sent"
+	outcomeFailed = "failed"
+)
+
+// notifyType is t as a label: one of notify.Types, or "other".
+func notifyType(t notify.Type) string {
+	for _, known := range notify.Types() {
+		if t == known {
+			return string(t)
+		}
+	}
+	return labelOther
+}
+
+// NotificationSent counts a notification the receiver acknowledged.
+func (m *Metrics) NotificationSent(t notify.Type) {
+	if m == nil {
+		return
+	}
+	m.notifications.WithLabelValues(notifyType(t), outcomeSent).Inc()
+}
+
+// NotificationFailed counts a send the receiver did not acknowledge.
+func (m *Metrics) NotificationFailed(t notify.Type) {
+	if m == nil {
+		return
+	}
+	m.notifications.WithLabelValues(notifyType(t), outcomeFailed).Inc()
+}
+
+// NotificationLost counts a notification whose retry budget ran out.
+func (m *Metrics) NotificationLost(t notify.Type) {
+	if m == nil {
+		return
+	}
+	m.notificationsLost.WithLabelValues(notifyType(t)).Inc()
 }
 
 // EventAccepted counts an event a workflow accepted as new.

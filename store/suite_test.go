@@ -87,6 +87,7 @@ func runSuite(t *testing.T, b backend) {
 	t.Run("TwoWorkersRecordEachAttemptOnce", func(t *testing.T) { testTwoWorkers(t, b) })
 	t.Run("TwoWorkersStartAndFinishAttempts", func(t *testing.T) { testTwoWorkersStartAndFinish(t, b) })
 	t.Run("TwoWorkersSetCallbackWhileRecording", func(t *testing.T) { testSetCallbackRacesRecordEvents(t, b) })
+	t.Run("LostNotifications", func(t *testing.T) { testLostNotifications(t, b) })
 }
 
 // clock is the fixed time the suite's stores use for defaults.

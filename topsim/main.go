@@ -26,7 +26,9 @@ import (
 	"time"
 
 	"github.com/insuranceflow/insuranceflow/top"
+	"github.com/insuranceflow/insuranceflow/topsim/receiver"
 	"github.com/insuranceflow/insuranceflow/topsim/simulator"
+	"github.com/insuranceflow/insuranceflow/webhook"
 )
 
 // DefaultAddr is where topsim listens unless told otherwise; the dev stack's
@@ -67,6 +69,9 @@ type config struct {
 	addr     string
 	receipts string // JSONL path, "" for none
 	sim      simulator.Config
+	// notifySecret, when set, turns on the notification receiver
+	// (/notifications), which verifies signatures with it.
+	notifySecret webhook.Secret
 }
 
 // parseConfig reads args, falling back to getenv for every flag not given.
@@ -77,6 +82,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		cfg        config
 		secret     string
 		secretFile string
+		notifySec  string
+		notifyFile string
 		seed       int64
 		faults     simulator.Faults
 	)
@@ -85,6 +92,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.sim.AppKey, "app-key", "", "the one app key the gateway knows (env TOP_APP_KEY)")
 	fs.StringVar(&secret, "app-secret", "", "that app's secret (env TOP_APP_SECRET; prefer the file or the env: a flag shows in ps)")
 	fs.StringVar(&secretFile, "app-secret-file", "", "file holding the app secret (env TOP_APP_SECRET_FILE)")
+	fs.StringVar(&notifySec, "notify-secret", "", "whsec_ secret to verify notifications at /notifications with; turns the receiver on (env NOTIFY_SECRET)")
+	fs.StringVar(&notifyFile, "notify-secret-file", "", "file holding that secret (env NOTIFY_SECRET_FILE)")
 	fs.StringVar(&cfg.addr, "addr", DefaultAddr, "listen address; port 0 picks a free port (env TOPSIM_ADDR)")
 	fs.StringVar(&cfg.receipts, "receipts", "", "append accepted callbacks as JSON lines to this file (env TOPSIM_RECEIPTS)")
 	fs.Int64Var(&seed, "seed", 0, "seed for fault injection and request ids; the same seed repeats a run (env TOPSIM_SEED)")
@@ -139,6 +148,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if len(missing) > 0 {
 		return config{}, &usageError{fmt.Errorf("missing %s", strings.Join(missing, " and "))}
 	}
+	if notifySec != "" || notifyFile != "" {
+		ns, _, err := webhook.ReadSecret("NOTIFY_SECRET", notifySec, "NOTIFY_SECRET_FILE", notifyFile)
+		if err != nil {
+			return config{}, &usageError{err}
+		}
+		cfg.notifySecret = ns
+	}
 	cfg.sim.AppSecret = top.Secret(secret)
 	cfg.sim.Seed = seed
 	cfg.sim.Faults = faults
@@ -150,6 +166,9 @@ func envName(flagName string) string {
 	switch flagName {
 	case "app-key", "app-secret", "app-secret-file":
 		return "TOP_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+	case "notify-secret", "notify-secret-file":
+		// The worker's own names, so one environment configures both.
+		return strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 	}
 	return "TOPSIM_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
@@ -167,7 +186,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 			return
 		}
 		if err := f.Value.Set(v); err != nil {
-			if f.Name == "app-secret" { // cannot fail for a string, but never echo it
+			if f.Name == "app-secret" || f.Name == "notify-secret" { // cannot fail for a string, but never echo it
 				errs = append(errs, fmt.Errorf("%s: invalid value", name))
 				return
 			}
@@ -209,8 +228,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// for up to a hang's 40 s.
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
+	handler := sim.Handler()
+	if !cfg.notifySecret.IsZero() {
+		mux := http.NewServeMux()
+		notifications := receiver.New(cfg.notifySecret, nil).Handler()
+		mux.Handle("/notifications", notifications)
+		mux.Handle("/_sim/notifications", notifications)
+		mux.Handle("/_sim/notifications/", notifications)
+		mux.Handle("/", handler)
+		handler = mux
+	}
 	srv := &http.Server{
-		Handler:           sim.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -222,6 +251,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger.Info("topsim listening", slog.String("addr", addr), slog.String("app_key", cfg.sim.AppKey),
 		slog.Int64("seed", cfg.sim.Seed), slog.Any("faults", cfg.sim.Faults))
 	fmt.Fprintf(stdout, "topsim listening on http://%s/router/rest\n", addr)
+	if !cfg.notifySecret.IsZero() {
+		fmt.Fprintf(stdout, "topsim receiving notifications on http://%s/notifications (received: GET /_sim/notifications)\n", addr)
+	}
 
 	select {
 	case err := <-serveErr:

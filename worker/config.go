@@ -24,6 +24,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/temporalconn"
 	"github.com/insuranceflow/insuranceflow/top"
+	"github.com/insuranceflow/insuranceflow/webhook"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -96,6 +97,11 @@ type config struct {
 	IngressTOPAppKey    string
 	IngressTOPAppSecret top.Secret
 
+	// Notifications to the business system, off when NotifyURL is empty;
+	// NotifySecret signs them (worker process only, never in history).
+	NotifyURL    string
+	NotifySecret webhook.Secret
+
 	// Prometheus metrics, off when MetricsAddr is empty.
 	MetricsAddr           string
 	MetricsParkedInterval time.Duration
@@ -156,6 +162,10 @@ func options() []option {
 		{flag: "ingress-top-app-key", env: "INGRESS_TOP_APP_KEY", help: "app_key that callers of the TOP-compatible POST /router/rest sign with, with INGRESS_TOP_APP_SECRET (unset: the endpoint is off)"},
 		{env: "INGRESS_TOP_APP_SECRET", secret: true},
 		{flag: "ingress-top-app-secret-file", env: "INGRESS_TOP_APP_SECRET_FILE", help: "file holding the /router/rest app secret (or set INGRESS_TOP_APP_SECRET)"},
+		{flag: "notify-url", env: "NOTIFY_URL", help: "where to POST signed notifications of callback outcomes (unset: none); needs NOTIFY_SECRET or NOTIFY_SECRET_FILE"},
+		{env: "NOTIFY_SECRET", secret: true},
+		{flag: "notify-secret-file", env: "NOTIFY_SECRET_FILE", help: "file holding the whsec_ secret notifications are signed with (or set NOTIFY_SECRET)"},
+		{flag: "notify-retry-budget", env: "NOTIFY_RETRY_BUDGET", help: "how long a notification is retried before it is recorded as lost (default 24h)"},
 		{flag: "metrics-addr", env: "METRICS_ADDR", help: "Prometheus /metrics listen address, e.g. 127.0.0.1:9090 (unset: no metrics)"},
 		{flag: "metrics-parked-interval", env: "METRICS_PARKED_INTERVAL", help: "how often the parked callbacks gauge is recounted (default 30s)"},
 		{env: "INGRESS_ENABLED", def: "true"},
@@ -219,7 +229,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	fs.Usage = func() {
 		fmt.Fprintln(usage, "Usage: worker [flags]")
 		fmt.Fprintln(usage, "Runs the policy workflow worker and the HTTP ingress.")
-		fmt.Fprintln(usage, "Secrets come from the environment only: DATABASE_URL with a password (or DATABASE_URL_FILE), TOP_APP_SECRET (or TOP_APP_SECRET_FILE), TOP_SESSION, INGRESS_TOKENS and CODEC_AUTH_TOKENS (comma-separated), INGRESS_TOP_APP_SECRET (or INGRESS_TOP_APP_SECRET_FILE).")
+		fmt.Fprintln(usage, "Secrets come from the environment only: DATABASE_URL with a password (or DATABASE_URL_FILE), TOP_APP_SECRET (or TOP_APP_SECRET_FILE), TOP_SESSION, INGRESS_TOKENS and CODEC_AUTH_TOKENS (comma-separated), INGRESS_TOP_APP_SECRET (or INGRESS_TOP_APP_SECRET_FILE), NOTIFY_SECRET (or NOTIFY_SECRET_FILE).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -295,6 +305,7 @@ func (v values) config() (config, error) {
 		check(v.ingressTOPSettings(&c))
 	}
 	check(v.workflowSettings(&c))
+	check(v.notifySettings(&c))
 	check(v.workflowCacheSize(&c))
 	check(v.metricsSettings(&c))
 	check(v.codecSettings(&c))
@@ -494,6 +505,44 @@ func (v values) ingressSettings(c *config) error {
 	}
 	c.MaxFutureSkew = skew
 	return errors.Join(errs...)
+}
+
+// notifySettings reads where notifications go and the secret they are
+// signed with. Errors name the variable, never the secret's value.
+func (v values) notifySettings(c *config) error {
+	c.NotifyURL = strings.TrimSpace(v.get("NOTIFY_URL"))
+	if c.NotifyURL == "" {
+		if v.get("NOTIFY_SECRET") != "" || v.get("NOTIFY_SECRET_FILE") != "" {
+			*v.warnings = append(*v.warnings, "NOTIFY_SECRET is set but NOTIFY_URL is not: no notifications are sent")
+		}
+		return nil
+	}
+	u, err := url.Parse(c.NotifyURL)
+	switch {
+	case err != nil:
+		return v.bad("NOTIFY_URL", "is not a valid URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return v.bad("NOTIFY_URL", "scheme must be http or https, got %q", u.Scheme)
+	case u.Host == "":
+		return v.bad("NOTIFY_URL", "has no host")
+	}
+	secret, warn, err := webhook.ReadSecret(v.name["NOTIFY_SECRET"], v.get("NOTIFY_SECRET"), v.name["NOTIFY_SECRET_FILE"], v.get("NOTIFY_SECRET_FILE"))
+	if err != nil {
+		var se *webhook.SourceError
+		if errors.As(err, &se) {
+			problem := se.Err.Error()
+			if errors.Is(err, webhook.ErrNoSecret) {
+				problem = "is required when NOTIFY_URL is set (or set NOTIFY_SECRET_FILE); the form is whsec_ + base64 of 24 to 64 random bytes"
+			}
+			return &ConfigError{Name: se.Name, Problem: problem}
+		}
+		return err
+	}
+	if warn != nil {
+		*v.warnings = append(*v.warnings, v.name["NOTIFY_SECRET_FILE"]+": "+warn.Error())
+	}
+	c.NotifySecret = secret
+	return nil
 }
 
 // workflowSettings reads the durations that tune every policy workflow.

@@ -34,6 +34,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/activities"
 	"github.com/insuranceflow/insuranceflow/codec"
 	"github.com/insuranceflow/insuranceflow/ingress"
+	"github.com/insuranceflow/insuranceflow/notify"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/top"
@@ -297,6 +298,9 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 		Limiter:        limiter,
 		TOPCallTimeout: callTimeout,
 		Metrics:        obs.activityMetrics(),
+
+		Notifier:      notifier(cfg),
+		NotifyMetrics: obs.notifyMetrics(),
 	})
 	// A local activity, run by name (the workflow package cannot import
 	// policyclient, which imports it).
@@ -305,6 +309,15 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 		Temporal:  tc,
 	}.Load, activity.RegisterOptions{Name: workflows.LoadSnapshotActivity})
 	return w, fatal, nil
+}
+
+// notifier is the notification sender, or nil (a nil interface) without
+// NOTIFY_URL.
+func notifier(cfg config) activities.Notifier {
+	if cfg.NotifyURL == "" {
+		return nil
+	}
+	return &notify.Sender{URL: cfg.NotifyURL, Secret: cfg.NotifySecret, Client: &http.Client{Timeout: 30 * time.Second}}
 }
 
 // runWorker polls until ctx ends, then stops the worker, which waits for

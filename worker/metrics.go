@@ -67,6 +67,13 @@ func (o *observability) activityMetrics() activities.Metrics {
 	return o.metrics
 }
 
+func (o *observability) notifyMetrics() activities.NotifyMetrics {
+	if o.metrics == nil {
+		return nil
+	}
+	return o.metrics
+}
+
 func (o *observability) limiterMetrics() activities.LimiterMetrics {
 	if o.limiter == nil {
 		return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/fsm"
 	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/notify"
 )
 
 const (
@@ -150,6 +151,16 @@ type Settings struct {
 	// than IdleTimeout.
 	EmptyRunGrace      time.Duration `json:"empty_run_grace,omitempty"`
 	ContinueAsNewAfter int           `json:"continue_as_new_after,omitempty"` // accepted events per run; default 500
+
+	// Notify makes the run notify the business system of its callbacks'
+	// outcomes (set when NOTIFY_URL is, see SettingsFromEnv). It travels
+	// in the input, so whether a run notifies is decided once, when it
+	// starts, and replays the same whatever any worker's environment says
+	// later; runs started before notifications existed never notify.
+	Notify bool `json:"notify,omitempty"`
+	// NotifyRetryBudget is how long one notification is retried before it
+	// is recorded as lost; default 24h.
+	NotifyRetryBudget time.Duration `json:"notify_retry_budget,omitempty"`
 }
 
 // Acceptance is the answer to an accepted event (and, with Duplicate set, to
@@ -179,6 +190,18 @@ type Snapshot struct {
 	// OperatorActions are the policy's recent operator actions, so that a
 	// repeated action is recognised after continue-as-new too.
 	OperatorActions []OperatorAction `json:"operator_actions,omitempty"`
+	// PendingNotifications are the notifications not yet acknowledged,
+	// oldest first (the first may have been in flight): the next run sends
+	// them, in order, before any newer one.
+	PendingNotifications []PendingNotification `json:"pending_notifications,omitempty"`
+}
+
+// PendingNotification is one notification waiting in the run's
+// notification queue.
+type PendingNotification struct {
+	Notification notify.Notification `json:"notification"`
+	// QueuedAt starts its retry budget (Settings.NotifyRetryBudget).
+	QueuedAt time.Time `json:"queued_at"`
 }
 
 // Callback is one queued callback in the FIFO.

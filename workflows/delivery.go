@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/insuranceflow/insuranceflow/activities"
+	"github.com/insuranceflow/insuranceflow/notify"
 	"github.com/insuranceflow/insuranceflow/tracing"
 )
 
@@ -89,6 +90,7 @@ func (p *policy) deliverHead(ctx workflow.Context) error {
 
 	h = &p.fifo[0] // handlers may have grown (and moved) the FIFO meanwhile
 	p.noteFailure(h, f, EventRetrying)
+	p.notifyOf(ctx, notify.TypeRetrying, *h, failureFields(f))
 	p.setCurrentDetails(ctx)
 	p.syncSearchAttributes(ctx) // retrying begins
 	wait := max(p.settings.RetryInitialInterval, f.retryAfter)
@@ -165,6 +167,13 @@ type failure struct {
 	summary    string
 	retryAfter time.Duration
 	final      bool // no retry can cure it: park
+
+	// What TOP answered, when it did, for the notifications.
+	code         int
+	subCode      string
+	failCode     string
+	failMessage  string
+	topRequestID string
 }
 
 // classifyFailure reads a DeliverCallback error. The activity reports the
@@ -191,6 +200,7 @@ func classifyFailure(err error, fallbackAttempt int) failure {
 				f.summary = d.Summary
 			}
 			f.retryAfter = d.RetryAfter
+			f.code, f.subCode, f.failCode, f.failMessage, f.topRequestID = d.Code, d.SubCode, d.FailCode, d.FailMessage, d.TOPRequestID
 		}
 		if f.retryAfter == 0 {
 			f.retryAfter = appErr.NextRetryDelay()
@@ -253,6 +263,7 @@ func (p *policy) delivered(ctx workflow.Context, res activities.DeliverResult) {
 	if res.Skipped {
 		h.State = EventSkipped
 		p.updateEventStatus(h, nil)
+		p.notifyOf(ctx, notify.TypeSkipped, h, nil)
 		p.popHead(ctx)
 		p.setCurrentDetails(ctx)
 		p.syncSearchAttributes(ctx)
@@ -263,6 +274,7 @@ func (p *policy) delivered(ctx workflow.Context, res activities.DeliverResult) {
 	h.LastClass = "delivered"
 	deliveredAt := res.DeliveredAt
 	p.updateEventStatus(h, &deliveredAt)
+	p.notifyOf(ctx, notify.TypeDelivered, h, func(n *notify.Notification) { n.TOPRequestID = res.TOPRequestID })
 	p.popHead(ctx)
 	p.setCurrentDetails(ctx)
 	p.syncSearchAttributes(ctx) // a delivery completed
@@ -284,6 +296,7 @@ func (p *policy) park(ctx workflow.Context, f failure) {
 	h := &p.fifo[0]
 	p.noteFailure(h, f, EventParked)
 	head := *h
+	p.notifyOf(ctx, notify.TypeParked, head, failureFields(f))
 	p.parked = true
 	p.logger.Warn("callback parked", "seq", head.Seq, "attempts", head.Attempts, "class", f.class)
 	p.setCurrentDetails(ctx)

@@ -12,6 +12,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/activities"
 	"github.com/insuranceflow/insuranceflow/fsm"
 	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/notify"
 	"github.com/insuranceflow/insuranceflow/tracing"
 )
 
@@ -287,6 +288,7 @@ func (p *policy) retryCallback(ctx workflow.Context, req OperatorRequest) (Opera
 	h.BudgetStartedAt = time.Time{}
 	p.updateEventStatus(*h, nil)
 	p.rememberAction(ctx, h.Seq, ActionRetry, EventQueued)
+	p.notifyOf(ctx, notify.TypeRetried, *h, operatorFields(req))
 	p.logger.Info("operator retried callback", "seq", h.Seq, "attempts", h.Attempts)
 	p.setCurrentDetails(ctx)
 	return OperatorResult{Seq: h.Seq, Callback: EventQueued}, nil
@@ -306,6 +308,7 @@ func (p *policy) skipCallback(ctx workflow.Context, req OperatorRequest) (Operat
 	p.updateEventStatus(head, nil)
 	p.popHead(ctx)
 	p.rememberAction(ctx, head.Seq, ActionSkip, EventSkipped)
+	p.notifyOf(ctx, notify.TypeSkipped, head, operatorFields(req))
 	// A skip that empties the FIFO gave the main loop nothing to do, so the
 	// CallbackState search attribute stayed "parked". Runs recorded before
 	// this fix never woke here; GetVersion keeps their histories replaying.
@@ -315,6 +318,11 @@ func (p *policy) skipCallback(ctx workflow.Context, req OperatorRequest) (Operat
 	p.logger.Warn("operator skipped callback", "seq", head.Seq, "attempts", head.Attempts)
 	p.setCurrentDetails(ctx)
 	return OperatorResult{Seq: head.Seq, Callback: EventSkipped}, nil
+}
+
+// operatorFields puts who acted and why into a notification.
+func operatorFields(req OperatorRequest) func(*notify.Notification) {
+	return func(n *notify.Notification) { n.By, n.Reason = req.By, req.Reason }
 }
 
 // rememberAction keeps an applied action for recognising repeats.

@@ -18,6 +18,7 @@ const (
 	DefaultIdleTimeout          = 30 * 24 * time.Hour
 	DefaultEmptyRunGrace        = time.Minute
 	DefaultContinueAsNewAfter   = 500
+	DefaultNotifyRetryBudget    = 24 * time.Hour
 )
 
 // SettingsError names a Settings field and what is wrong with it.
@@ -51,6 +52,9 @@ func (s Settings) WithDefaults() Settings {
 	if s.ContinueAsNewAfter == 0 {
 		s.ContinueAsNewAfter = DefaultContinueAsNewAfter
 	}
+	if s.NotifyRetryBudget == 0 {
+		s.NotifyRetryBudget = DefaultNotifyRetryBudget
+	}
 	return s
 }
 
@@ -67,6 +71,7 @@ func (s Settings) Validate() error {
 		{"retry_budget", s.RetryBudget},
 		{"idle_timeout", s.IdleTimeout},
 		{"empty_run_grace", s.EmptyRunGrace},
+		{"notify_retry_budget", s.NotifyRetryBudget},
 	} {
 		if d.value < 0 {
 			return &SettingsError{Field: d.field, Problem: fmt.Sprintf("%s is negative", d.value)}
@@ -99,7 +104,7 @@ func (e *EnvError) Error() string { return e.Variable + ": " + e.Problem }
 // SettingsFromEnv reads Settings from the environment, one variable per
 // field, named as the field's JSON name in upper case: RETRY_INITIAL_INTERVAL,
 // RETRY_BACKOFF, RETRY_MAX_INTERVAL, RETRY_BUDGET, IDLE_TIMEOUT,
-// EMPTY_RUN_GRACE (durations such as 30s or 24h), CONTINUE_AS_NEW_AFTER (a
+// EMPTY_RUN_GRACE, NOTIFY_RETRY_BUDGET (durations such as 30s or 24h), CONTINUE_AS_NEW_AFTER (a
 // count). An unset or blank variable leaves its field zero, i.e. the default.
 //
 // Every process that starts policy runs (the worker's ingress, the starter
@@ -131,6 +136,10 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	duration("RETRY_BUDGET", &s.RetryBudget)
 	duration("IDLE_TIMEOUT", &s.IdleTimeout)
 	duration("EMPTY_RUN_GRACE", &s.EmptyRunGrace)
+	duration("NOTIFY_RETRY_BUDGET", &s.NotifyRetryBudget)
+	// Runs notify when the process starting them has NOTIFY_URL: the
+	// worker's ingress and the starter read the same configuration.
+	s.Notify = value("NOTIFY_URL") != ""
 	if v := value("RETRY_BACKOFF"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 1 {

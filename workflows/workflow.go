@@ -117,6 +117,10 @@ type policy struct {
 
 	operatorActions []OperatorAction // the most recent applied operator actions, oldest first
 
+	// notifications wait to be sent to the business system, oldest first;
+	// drainNotifications sends the head (see notifications.go).
+	notifications []PendingNotification
+
 	searchAttrs map[string]string // the values the workflow's search attributes hold now
 }
 
@@ -192,6 +196,7 @@ func (p *policy) applySnapshot(s *Snapshot) error {
 	p.lastSeq = s.LastSeq
 	p.lastOccurredAt = s.LastOccurredAt
 	p.operatorActions = slices.Clone(s.OperatorActions)
+	p.notifications = slices.Clone(s.PendingNotifications)
 
 	p.accepted = slices.Clone(s.Accepted)
 	clear(p.acceptedIdx)
@@ -249,6 +254,7 @@ func (p *policy) run(ctx workflow.Context) (Status, error) {
 		}
 	}
 	workflow.Go(ctx, p.watchIdleness)
+	p.startNotifier(ctx)
 	st, err := p.loop(ctx)
 	if err != nil && temporal.IsCanceledError(err) {
 		p.recordOnCancel(ctx)
@@ -306,7 +312,7 @@ func (p *policy) ready(ctx workflow.Context) bool {
 // reads the clock itself rather than trusting the watcher's flag alone, so
 // an event accepted in the same workflow task always keeps the run alive.
 func (p *policy) done(ctx workflow.Context) bool {
-	if len(p.fifo) > 0 {
+	if len(p.fifo) > 0 || len(p.notifications) > 0 {
 		return false
 	}
 	if p.lifecycle.State().Terminal() {
@@ -426,6 +432,8 @@ func (p *policy) snapshot() Snapshot {
 		Events:           slices.Clone(p.events),
 		PendingCallbacks: slices.Clone(p.fifo),
 		OperatorActions:  slices.Clone(p.operatorActions),
+
+		PendingNotifications: slices.Clone(p.notifications),
 	}
 }
 

@@ -748,7 +748,8 @@ func TestInvalidInput(t *testing.T) {
 func TestSettings(t *testing.T) {
 	d := Settings{}.WithDefaults()
 	want := Settings{RetryInitialInterval: time.Second, RetryBackoff: 2, RetryMaxInterval: 5 * time.Minute,
-		RetryBudget: 24 * time.Hour, IdleTimeout: 30 * 24 * time.Hour, EmptyRunGrace: time.Minute, ContinueAsNewAfter: 500}
+		RetryBudget: 24 * time.Hour, IdleTimeout: 30 * 24 * time.Hour, EmptyRunGrace: time.Minute, ContinueAsNewAfter: 500,
+		NotifyRetryBudget: 24 * time.Hour}
 	if d != want {
 		t.Errorf("defaults = %+v, want %+v", d, want)
 	}
