@@ -36,6 +36,10 @@ const (
 	DefaultToken     = "devstack-token"
 	DefaultAppKey    = "devstack-app-key"
 	DefaultAppSecret = "devstack-app-secret"
+	// DefaultNotifySecret is the whsec_ secret topsim's notification
+	// receiver verifies with, and a notifying worker signs with: base64
+	// of "devstack-notify-secret-32bytes!!", a development value only.
+	DefaultNotifySecret = "whsec_ZGV2c3RhY2stbm90aWZ5LXNlY3JldC0zMmJ5dGVzISE="
 )
 
 // readyTimeout bounds how long Start waits for one process to answer.
@@ -94,6 +98,12 @@ type Options struct {
 	// and topsim enforces it as TOP would (-qps-limit), banning with code 7
 	// any call over it in a sliding second.
 	TOPQPS int
+	// Notify makes the main worker notify topsim's receiver
+	// (Stack.NotificationsURL) of every callback outcome. topsim always
+	// runs the receiver, so an extra worker can notify it too (see
+	// NotifyEnv); the main worker does not by default, so a lifecycle
+	// costs what it costs without notifications.
+	Notify bool
 	// TopsimArgs are extra topsim flags (e.g. -reject-pattern PARK).
 	TopsimArgs []string
 	// TopsimSeed seeds topsim's fault injection.
@@ -327,6 +337,9 @@ func (s *Stack) workerEnv() []string {
 	env := s.baseWorkerEnv(s.ingressAddr)
 	if s.MetricsAddr != "" {
 		env = append(env, "METRICS_ADDR="+s.MetricsAddr)
+	}
+	if s.opts.Notify {
+		env = append(env, s.NotifyEnv()...)
 	}
 	return append(env, s.opts.WorkerEnv...)
 }
@@ -608,9 +621,19 @@ func (s *Stack) ownNames(name string) []string {
 	return nil
 }
 
-// topsimEnv is topsim's configuration beside its flags: the credentials.
+// topsimEnv is topsim's configuration beside its flags: the credentials,
+// and the secret its notification receiver verifies with.
 func (s *Stack) topsimEnv() []string {
-	return []string{"TOP_APP_KEY=" + s.appKey, "TOP_APP_SECRET=" + s.appSecret}
+	return []string{"TOP_APP_KEY=" + s.appKey, "TOP_APP_SECRET=" + s.appSecret, "NOTIFY_SECRET=" + DefaultNotifySecret}
+}
+
+// NotificationsURL is topsim's notification receiver; its receipts are at
+// TopsimURL + "/_sim/notifications".
+func (s *Stack) NotificationsURL() string { return s.TopsimURL + "/notifications" }
+
+// NotifyEnv is what makes a worker notify topsim's receiver.
+func (s *Stack) NotifyEnv() []string {
+	return []string{"NOTIFY_URL=" + s.NotificationsURL(), "NOTIFY_SECRET=" + DefaultNotifySecret}
 }
 
 // ReceiptsPath is topsim's receipt log: one JSON Receipt per line, appended

@@ -1,0 +1,164 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insuranceflow/insuranceflow/topsim/receiver"
+	"github.com/insuranceflow/insuranceflow/topsim/simulator"
+)
+
+// TestNotifications runs a worker of its own task queue with NOTIFY_URL
+// pointing at topsim's receiver, which verifies every Standard Webhooks
+// signature (a bad one is refused and counted, never kept). It checks that
+// a lifecycle's five deliveries are notified in order, that a parked
+// callback's notification names TOP's fail_code, and that a receiver that
+// is down delays only the notifications: TOP gets the callbacks meanwhile,
+// and the notifications arrive, in order, once it is back.
+func TestNotifications(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	url, stop, err := env.StartExtraWorker(ctx, "notify-worker", append([]string{"TASK_QUEUE=notify-it"}, env.NotifyEnv()...))
+	if err != nil {
+		t.Fatalf("notifying worker not ready: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("stopping the notifying worker: %v", err)
+		}
+	})
+	t.Cleanup(func() { clearFaults(t); setReceiverDown(t, false) })
+	clearFaults(t)
+	setFaults(t, `{"reject_biz_id_pattern":"^NTFP"}`)
+	reportTo := func(body map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		if code, out := send(t, http.MethodPost, url+"/v1/insurance-results", testToken, b); code != http.StatusAccepted {
+			t.Fatalf("report %v: %d %s", body, code, out)
+		}
+	}
+
+	// A whole lifecycle, and a callback TOP refuses.
+	happy := newBizID("NTFA")
+	for j, step := range lifecycle {
+		reportTo(event(happy, step.stage, step.status, j))
+	}
+	parked := newBizID("NTFP")
+	reportTo(event(parked, 1, 1, 0))
+
+	want := []string{"1:callback.delivered", "2:callback.delivered", "3:callback.delivered", "4:callback.delivered", "5:callback.delivered"}
+	waitNotifications(t, happy, want)
+	waitNotifications(t, parked, []string{"1:callback.parked"})
+	p := notificationsOf(t, parked)[0]
+	var body struct {
+		FailCode    string `json:"fail_code"`
+		FailMessage string `json:"fail_message"`
+		Callback    string `json:"callback"`
+		Stage       string `json:"stage"`
+		Attempts    int    `json:"attempts"`
+		RequestID   string `json:"request_id"`
+		OccurredAt  string `json:"occurred_at"`
+	}
+	if err := json.Unmarshal(p.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.FailCode != simulator.DefaultRejectFailCode || body.FailMessage != simulator.DefaultRejectFailMessage ||
+		body.Callback != "parked" || body.Stage != "pre_insure" || body.Attempts != 1 || body.RequestID == "" || body.OccurredAt == "" {
+		t.Fatalf("parked notification = %s, want TOP's fail_code %s", p.Body, simulator.DefaultRejectFailCode)
+	}
+	if strings.Contains(string(p.Body), "bank_account_manager_name") {
+		t.Fatalf("notification carries the account manager's name field: %s", p.Body)
+	}
+	// The happy policy's run completes once its notifications are sent.
+	// What notifying costs: one SendNotification activity per outcome.
+	c := countCompleted(ctx, t, happy)
+	t.Logf("Temporal actions of a notified 5-event lifecycle: %d (%+v)", c.Total(), c)
+	if c.Activities != 10 {
+		t.Errorf("notified lifecycle = %+v, want 10 activities (5 callbacks, 5 notifications)", c)
+	}
+	recordHistoryOf(t, "notify-lifecycle", happy)
+
+	// The receiver goes down: TOP still gets every callback at once.
+	setReceiverDown(t, true)
+	delayed := newBizID("NTFD")
+	reportTo(event(delayed, 1, 1, 0))
+	reportTo(event(delayed, 2, 1, 1))
+	eventually(t, 30*time.Second, delayed+" delivered to TOP while the receiver is down", func() (bool, string) {
+		n := len(simCallbacks(t, delayed))
+		return n == 2, fmt.Sprintf("%d callbacks at topsim", n)
+	})
+	if got := notificationsOf(t, delayed); len(got) != 0 {
+		t.Fatalf("receiver down, yet %d notifications kept", len(got))
+	}
+	time.Sleep(2 * time.Second) // a few more refused attempts
+	setReceiverDown(t, false)
+	waitNotifications(t, delayed, []string{"1:callback.delivered", "2:callback.delivered"})
+
+	var list receiver.List
+	getJSON(t, env.TopsimURL+"/_sim/notifications", &list)
+	if len(list.Stats.Refused) != 0 {
+		t.Fatalf("the receiver refused notifications: %v (every signature must verify)", list.Stats.Refused)
+	}
+	if list.Stats.WhileDown == 0 {
+		t.Fatal("no notification was attempted while the receiver was down")
+	}
+}
+
+// waitNotifications waits until the receiver holds exactly want (as
+// "seq:type", in arrival order, re-sends dropped) for bizID.
+func waitNotifications(t *testing.T, bizID string, want []string) {
+	t.Helper()
+	eventually(t, 60*time.Second, bizID+" notified", func() (bool, string) {
+		var got []string
+		for _, r := range notificationsOf(t, bizID) {
+			got = append(got, fmt.Sprintf("%d:%s", r.Seq, r.Type))
+		}
+		return strings.Join(got, " ") == strings.Join(want, " "), fmt.Sprintf("got %v, want %v", got, want)
+	})
+}
+
+// notificationsOf is what the receiver kept for bizID, re-sends dropped.
+func notificationsOf(t *testing.T, bizID string) []receiver.Receipt {
+	t.Helper()
+	var list receiver.List
+	getJSON(t, env.TopsimURL+"/_sim/notifications?biz_id="+bizID, &list)
+	var out []receiver.Receipt
+	for _, r := range list.Notifications {
+		if !r.Duplicate {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func setReceiverDown(t *testing.T, down bool) {
+	t.Helper()
+	resp, err := httpClient.Post(env.TopsimURL+"/_sim/notifications/down", "application/json", strings.NewReader(fmt.Sprintf(`{"down":%v}`, down)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /_sim/notifications/down: %s", resp.Status)
+	}
+}
+
+func getJSON(t *testing.T, url string, out any) {
+	t.Helper()
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
