@@ -66,3 +66,8 @@ func (p gatedPolicies) Skip(ctx context.Context, bizID string, req workflows.Ope
 func (p gatedPolicies) OperatorActions(ctx context.Context, bizID string) ([]policyclient.OperatorActionView, error) {
 	return p.next.OperatorActions(ctx, bizID)
 }
+
+// LostNotifications reads the store, not Temporal, like OperatorActions.
+func (p gatedPolicies) LostNotifications(ctx context.Context, bizID string) ([]policyclient.LostNotificationView, error) {
+	return p.next.LostNotifications(ctx, bizID)
+}

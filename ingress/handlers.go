@@ -120,7 +120,13 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, policyView{StatusView: policyclient.NewStatusView(st), OperatorActions: actions})
+	// So are the notifications the business system never acknowledged.
+	lost, err := s.policies.LostNotifications(ctx, bizID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, policyView{StatusView: policyclient.NewStatusView(st), OperatorActions: actions, LostNotifications: lost})
 }
 
 // listParams are the query parameters GET /v1/policies understands; any

@@ -39,6 +39,7 @@ type Policies interface {
 	Retry(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
 	Skip(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
 	OperatorActions(ctx context.Context, bizID string) ([]policyclient.OperatorActionView, error)
+	LostNotifications(ctx context.Context, bizID string) ([]policyclient.LostNotificationView, error)
 }
 
 var _ Policies = (*policyclient.Client)(nil)

@@ -43,6 +43,7 @@ type fakePolicies struct {
 	page       policyclient.ListPage
 	operator   workflows.OperatorResult
 	actions    []policyclient.OperatorActionView
+	lost       []policyclient.LostNotificationView
 	err        error
 
 	reported []insurance.Result
@@ -98,6 +99,16 @@ func (f *fakePolicies) Skip(ctx context.Context, bizID string, req workflows.Ope
 	f.note(ctx)
 	f.operated = append(f.operated, "skip "+bizID+" by "+req.By+": "+reason)
 	return f.operator, f.err
+}
+
+func (f *fakePolicies) LostNotifications(ctx context.Context, _ string) ([]policyclient.LostNotificationView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.note(ctx)
+	if f.lost == nil {
+		return []policyclient.LostNotificationView{}, f.err
+	}
+	return f.lost, f.err
 }
 
 func (f *fakePolicies) OperatorActions(ctx context.Context, bizID string) ([]policyclient.OperatorActionView, error) {

@@ -62,8 +62,10 @@ type operatorView struct {
 }
 
 // policyView is GET /v1/policies/{biz_id}'s answer: the status view, with
-// the policy's operator audit trail beside its events.
+// the policy's operator audit trail and its lost notifications beside its
+// events.
 type policyView struct {
 	policyclient.StatusView
-	OperatorActions []policyclient.OperatorActionView `json:"operator_actions"`
+	OperatorActions   []policyclient.OperatorActionView   `json:"operator_actions"`
+	LostNotifications []policyclient.LostNotificationView `json:"lost_notifications"`
 }

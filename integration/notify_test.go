@@ -162,3 +162,61 @@ func getJSON(t *testing.T, url string, out any) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }
+
+// TestLostNotificationIsVisible runs a notifying worker whose notifications
+// have a 3-second budget, with the receiver down: the delivered callback's
+// notification runs out of budget, and GET /v1/policies/{biz_id} and
+// `starter status` both name it.
+func TestLostNotificationIsVisible(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url, stop, err := env.StartExtraWorker(ctx, "notify-lost-worker",
+		append([]string{"TASK_QUEUE=notify-lost-it", "NOTIFY_RETRY_BUDGET=3s"}, env.NotifyEnv()...))
+	if err != nil {
+		t.Fatalf("notifying worker not ready: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("stopping the notifying worker: %v", err)
+		}
+	})
+	t.Cleanup(func() { setReceiverDown(t, false) })
+	setReceiverDown(t, true)
+
+	bizID := newBizID("NTFL")
+	b, _ := json.Marshal(event(bizID, 1, 1, 0))
+	if code, out := send(t, http.MethodPost, url+"/v1/insurance-results", testToken, b); code != http.StatusAccepted {
+		t.Fatalf("report: %d %s", code, out)
+	}
+	type lost struct {
+		WebhookID string `json:"webhook_id"`
+		Seq       int64  `json:"seq"`
+		Type      string `json:"type"`
+		LastError string `json:"last_error"`
+	}
+	var view struct {
+		LostNotifications []lost `json:"lost_notifications"`
+	}
+	eventually(t, 30*time.Second, bizID+"'s notification lost", func() (bool, string) {
+		view.LostNotifications = nil
+		if code := call(t, http.MethodGet, "/v1/policies/"+bizID, nil, &view); code != http.StatusOK {
+			return false, fmt.Sprintf("GET: %d", code)
+		}
+		return len(view.LostNotifications) == 1, fmt.Sprintf("lost_notifications %+v", view.LostNotifications)
+	})
+	got := view.LostNotifications[0]
+	if got.Seq != 1 || got.Type != "callback.delivered" || got.WebhookID != "ntf_"+bizID+"_1_callback.delivered_1" ||
+		!strings.Contains(got.LastError, "503") {
+		t.Fatalf("lost notification = %+v, want seq 1's callback.delivered with the receiver's 503", got)
+	}
+	out, err := env.Starter(ctx, "status", bizID).CombinedOutput()
+	if err != nil {
+		t.Fatalf("starter status: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "lost notifications") || !strings.Contains(string(out), got.WebhookID) {
+		t.Fatalf("starter status does not show the lost notification:\n%s", out)
+	}
+	if got := notificationsOf(t, bizID); len(got) != 0 {
+		t.Fatalf("receiver kept %d notifications while down", len(got))
+	}
+}

@@ -200,6 +200,7 @@ func checkReason(reason string) error {
 // *store.Store is one.
 type AuditTrail interface {
 	OperatorActions(ctx context.Context, bizID string) ([]store.OperatorAction, error)
+	LostNotifications(ctx context.Context, bizID string) ([]store.LostNotification, error)
 }
 
 var _ AuditTrail = (*store.Store)(nil)
@@ -221,4 +222,19 @@ func (c *Client) OperatorActions(ctx context.Context, bizID string) ([]OperatorA
 		return nil, fmt.Errorf("operator actions of policy %s: %w", bizID, err)
 	}
 	return NewOperatorActionViews(actions), nil
+}
+
+// LostNotifications returns the policy's notifications that ran out of
+// their retry budget (NOTIFY_RETRY_BUDGET) without the business system
+// acknowledging them, oldest first, from the store; an empty, non-nil list
+// when there are none.
+func (c *Client) LostNotifications(ctx context.Context, bizID string) ([]LostNotificationView, error) {
+	if c.Audit == nil {
+		return nil, ErrNoAuditTrail
+	}
+	lost, err := c.Audit.LostNotifications(ctx, bizID)
+	if err != nil {
+		return nil, fmt.Errorf("lost notifications of policy %s: %w", bizID, err)
+	}
+	return NewLostNotificationViews(lost), nil
 }

@@ -89,3 +89,27 @@ func NewOperatorActionViews(actions []store.OperatorAction) []OperatorActionView
 	}
 	return out
 }
+
+// LostNotificationView is a notification the business system never
+// acknowledged within its retry budget: which one (its webhook-id, type
+// and callback seq), when its outcome happened, when it was given up, and
+// the last error.
+type LostNotificationView struct {
+	WebhookID  string    `json:"webhook_id"`
+	Seq        int64     `json:"seq"`
+	Type       string    `json:"type"`
+	OccurredAt time.Time `json:"occurred_at"`
+	LostAt     time.Time `json:"lost_at"`
+	LastError  string    `json:"last_error,omitempty"`
+}
+
+// NewLostNotificationViews renders the store's lost notifications for
+// output; never nil, so JSON shows none as [].
+func NewLostNotificationViews(lost []store.LostNotification) []LostNotificationView {
+	out := make([]LostNotificationView, 0, len(lost))
+	for _, n := range lost {
+		out = append(out, LostNotificationView{WebhookID: n.WebhookID, Seq: n.Seq, Type: n.Type,
+			OccurredAt: n.OccurredAt, LostAt: n.LostAt, LastError: n.LastError})
+	}
+	return out
+}

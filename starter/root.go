@@ -34,6 +34,7 @@ type historyReader interface {
 	Events(ctx context.Context, bizID string) ([]store.Event, error)
 	Attempts(ctx context.Context, bizID string) ([]store.Attempt, error)
 	OperatorActions(ctx context.Context, bizID string) ([]store.OperatorAction, error)
+	LostNotifications(ctx context.Context, bizID string) ([]store.LostNotification, error)
 }
 
 var (

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -8,15 +9,22 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/insuranceflow/insuranceflow/policyclient"
+	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
 // statusView is the status command's output: the policy as its workflow
 // sees it, rendered as the ingress renders it.
-type statusView struct{ policyclient.StatusView }
+type statusView struct {
+	policyclient.StatusView
+	// LostNotifications are the policy's notifications the business
+	// system never acknowledged, from the store; absent when the store
+	// could not be read.
+	LostNotifications []policyclient.LostNotificationView `json:"lost_notifications,omitempty"`
+}
 
 func newStatusView(s workflows.Status) statusView {
-	return statusView{policyclient.NewStatusView(s)}
+	return statusView{StatusView: policyclient.NewStatusView(s)}
 }
 
 func (v statusView) write(w io.Writer) error {
@@ -45,7 +53,37 @@ func (v statusView) write(w io.Writer) error {
 		t.row(strconv.FormatInt(e.Seq, 10), e.Stage, e.Status, e.TimeOfOccurrence, human(e.Callback),
 			strconv.Itoa(e.Attempts), lastErr, apiTimePtr(e.DeliveredAt))
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if len(v.LostNotifications) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nlost notifications (retry budget ran out; the business system never acknowledged them):")
+	lt := newTable(w, "SEQ", "TYPE", "WEBHOOK ID", "OCCURRED", "LOST", "LAST ERROR")
+	for _, n := range v.LostNotifications {
+		lt.row(strconv.FormatInt(n.Seq, 10), n.Type, n.WebhookID, apiTime(n.OccurredAt), apiTime(n.LostAt), n.LastError)
+	}
+	return lt.flush()
+}
+
+// lostNotifications reads the policy's lost notifications from the store.
+// status works from Temporal alone, so a store it cannot read leaves them
+// out with a note on stderr rather than failing the command.
+func (a *app) lostNotifications(ctx context.Context, bizID string) []policyclient.LostNotificationView {
+	h, err := a.history(ctx)
+	if err == nil && h != nil {
+		var lost []store.LostNotification
+		ctx, cancel := a.call(ctx)
+		defer cancel()
+		if lost, err = h.LostNotifications(ctx, bizID); err == nil {
+			return policyclient.NewLostNotificationViews(lost)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(a.stderr, "note: lost notifications not read from the store: %v\n", err)
+	}
+	return nil
 }
 
 // human spells a callback state for the table; the JSON keeps the name.
@@ -74,6 +112,7 @@ func newStatusCmd(a *app) *cobra.Command {
 				return fmt.Errorf("status of %s: %w", args[0], err)
 			}
 			v := newStatusView(s)
+			v.LostNotifications = a.lostNotifications(cmd.Context(), args[0])
 			return a.emit(v, v.write)
 		},
 	}
