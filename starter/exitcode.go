@@ -20,6 +20,7 @@ const (
 	exitRejected    exitCode = 3 // the policy refused: illegal transition, mismatch, no parked callback
 	exitUnavailable exitCode = 4 // Temporal or the database could not be reached
 	exitNotFound    exitCode = 5 // no such policy
+	exitUnverified  exitCode = 6 // notify verify: the signature or timestamp does not verify
 )
 
 // exitCodeDoc is one line of the exit code table in `starter --help`.
@@ -37,6 +38,7 @@ func exitCodeDocs() []exitCodeDoc {
 		{exitRejected, "event or action rejected: illegal transition, mismatch, no parked callback"},
 		{exitUnavailable, "connectivity: Temporal or the database is unreachable"},
 		{exitNotFound, "policy not found"},
+		{exitUnverified, "notify verify: the notification's signature or timestamp does not verify"},
 	}
 }
 
@@ -54,6 +56,8 @@ func (c exitCode) kind() string {
 		return "unavailable"
 	case exitNotFound:
 		return "not_found"
+	case exitUnverified:
+		return "unverified"
 	default:
 		return "internal"
 	}
@@ -101,6 +105,7 @@ func exitCodeOf(err error) exitCode {
 		badScheme *store.UnsupportedSchemeError
 		unreach   *unavailableError
 		openErr   *store.OpenError
+		unverif   *unverifiedError
 	)
 	switch {
 	case err == nil:
@@ -109,6 +114,8 @@ func exitCodeOf(err error) exitCode {
 		return exitBadInput
 	case errors.As(err, &unreach), errors.As(err, &openErr):
 		return exitUnavailable
+	case errors.As(err, &unverif):
+		return exitUnverified
 	}
 	return exitCodeOfKind(policyclient.Kind(err))
 }

@@ -192,6 +192,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newHistoryCmd(a),
 		newExportCmd(a),
 		newSimulateCmd(a),
+		newNotifyCmd(a),
 	)
 	return root
 }
