@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/insuranceflow/insuranceflow/topsim/receiver"
 	"github.com/insuranceflow/insuranceflow/topsim/simulator"
+	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
 // TestNotifications runs a worker of its own task queue with NOTIFY_URL
@@ -219,4 +222,52 @@ func TestLostNotificationIsVisible(t *testing.T) {
 	if got := notificationsOf(t, bizID); len(got) != 0 {
 		t.Fatalf("receiver kept %d notifications while down", len(got))
 	}
+}
+
+// TestCancelledRunHandsOverNotifications cancels a notifying run while its
+// notification waits for a receiver that is down; the run that reopens the
+// policy takes the notification over from it (the snapshot query) and
+// sends it before its own.
+func TestCancelledRunHandsOverNotifications(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url, stop, err := env.StartExtraWorker(ctx, "notify-cancel-worker", append([]string{"TASK_QUEUE=notify-cancel-it"}, env.NotifyEnv()...))
+	if err != nil {
+		t.Fatalf("notifying worker not ready: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("stopping the notifying worker: %v", err)
+		}
+	})
+	t.Cleanup(func() { setReceiverDown(t, false) })
+	setReceiverDown(t, true)
+	reportTo := func(body map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		if code, out := send(t, http.MethodPost, url+"/v1/insurance-results", testToken, b); code != http.StatusAccepted {
+			t.Fatalf("report %v: %d %s", body, code, out)
+		}
+	}
+	bizID := newBizID("NTFC")
+	reportTo(event(bizID, 1, 1, 0))
+	eventually(t, 30*time.Second, bizID+" delivered to TOP", func() (bool, string) {
+		n := len(simCallbacks(t, bizID))
+		return n == 1, fmt.Sprintf("%d callbacks at topsim", n)
+	})
+	id := workflows.WorkflowID(bizID)
+	if err := env.Temporal.CancelWorkflow(ctx, id, ""); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	eventually(t, 30*time.Second, bizID+" cancelled", func() (bool, string) {
+		d, err := env.Temporal.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			return false, err.Error()
+		}
+		st := d.GetWorkflowExecutionInfo().GetStatus()
+		return st == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, st.String()
+	})
+	setReceiverDown(t, false)
+	reportTo(event(bizID, 2, 1, 1))
+	waitNotifications(t, bizID, []string{"1:callback.delivered", "2:callback.delivered"})
 }

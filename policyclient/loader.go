@@ -44,6 +44,12 @@ func (l SnapshotLoader) Load(ctx context.Context, in workflows.LoadSnapshotInput
 	if prev != nil && (snap == nil || prev.LastSeq > snap.LastSeq) {
 		return prev, nil
 	}
+	if prev != nil && snap != nil {
+		// The store keeps no notification queue: the previous run's
+		// unsent notifications are taken over from it, so a cancelled or
+		// terminated run loses none.
+		snap.PendingNotifications = prev.PendingNotifications
+	}
 	return snap, nil
 }
 
