@@ -49,6 +49,26 @@ if [ -n "$PAYLOAD_KEYS_FILE" ]; then
   codec_args=(--ui-codec-endpoint "$CODEC_ENDPOINT")
   payload_info="encrypted with the keys in $PAYLOAD_KEYS_FILE; the UI decodes them through $CODEC_ENDPOINT"
 fi
+# Notifications: the worker signs one per callback outcome and POSTs it to
+# topsim's receiver, which verifies the signature and lists what it got. The
+# secret is generated once and kept with the dev data. NOTIFY_URL= (set,
+# empty) turns notifications off.
+if [ -z "${NOTIFY_SECRET:-}" ] && [ -z "${NOTIFY_SECRET_FILE:-}" ]; then
+  NOTIFY_SECRET_FILE=$DATA/notify-secret
+  if [ ! -f "$NOTIFY_SECRET_FILE" ]; then
+    (umask 077 && printf 'whsec_%s\n' "$(head -c32 /dev/urandom | base64)" >"$NOTIFY_SECRET_FILE")
+    echo "generated a dev notification secret in $NOTIFY_SECRET_FILE"
+  fi
+  export NOTIFY_SECRET_FILE
+fi
+if [ -z "${NOTIFY_URL+set}" ]; then
+  NOTIFY_URL=http://$TOPSIM_ADDR/notifications
+fi
+export NOTIFY_URL
+notify_info="off (NOTIFY_URL is empty)"
+if [ -n "$NOTIFY_URL" ]; then
+  notify_info="$NOTIFY_URL (received: http://$TOPSIM_ADDR/_sim/notifications; verify one with $BIN/starter notify verify)"
+fi
 # The demo's parked callback: topsim answers call_success=false for these biz_ids.
 TOPSIM_REJECT_PATTERN=${TOPSIM_REJECT_PATTERN:-PARK}
 
@@ -100,6 +120,7 @@ insuranceflow dev stack is up
   ingress       http://$HTTP_ADDR   (token: $INGRESS_TOKENS)
   topsim        http://$TOPSIM_ADDR  (callbacks: http://$TOPSIM_ADDR/_sim/callbacks)
   payloads      $payload_info
+  notifications $notify_info
 
 Try:
   curl -sS -X POST http://$HTTP_ADDR/v1/insurance-results -H 'Authorization: Bearer ${INGRESS_TOKENS%%,*}' \\

@@ -306,6 +306,11 @@ func TestConfigBadValues(t *testing.T) {
 		{"no tokens", nil, with(minimal(), "INGRESS_TOKENS", " , "), "INGRESS_CLIENTS_FILE", "at least one caller is required"},
 		{"nothing to run", []string{"--no-worker", "--no-ingress"}, minimal(), "INGRESS_ENABLED/WORKER_ENABLED", "nothing to run"},
 		{"stray argument", []string{"serve"}, minimal(), "arguments", `unexpected "serve"`},
+		{"notify url without secret", nil, with(minimal(), "NOTIFY_URL", "http://claims.example/hooks"), "NOTIFY_SECRET", "is required when NOTIFY_URL is set"},
+		{"notify secret not whsec", nil, with(minimal(), "NOTIFY_URL", "http://claims.example/hooks", "NOTIFY_SECRET", "hunter2hunter2"), "NOTIFY_SECRET", "does not start with whsec_"},
+		{"notify secret too short", nil, with(minimal(), "NOTIFY_URL", "http://claims.example/hooks", "NOTIFY_SECRET", "whsec_c2hvcnQ="), "NOTIFY_SECRET", "decodes to 5 bytes"},
+		{"notify url scheme", nil, with(minimal(), "NOTIFY_URL", "ftp://claims.example/hooks", "NOTIFY_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "NOTIFY_URL", "scheme must be http or https"},
+		{"bad notify budget", nil, with(minimal(), "NOTIFY_RETRY_BUDGET", "a week"), "NOTIFY_RETRY_BUDGET", `"a week" is not a duration`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -313,6 +318,26 @@ func TestConfigBadValues(t *testing.T) {
 			wantConfigError(t, err, tt.wantName, tt.wantProblem)
 		})
 	}
+	t.Run("notify secret never in the error", func(t *testing.T) {
+		_, err := parse(t, nil, with(minimal(), "NOTIFY_URL", "http://claims.example/hooks", "NOTIFY_SECRET", "hunter2hunter2"))
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("err = %v, want one that does not show the secret", err)
+		}
+	})
+	t.Run("notify settings", func(t *testing.T) {
+		c, err := parse(t, nil, with(minimal(), "NOTIFY_URL", "http://claims.example/hooks",
+			"NOTIFY_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "NOTIFY_RETRY_BUDGET", "2h"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.NotifyURL != "http://claims.example/hooks" || c.NotifySecret.IsZero() || !c.Settings.Notify || c.Settings.NotifyRetryBudget != 2*time.Hour {
+			t.Fatalf("config = url %q secret set %v settings %+v", c.NotifyURL, !c.NotifySecret.IsZero(), c.Settings)
+		}
+		c, err = parse(t, nil, minimal())
+		if err != nil || c.Settings.Notify || c.NotifyURL != "" {
+			t.Fatalf("without NOTIFY_URL: notify=%v url=%q err=%v, want off", c.Settings.Notify, c.NotifyURL, err)
+		}
+	})
 	t.Run("every problem at once", func(t *testing.T) {
 		_, err := parse(t, nil, with(minimal(), "RETRY_BUDGET", "x", "LOG_FORMAT", "xml", "TOP_QPS", "y"))
 		wantConfigError(t, err, "RETRY_BUDGET", "not a duration")
