@@ -123,6 +123,7 @@ const (
 	groupState    = "final state"
 	groupStore    = "audit trail"
 	groupRaces    = "races and operators"
+	groupNotify   = "notifications"
 )
 
 // check computes every figure.
@@ -136,6 +137,7 @@ func check(in checkInput) []figure {
 	figs = append(figs, stateFigures(in)...)
 	figs = append(figs, storeFigures(in)...)
 	figs = append(figs, raceFigures(in)...)
+	figs = append(figs, notificationFigures(in)...)
 	return figs
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/fsm"
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/store"
+	"github.com/insuranceflow/insuranceflow/topsim/receiver"
 )
 
 // t0 is when the fixture's events are accepted.
@@ -64,6 +66,8 @@ func idealInput(t *testing.T, runs []*policyRun) checkInput {
 			rec.Events = append(rec.Events, store.Event{BizID: biz, Seq: a.Seq, RequestID: a.RequestID, Callback: "delivered",
 				Attempts: 1, AcceptedAt: at.Add(-time.Millisecond), DeliveredAt: &delivered})
 			rec.Attempts = append(rec.Attempts, store.Attempt{BizID: biz, Seq: a.Seq, Attempt: 1, StartedAt: at, Class: store.ClassDelivered})
+			obs.Notifications.Received = append(obs.Notifications.Received, receiver.Receipt{Order: order, BizID: biz, Seq: a.Seq,
+				RequestID: a.RequestID, Type: "callback.delivered", WebhookID: fmt.Sprintf("ntf_%s_%d_callback.delivered_1", biz, a.Seq)})
 		}
 		obs.Store[biz] = rec
 		obs.Status[biz] = policyStatus{BizID: biz, State: string(state), Endorsements: endorsements}
@@ -109,6 +113,41 @@ func firstWith(t *testing.T, in checkInput, n int) *policyRun {
 	}
 	t.Fatalf("no run with %d accepted events", n)
 	return nil
+}
+
+// A TOP delivery never notified, a notification recorded lost, a refused
+// signature and a notification out of order each fail the run.
+func TestNotificationChecks(t *testing.T) {
+	run := func(edit func(*checkInput)) figure {
+		in := fixture(t)
+		edit(&in)
+		return figureNamed(t, check(in), "notifications lost")
+	}
+	if f := run(func(*checkInput) {}); !f.OK || f.Value != 0 {
+		t.Fatalf("faultless: %+v", f)
+	}
+	if f := run(func(in *checkInput) { in.Obs.Notifications.Received = in.Obs.Notifications.Received[1:] }); f.OK || f.Value != 1 {
+		t.Fatalf("one delivery never notified: %+v, want 1 lost", f)
+	}
+	if f := run(func(in *checkInput) { in.Obs.Notifications.StoreLost = 2 }); f.OK || f.Value != 1 || !strings.Contains(f.Evidence[0], "2 notifications recorded lost") {
+		t.Fatalf("recorded lost: %+v", f)
+	}
+	in := fixture(t)
+	in.Obs.Notifications.Stats.Refused = map[string]int64{"bad_signature": 1}
+	if f := figureNamed(t, check(in), "notifications whose signature"); f.OK {
+		t.Fatalf("a refused signature passed: %+v", f)
+	}
+	in = fixture(t)
+	r := in.Obs.Notifications.Received
+	for i := 1; i < len(r); i++ {
+		if r[i].BizID == r[i-1].BizID {
+			r[i], r[i-1] = r[i-1], r[i]
+			break
+		}
+	}
+	if f := figureNamed(t, check(in), "delivered notifications out of order"); f.OK {
+		t.Fatalf("notifications out of order passed: %+v", f)
+	}
 }
 
 func TestChecksPassOnAFaultlessRun(t *testing.T) {

@@ -283,6 +283,10 @@ type observation struct {
 	OperatorActions map[string][]store.OperatorAction
 
 	Unsettled []string // what the last settle left undone
+
+	// Notifications are what topsim's receiver got and the store recorded
+	// as lost.
+	Notifications notificationState
 }
 
 // collect reads the final state.

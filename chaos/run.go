@@ -65,6 +65,9 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		// topsim enforces it as TOP would: code 7 for one call too many in
 		// any sliding second.
 		TOPQPS: cfg.TOPQPS,
+		// Every worker notifies topsim's receiver: chaos counts the
+		// notifications its faults lose (none may be).
+		Notify: true,
 		WorkerEnv: []string{
 			// The margin covers the jitter between a call's admission and
 			// its arrival on a 2-core machine running the whole stack.
@@ -210,6 +213,8 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		_ = sleepCtx(ctx, 500*time.Millisecond)
 	}
 	t.done("close races + settle")
+	o.Notifications = waitNotified(ctx, obs.http, stack, st, cfg.Settle)
+	t.done("notifications settle")
 
 	if err := obs.collect(ctx, runs, races, &o); err != nil {
 		return nil, fmt.Errorf("collect the final state: %w", err)

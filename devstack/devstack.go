@@ -98,11 +98,11 @@ type Options struct {
 	// and topsim enforces it as TOP would (-qps-limit), banning with code 7
 	// any call over it in a sliding second.
 	TOPQPS int
-	// Notify makes the main worker notify topsim's receiver
+	// Notify makes every worker of the stack notify topsim's receiver
 	// (Stack.NotificationsURL) of every callback outcome. topsim always
-	// runs the receiver, so an extra worker can notify it too (see
-	// NotifyEnv); the main worker does not by default, so a lifecycle
-	// costs what it costs without notifications.
+	// runs the receiver, so one extra worker can notify it too (see
+	// NotifyEnv); workers do not by default, so a lifecycle costs what it
+	// costs without notifications.
 	Notify bool
 	// TopsimArgs are extra topsim flags (e.g. -reject-pattern PARK).
 	TopsimArgs []string
@@ -338,16 +338,13 @@ func (s *Stack) workerEnv() []string {
 	if s.MetricsAddr != "" {
 		env = append(env, "METRICS_ADDR="+s.MetricsAddr)
 	}
-	if s.opts.Notify {
-		env = append(env, s.NotifyEnv()...)
-	}
 	return append(env, s.opts.WorkerEnv...)
 }
 
 // baseWorkerEnv is what every worker of the stack shares, with its ingress
 // on ingressAddr.
 func (s *Stack) baseWorkerEnv(ingressAddr string) []string {
-	return append(s.TemporalEnv(), []string{
+	env := append(s.TemporalEnv(), []string{
 		// Explicit even where the worker's default would do, so no
 		// default that reads a file can pick up one from a `make dev`.
 		"PAYLOAD_KEYS_FILE=",
@@ -363,6 +360,10 @@ func (s *Stack) baseWorkerEnv(ingressAddr string) []string {
 		"LOG_LEVEL=info",
 		fmt.Sprintf("TOP_QPS=%d", max(s.opts.TOPQPS, 0)),
 	}...)
+	if s.opts.Notify {
+		env = append(env, s.NotifyEnv()...)
+	}
+	return env
 }
 
 // TemporalEnv is the Temporal connection every process of the stack gets:

@@ -26,7 +26,8 @@ type Receipt struct {
 	Type       string          `json:"type"`
 	BizID      string          `json:"biz_id"`
 	Seq        int64           `json:"seq"`
-	Duplicate  bool            `json:"duplicate"` // the webhook-id had been received before (a re-send)
+	RequestID  string          `json:"request_id"` // the event's
+	Duplicate  bool            `json:"duplicate"`  // the webhook-id had been received before (a re-send)
 	ReceivedAt time.Time       `json:"received_at"`
 	Body       json.RawMessage `json:"body"`
 }
@@ -107,9 +108,10 @@ func (r *Receiver) receive(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var head struct {
-		Type  string `json:"type"`
-		BizID string `json:"biz_id"`
-		Seq   int64  `json:"seq"`
+		Type      string `json:"type"`
+		BizID     string `json:"biz_id"`
+		Seq       int64  `json:"seq"`
+		RequestID string `json:"request_id"`
 	}
 	if err := json.Unmarshal(body, &head); err != nil || head.Type == "" || head.BizID == "" {
 		r.refuse(w, "bad_body", "the body is not a notification with type and biz_id")
@@ -124,7 +126,7 @@ func (r *Receiver) receive(w http.ResponseWriter, req *http.Request) {
 		r.stats.Duplicates++
 	}
 	r.receipts = append(r.receipts, Receipt{
-		Order: int64(len(r.receipts) + 1), WebhookID: id, Type: head.Type, BizID: head.BizID, Seq: head.Seq,
+		Order: int64(len(r.receipts) + 1), WebhookID: id, Type: head.Type, BizID: head.BizID, Seq: head.Seq, RequestID: head.RequestID,
 		Duplicate: dup, ReceivedAt: r.now(), Body: json.RawMessage(body),
 	})
 	r.mu.Unlock()
