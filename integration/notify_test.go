@@ -77,6 +77,7 @@ func TestNotifications(t *testing.T) {
 	if strings.Contains(string(p.Body), "bank_account_manager_name") {
 		t.Fatalf("notification carries the account manager's name field: %s", p.Body)
 	}
+	recordHistoryOf(t, "notify-parked", parked) // open, parked, its notification sent
 	// The happy policy's run completes once its notifications are sent.
 	// What notifying costs: one SendNotification activity per outcome.
 	c := countCompleted(ctx, t, happy)
@@ -222,6 +223,7 @@ func TestLostNotificationIsVisible(t *testing.T) {
 	if got := notificationsOf(t, bizID); len(got) != 0 {
 		t.Fatalf("receiver kept %d notifications while down", len(got))
 	}
+	recordHistoryOf(t, "notify-lost", bizID) // the notification's budget ran out, recorded lost
 }
 
 // TestCancelledRunHandsOverNotifications cancels a notifying run while its
@@ -256,6 +258,11 @@ func TestCancelledRunHandsOverNotifications(t *testing.T) {
 		return n == 1, fmt.Sprintf("%d callbacks at topsim", n)
 	})
 	id := workflows.WorkflowID(bizID)
+	d, err := env.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelledRun := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 	if err := env.Temporal.CancelWorkflow(ctx, id, ""); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
@@ -270,4 +277,6 @@ func TestCancelledRunHandsOverNotifications(t *testing.T) {
 	setReceiverDown(t, false)
 	reportTo(event(bizID, 2, 1, 1))
 	waitNotifications(t, bizID, []string{"1:callback.delivered", "2:callback.delivered"})
+	recordRunHistoryOf(t, "notify-cancelled", bizID, cancelledRun) // cancelled with its notification unsent
+	recordHistoryOf(t, "notify-reopened", bizID)                   // took it over and sent it first
 }

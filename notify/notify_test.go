@@ -60,11 +60,16 @@ func TestSenderSignsWhatItSends(t *testing.T) {
 	}
 }
 
-func TestSenderErrorsHideTheURLPassword(t *testing.T) {
+func TestSenderErrorsHideTheURLsCredentials(t *testing.T) {
 	secret, _ := webhook.NewSecret([]byte(strings.Repeat("s", 32)))
-	s := &Sender{URL: "http://user:hunter2@127.0.0.1:1/hooks", Secret: secret, Client: &http.Client{Timeout: time.Second}}
+	s := &Sender{URL: "http://user:hunter2@127.0.0.1:1/hooks/tok-s3cr3t?key=k3y", Secret: secret, Client: &http.Client{Timeout: time.Second}}
 	err := s.Send(context.Background(), Notification{ID: "x", Type: TypeDelivered})
-	if err == nil || strings.Contains(err.Error(), "hunter2") {
-		t.Fatalf("Send = %v, want an error without the password", err)
+	if err == nil || !strings.Contains(err.Error(), "http://127.0.0.1:1") {
+		t.Fatalf("Send = %v, want an error naming the receiver's host", err)
+	}
+	for _, secret := range []string{"hunter2", "tok-s3cr3t", "k3y"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Fatalf("Send = %v, shows %s from the URL", err, secret)
+		}
 	}
 }
