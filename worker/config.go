@@ -526,6 +526,11 @@ func (v values) notifySettings(c *config) error {
 	case u.Host == "":
 		return v.bad("NOTIFY_URL", "has no host")
 	}
+	if !c.WorkerEnabled {
+		// An ingress-only process needs the URL (runs it starts notify),
+		// not the secret: only workers sign.
+		return nil
+	}
 	secret, warn, err := webhook.ReadSecret(v.name["NOTIFY_SECRET"], v.get("NOTIFY_SECRET"), v.name["NOTIFY_SECRET_FILE"], v.get("NOTIFY_SECRET_FILE"))
 	if err != nil {
 		var se *webhook.SourceError

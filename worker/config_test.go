@@ -333,6 +333,11 @@ func TestConfigBadValues(t *testing.T) {
 		if c.NotifyURL != "http://claims.example/hooks" || c.NotifySecret.IsZero() || !c.Settings.Notify || c.Settings.NotifyRetryBudget != 2*time.Hour {
 			t.Fatalf("config = url %q secret set %v settings %+v", c.NotifyURL, !c.NotifySecret.IsZero(), c.Settings)
 		}
+		// An ingress-only process starts notifying runs without the secret.
+		c, err = parse(t, []string{"--no-worker"}, with(minimal(), "NOTIFY_URL", "http://claims.example/hooks"))
+		if err != nil || !c.Settings.Notify || !c.NotifySecret.IsZero() {
+			t.Fatalf("ingress only: notify=%v secret set=%v err=%v, want notify without a secret", c.Settings.Notify, !c.NotifySecret.IsZero(), err)
+		}
 		c, err = parse(t, nil, minimal())
 		if err != nil || c.Settings.Notify || c.NotifyURL != "" {
 			t.Fatalf("without NOTIFY_URL: notify=%v url=%q err=%v, want off", c.Settings.Notify, c.NotifyURL, err)

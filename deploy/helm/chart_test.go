@@ -113,7 +113,7 @@ func find(objs []object, kind, name string) object {
 // a Secret (secretKeyRef), never as a plain value.
 var secretEnv = []string{
 	"DATABASE_URL", "TOP_APP_SECRET", "TOP_SESSION", "TEMPORAL_API_KEY",
-	"INGRESS_TOKENS", "CODEC_AUTH_TOKENS", "INGRESS_TOP_APP_SECRET",
+	"INGRESS_TOKENS", "CODEC_AUTH_TOKENS", "INGRESS_TOP_APP_SECRET", "NOTIFY_SECRET",
 }
 
 // envOf returns a container's env as name -> entry.
@@ -308,9 +308,10 @@ func TestSecretsStayInTheSecret(t *testing.T) {
 		"ingressClients":      "claims:report:sentinel-ingress-token",
 		"codecAuthTokens":     "sentinel-codec-token",
 		"ingressTOPAppSecret": "sentinel-router-secret",
+		"notifySecret":        "whsec_c2VudGluZWwtbm90aWZ5LXNlY3JldC0zMmJ5dGVzISE=",
 	}
 	args := []string{"-f", "values-mtls.yaml", "--set", "secrets.existingSecret=", "--set", "secrets.create=true",
-		"--set", "codec.onIngress=true", "--set", "ingress.topAppKey=router-key"}
+		"--set", "codec.onIngress=true", "--set", "ingress.topAppKey=router-key", "--set", "notify.url=https://claims.example/hooks"}
 	for k, v := range sentinels {
 		args = append(args, "--set-string", "secrets.values."+k+"="+v)
 	}
@@ -340,6 +341,16 @@ func TestSecretsStayInTheSecret(t *testing.T) {
 	}
 	if str(get(env["INGRESS_TOP_APP_SECRET"], "valueFrom", "secretKeyRef"), "key") != "ingress-top-app-secret" {
 		t.Errorf("INGRESS_TOP_APP_SECRET %v, want the Secret's ingress-top-app-secret", env["INGRESS_TOP_APP_SECRET"])
+	}
+	// Notifications: both processes know the URL (runs the ingress starts
+	// notify); only the worker, which signs, gets the secret.
+	if str(env["NOTIFY_URL"], "value") != "https://claims.example/hooks" || env["NOTIFY_SECRET"] != nil {
+		t.Errorf("ingress: NOTIFY_URL %v, NOTIFY_SECRET %v; want the URL and no secret", env["NOTIFY_URL"], env["NOTIFY_SECRET"])
+	}
+	wenv := envOf(get(find(objs, "Deployment", "insuranceflow-worker"), "spec", "template", "spec", "containers", 0))
+	if str(wenv["NOTIFY_URL"], "value") != "https://claims.example/hooks" ||
+		str(get(wenv["NOTIFY_SECRET"], "valueFrom", "secretKeyRef"), "key") != "notify-secret" {
+		t.Errorf("worker: NOTIFY_URL %v, NOTIFY_SECRET %v; want the URL and the Secret's notify-secret", wenv["NOTIFY_URL"], wenv["NOTIFY_SECRET"])
 	}
 }
 

@@ -98,6 +98,14 @@ or as files of the mounted Secret, never as values.
     secretKeyRef:
       name: {{ include "insuranceflow.secretName" . }}
       key: database-url
+{{- with .Values.notify.url }}
+- name: NOTIFY_URL
+  value: {{ . | quote }}
+{{- with $.Values.notify.retryBudget }}
+- name: NOTIFY_RETRY_BUDGET
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 - name: PAYLOAD_KEYS_FILE
   value: {{ printf "%s/payload-keys" (include "insuranceflow.secretsDir" .) | quote }}
 - name: PAYLOAD_REQUIRE_ENCRYPTION
