@@ -666,6 +666,7 @@ type measurer struct {
 	c          int          // closed-loop concurrency
 	metricsURL string       // the Temporal server's /metrics; "" = unknown
 	level      float64      // the open loop's current load, for samples
+	settled    bool         // the eager counter was last read after a settle
 
 	samples map[sampleKey][]time.Duration // delivery samples of the open loop, for the chart
 }
@@ -711,7 +712,7 @@ func (m *measurer) baseline(ctx context.Context, lcs []lifecycle, name string) (
 // openIngress offers lcs at rate lifecycles/s through reports and waits
 // for their deliveries.
 func (m *measurer) openIngress(ctx context.Context, lcs []lifecycle, rate float64, reports []reportFunc, name string) (openRun, error) {
-	eager0 := m.eager(ctx)
+	eager0 := m.eagerBefore(ctx)
 	var resends atomic.Int64
 	fmt.Fprintf(barWriter, "bench: %s: %d lifecycles at %.2f/s\n", name, len(lcs), rate)
 	runs := openLoop(ctx, lcs, rate, ingressDriver(reports, &resends))
@@ -731,7 +732,7 @@ func (m *measurer) openIngress(ctx context.Context, lcs []lifecycle, rate float6
 // openBaseline offers lcs at rate lifecycles/s to the baseline workflow
 // and waits for their callbacks to start.
 func (m *measurer) openBaseline(ctx context.Context, lcs []lifecycle, rate float64, name string) (openRun, error) {
-	eager0 := m.eager(ctx)
+	eager0 := m.eagerBefore(ctx)
 	fmt.Fprintf(barWriter, "bench: %s: %d lifecycles at %.2f/s\n", name, len(lcs), rate)
 	runs := openLoop(ctx, lcs, rate, baselineDriver(m.s.Temporal))
 	if ctx.Err() != nil {
@@ -750,6 +751,25 @@ func (m *measurer) keep(system string, d []time.Duration) {
 		m.samples = map[sampleKey][]time.Duration{}
 	}
 	m.samples[sampleKey{system, m.level}] = append(m.samples[sampleKey{system, m.level}], d...)
+}
+
+// eagerBefore reads the eager-dispatch counter before an open-loop run.
+// The first read waits out the server's reporting interval, so dispatches
+// of the phases before (warm-up, saturation) are not counted as the run's;
+// later ones follow a read that already waited (eagerShare).
+func (m *measurer) eagerBefore(ctx context.Context) float64 {
+	if m.metricsURL == "" {
+		return -1
+	}
+	if !m.settled {
+		select {
+		case <-ctx.Done():
+			return -1
+		case <-time.After(eagerSettle):
+		}
+		m.settled = true
+	}
+	return m.eager(ctx)
 }
 
 // eager is the server's eager-dispatch counter now, or -1 if unknown.
