@@ -335,6 +335,8 @@ func run(ctx context.Context, args []string) (int, error) {
 			TemporalEnv: externalTemporalEnv(f.temporalAddr),
 			DatabaseURL: f.databaseURL, BinDir: f.binDir, TopsimSeed: int64(f.seed), Log: barWriter,
 			WorkerEnv: []string{fmt.Sprintf("WORKFLOW_CACHE_SIZE=%d", f.cacheSize)},
+			// The worker's /metrics: where a callback's time goes.
+			Metrics: true,
 		})
 		return err
 	}); err != nil {
@@ -505,7 +507,7 @@ func run(ctx context.Context, args []string) (int, error) {
 				}
 				b.Round = r
 				lvl.Baseline = append(lvl.Baseline, b)
-				o, err := m.openIngress(ctx, lcs, lvl.LifecyclesPerS, m.reports, name+" insuranceflow")
+				o, err := m.openIngress(ctx, lcs, lvl.LifecyclesPerS, m.reports, len(m.reports) == 1, name+" insuranceflow")
 				if err != nil {
 					return err
 				}
@@ -513,7 +515,7 @@ func run(ctx context.Context, args []string) (int, error) {
 				lvl.Insuranceflow = append(lvl.Insuranceflow, o)
 				if withQPS {
 					lq := plan(fmt.Sprintf("%sQ%d%d_", tag, li, r), n, 0, f.seed+uint64(r))
-					q, err := m.openIngress(ctx, lq, lvl.LifecyclesPerS, qpsReport, name+" insuranceflow TOP_QPS")
+					q, err := m.openIngress(ctx, lq, lvl.LifecyclesPerS, qpsReport, false, name+" insuranceflow TOP_QPS")
 					if err != nil {
 						return err
 					}
@@ -711,8 +713,12 @@ func (m *measurer) baseline(ctx context.Context, lcs []lifecycle, name string) (
 
 // openIngress offers lcs at rate lifecycles/s through reports and waits
 // for their deliveries.
-func (m *measurer) openIngress(ctx context.Context, lcs []lifecycle, rate float64, reports []reportFunc, name string) (openRun, error) {
+//
+// onMain says the main worker (the one with /metrics) runs them, so its
+// timing histograms are theirs.
+func (m *measurer) openIngress(ctx context.Context, lcs []lifecycle, rate float64, reports []reportFunc, onMain bool, name string) (openRun, error) {
 	eager0 := m.eagerBefore(ctx)
+	timing0 := m.workerSums(ctx)
 	var resends atomic.Int64
 	fmt.Fprintf(barWriter, "bench: %s: %d lifecycles at %.2f/s\n", name, len(lcs), rate)
 	runs := openLoop(ctx, lcs, rate, ingressDriver(reports, &resends))
@@ -725,6 +731,9 @@ func (m *measurer) openIngress(ctx context.Context, lcs []lifecycle, rate float6
 	}
 	o := openSummary("insuranceflow", 0, rate, lcs, runs, delivery)
 	o.EagerShare = m.eagerShare(ctx, eager0, runs)
+	if timing1 := m.workerSums(ctx); onMain && timing0 != nil && timing1 != nil {
+		o.ActivityMeanMS, o.TOPCallMeanMS = workerTiming(timing0, timing1)
+	}
 	m.keep("insuranceflow", delivery)
 	return o, nil
 }
@@ -751,6 +760,20 @@ func (m *measurer) keep(system string, d []time.Duration) {
 		m.samples = map[sampleKey][]time.Duration{}
 	}
 	m.samples[sampleKey{system, m.level}] = append(m.samples[sampleKey{system, m.level}], d...)
+}
+
+// workerSums scrapes the main worker's timing histograms; nil if it
+// serves no metrics or the scrape failed.
+func (m *measurer) workerSums(ctx context.Context) []float64 {
+	if m.s.MetricsAddr == "" {
+		return nil
+	}
+	v, err := scrapeSums(ctx, "http://"+m.s.MetricsAddr+"/metrics", workerTimingSeries...)
+	if err != nil {
+		fmt.Fprintln(barWriter, "bench: worker timing unknown:", err)
+		return nil
+	}
+	return v
 }
 
 // eagerBefore reads the eager-dispatch counter before an open-loop run.

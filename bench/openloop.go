@@ -2,14 +2,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/insuranceflow/insuranceflow/metrics"
 )
 
 // openRun is one system driven at one fixed arrival rate: lifecycles start
@@ -29,8 +33,13 @@ type openRun struct {
 	// to the worker eagerly (in the answer to the workflow task that
 	// scheduled them, with no trip through matching); -1 = unknown (no
 	// server metrics).
-	EagerShare float64  `json:"eager_share"`
-	Errors     []string `json:"errors,omitempty"`
+	EagerShare float64 `json:"eager_share"`
+	// ActivityMeanMS and TOPCallMeanMS are the main worker's mean
+	// DeliverCallback activity and TOP call during the run (insuranceflow
+	// on the main worker only; 0 = not measured).
+	ActivityMeanMS float64  `json:"activity_mean_ms,omitempty"`
+	TOPCallMeanMS  float64  `json:"top_call_mean_ms,omitempty"`
+	Errors         []string `json:"errors,omitempty"`
 }
 
 // openLoop starts lcs[i] at start + i/rate, each lifecycle in its own
@@ -120,19 +129,59 @@ func baselineDelivery(ctx context.Context, cl *callbackLog, lcs []lifecycle, run
 // dispatched eagerly (the activity_eager_execution counter of its
 // Prometheus endpoint), summed over its label sets.
 func eagerCounter(ctx context.Context, metricsURL string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	v, err := scrapeSums(ctx, metricsURL, "activity_eager_execution")
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("the Temporal server's metrics: %w", err)
+	}
+	return v[0], nil
+}
+
+// The worker's histograms that say where a callback's time goes: the
+// whole DeliverCallback activity (the SDK's) and the TOP call in it.
+var workerTimingSeries = []string{
+	"temporal_activity_execution_latency_seconds_sum", "temporal_activity_execution_latency_seconds_count",
+	metrics.NameCallbackDuration + "_sum", metrics.NameCallbackDuration + "_count",
+}
+
+// workerTiming is the mean callback activity and TOP call between two
+// scrapes of the worker's metrics, in ms.
+func workerTiming(before, after []float64) (activityMS, topCallMS float64) {
+	mean := func(sum, count int) float64 {
+		n := after[count] - before[count]
+		if n <= 0 {
+			return 0
+		}
+		return round2((after[sum] - before[sum]) / n * 1000)
+	}
+	return mean(0, 1), mean(2, 3)
+}
+
+// scrapeSums reads a Prometheus endpoint once and returns, for each name,
+// the sum of its samples.
+func scrapeSums(ctx context.Context, url string, names ...string) ([]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("scrape the Temporal server's metrics: %w", err)
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scrape the Temporal server's metrics: HTTP %d", resp.StatusCode)
+		return nil, fmt.Errorf("scrape %s: HTTP %d", url, resp.StatusCode)
 	}
-	return sumCounter(bufio.NewScanner(resp.Body), "activity_eager_execution")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	out := make([]float64, len(names))
+	for i, n := range names {
+		if out[i], err = sumCounter(bufio.NewScanner(bytes.NewReader(body)), n); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // sumCounter adds the samples of the counter name (with or without the

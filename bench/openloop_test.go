@@ -203,3 +203,15 @@ func TestSampleStore(t *testing.T) {
 		t.Fatalf("err = %v, want an unknown-scheme error", err)
 	}
 }
+
+func TestWorkerTiming(t *testing.T) {
+	before := []float64{1.0, 100, 0.5, 100}
+	after := []float64{1.2, 110, 0.52, 110} // 10 activities, 0.2 s; 10 calls, 0.02 s
+	act, call := workerTiming(before, after)
+	if act != 20 || call != 2 {
+		t.Fatalf("timing = %v, %v ms; want 20 and 2", act, call)
+	}
+	if act, call := workerTiming(before, before); act != 0 || call != 0 {
+		t.Fatalf("no samples gave %v, %v; want 0", act, call)
+	}
+}

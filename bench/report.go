@@ -146,6 +146,15 @@ func openLoopMarkdown(r *results) string {
 			latencyCells(l.Baseline, func(o openRun) Percentiles { return o.Delivery }), eagerCell(l.Baseline))
 		fmt.Fprintf(&b, "| | | ratio, median (min–max) | p99 %s | p50 %s | |\n", l.AcceptP99Ratio, l.DeliveryP50Ratio)
 	}
+	if l := r.level(judgedLoad); l != nil {
+		act := medianOf(l.Insuranceflow, func(o openRun) float64 { return o.ActivityMeanMS })
+		call := medianOf(l.Insuranceflow, func(o openRun) float64 { return o.TOPCallMeanMS })
+		if act > 0 {
+			fmt.Fprintf(&b, "\nWhere a callback's time goes at 50 %% load (the worker's own histograms, mean, median of the rounds): the DeliverCallback activity takes %.1f ms, "+
+				"of which the TOP call (signing, HTTP to topsim and back) %.1f ms; the other %.1f ms are its heartbeat, the store writes and fence before the call and the record after it.\n",
+				act, call, act-call)
+		}
+	}
 	return b.String()
 }
 
