@@ -22,6 +22,17 @@ type RecordInput struct {
 	// Operator, with Callback, is the operator action that made the
 	// change: it goes to the audit trail in the same transaction.
 	Operator *OperatorRecord `json:"operator,omitempty"`
+	// Import says the Events were imported as already reported to TOP
+	// (callback "imported"): each gets an audit row saying who imported it
+	// and when, in the same transaction (store.RecordImported).
+	Import *ImportRecord `json:"import,omitempty"`
+}
+
+// ImportRecord is who imported events, and when (the workflow's clock, so
+// a retried write repeats it exactly).
+type ImportRecord struct {
+	By string    `json:"by,omitempty"`
+	At time.Time `json:"at"`
 }
 
 // OperatorRecord is who changed a callback, how and why.
@@ -119,7 +130,11 @@ func (a *Activities) recordCallbacks(ctx context.Context, in RecordInput) error 
 			Callback:          e.Callback,
 		})
 	}
-	if err := a.Store.RecordEvents(ctx, policy, events...); err != nil {
+	if in.Import != nil {
+		if err := a.Store.RecordImported(ctx, policy, events, in.Import.By, in.Import.At); err != nil {
+			return err
+		}
+	} else if err := a.Store.RecordEvents(ctx, policy, events...); err != nil {
 		return err
 	}
 	if c := in.Callback; c != nil {

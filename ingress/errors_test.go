@@ -39,6 +39,8 @@ var wantHTTP = map[string]struct {
 	workflows.ReasonOperatorActionPending: {http.StatusConflict, "operator_action_pending"},
 	workflows.ReasonOperatorRepeated:      {http.StatusConflict, "operator_action_repeated"},
 	workflows.ReasonDuplicate:             {http.StatusConflict, "duplicate"},
+	workflows.ReasonImportOrder:           {http.StatusConflict, "import_order"},
+	workflows.ReasonNothingToImport:       {http.StatusConflict, "nothing_to_import"},
 	workflows.ErrorStoreUnavailable:       {http.StatusServiceUnavailable, "unavailable"},
 	workflows.ErrorStoreConflict:          {http.StatusConflict, "store_conflict"},
 }

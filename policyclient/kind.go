@@ -168,7 +168,12 @@ func contractKind(t string) (ErrorKind, bool) {
 		// The client turns a duplicate into the original acceptance; if
 		// one ever reached a caller as an error, it would be a refusal to
 		// accept the event a second time.
-		workflows.ReasonDuplicate:
+		workflows.ReasonDuplicate,
+		// An already-reported event after one still to report.
+		workflows.ReasonImportOrder,
+		// The client turns it into the import's outcomes; as an error it
+		// would be a refusal of every event.
+		workflows.ReasonNothingToImport:
 		return KindRejected, true
 	case workflows.ErrorStoreUnavailable:
 		return KindUnavailable, true

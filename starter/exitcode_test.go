@@ -23,6 +23,8 @@ var wantExit = map[string]exitCode{
 	workflows.ReasonOperatorActionPending: exitRejected,
 	workflows.ReasonOperatorRepeated:      exitRejected,
 	workflows.ReasonDuplicate:             exitRejected,
+	workflows.ReasonImportOrder:           exitRejected,
+	workflows.ReasonNothingToImport:       exitRejected,
 	workflows.ErrorStoreUnavailable:       exitUnavailable,
 	workflows.ErrorStoreConflict:          exitRejected,
 }

@@ -99,7 +99,9 @@ func (s *Store) BeginAttempt(ctx context.Context, bizID string, seq int64, reque
 			}
 			g.Delivered = d
 			return nil
-		case "skipped":
+		case "skipped", CallbackImported:
+			// An imported event was reported by the system insuranceflow
+			// replaced: it is never sent.
 			g.Skipped = true
 			return nil
 		}
@@ -164,7 +166,7 @@ func (s *Store) StillCurrent(ctx context.Context, bizID string, seq int64, attem
 		return false, "", fmt.Errorf("check attempt %d of biz_id %q seq %d: %w", attempt, bizID, seq, err)
 	}
 	switch {
-	case row.Callback == "delivered" || row.Callback == "skipped":
+	case row.Callback == "delivered" || row.Callback == "skipped" || row.Callback == CallbackImported:
 		return false, "the callback is " + row.Callback, nil
 	case row.Highest.Valid && row.Highest.Int64 > int64(attempt):
 		return false, fmt.Sprintf("attempt %d has started since", row.Highest.Int64), nil

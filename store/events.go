@@ -390,14 +390,19 @@ func (s *Store) SetCallback(ctx context.Context, bizID string, seq int64, callba
 type OperatorAction struct {
 	BizID  string
 	Seq    int64
-	Action string // "retry" or "skip"
+	Action string // "retry", "skip", or "import" (an event imported as already reported, see RecordImported)
 	By     string // the ingress caller's name or the CLI's OS user; "" when unknown
 	Reason string
 	At     time.Time
 }
 
-// operatorActions are the actions the audit trail takes.
+// operatorActions are the actions SetCallbackByOperator takes; the audit
+// trail also holds ActionImport rows, written by RecordImported.
 var operatorActions = []string{"retry", "skip"}
+
+// ActionImport is the audit trail's action for an event imported as
+// already reported to TOP.
+const ActionImport = "import"
 
 // SetCallbackByOperator is SetCallback for an operator's decision: the
 // action is added to the audit trail in the same transaction. Recording the
@@ -447,7 +452,7 @@ func (s *Store) setCallback(ctx context.Context, bizID string, seq int64, callba
 			}
 		}
 		res, err := tx.ExecContext(ctx, tx.Rebind(
-			`UPDATE events SET callback = CASE WHEN callback IN ('delivered', 'skipped') THEN callback ELSE ? END
+			`UPDATE events SET callback = CASE WHEN callback IN ('delivered', 'skipped', 'imported') THEN callback ELSE ? END
 			WHERE biz_id = ? AND seq = ?`), callback, bizID, seq)
 		if err != nil {
 			return fmt.Errorf("update event: %w", err)

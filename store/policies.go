@@ -64,12 +64,19 @@ const (
 // Callback states of one event, as the workflow names them
 // (workflows.EventCallback); the store checks values against them so a typo
 // cannot reach the audit trail.
-var eventCallbacks = []string{"queued", "sending", "retrying", "delivered", "parked", "skipped"}
+//
+// "imported" is an event imported with already_reported: the system
+// insuranceflow replaced reported it to TOP, so it is never sent; like
+// "delivered" and "skipped" it is final.
+var eventCallbacks = []string{"queued", "sending", "retrying", "delivered", "parked", "skipped", "imported"}
 
 // Callback states of a policy's FIFO (workflows.CallbackState).
 var policyCallbackStates = []string{"idle", "pending", "retrying", "parked"}
 
 const (
+	// CallbackImported is the callback state of an event imported as
+	// already reported to TOP (workflows.EventImported).
+	CallbackImported  = "imported"
 	callbackQueued    = "queued"
 	callbackDelivered = "delivered"
 	// ClassDelivered is the attempt class that means TOP accepted the callback.
@@ -152,6 +159,32 @@ ON CONFLICT DO NOTHING`
 // with an empty BizID take p.BizID; an empty Callback is "queued"; a zero
 // AcceptedAt, CreatedAt or UpdatedAt is the current time.
 func (s *Store) RecordEvents(ctx context.Context, p Policy, events ...Event) error {
+	return s.recordEvents(ctx, p, events, nil)
+}
+
+// RecordImported is RecordEvents for events imported from the system
+// insuranceflow replaced: each event must have the callback "imported", and
+// gets an "import" row in the audit trail (operator_actions) saying who
+// imported it and when, in the same transaction. Recording the same call
+// again changes nothing (the audit row's key includes the time, which the
+// workflow repeats exactly).
+func (s *Store) RecordImported(ctx context.Context, p Policy, events []Event, by string, at time.Time) error {
+	for _, e := range events {
+		if e.Callback != CallbackImported {
+			return fmt.Errorf("record imported events for biz_id %q: %w", p.BizID,
+				&InvalidError{Field: fmt.Sprintf("event seq %d callback", e.Seq), Problem: fmt.Sprintf("%q is not %q", e.Callback, CallbackImported)})
+		}
+	}
+	if at.IsZero() {
+		return fmt.Errorf("record imported events for biz_id %q: %w", p.BizID, &InvalidError{Field: "import time", Problem: "zero"})
+	}
+	if err := checkTexts(field{"importer", by}); err != nil {
+		return fmt.Errorf("record imported events for biz_id %q: %w", p.BizID, err)
+	}
+	return s.recordEvents(ctx, p, events, &OperatorAction{Action: ActionImport, By: by, At: at})
+}
+
+func (s *Store) recordEvents(ctx context.Context, p Policy, events []Event, audit *OperatorAction) error {
 	p, events, err := s.prepareRecord(p, events)
 	if err != nil {
 		return fmt.Errorf("record events for biz_id %q: %w", p.BizID, err)
@@ -166,6 +199,14 @@ func (s *Store) RecordEvents(ctx context.Context, p Policy, events ...Event) err
 		for _, e := range events {
 			if err := insertEventTx(ctx, tx, e); err != nil {
 				return err
+			}
+			if audit == nil {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, tx.Rebind(
+				`INSERT INTO operator_actions (biz_id, seq, action, at, by_whom, reason) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT DO NOTHING`), e.BizID, e.Seq, audit.Action, micros(audit.At), cleanText(audit.By), ""); err != nil {
+				return fmt.Errorf("record the import of seq %d: %w", e.Seq, err)
 			}
 		}
 		return nil

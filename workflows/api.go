@@ -28,6 +28,9 @@ const (
 	UpdateRetryCallback = "retry-callback"
 	// UpdateSkipCallback gives up on a parked callback so the FIFO moves on.
 	UpdateSkipCallback = "skip-callback"
+	// UpdateImport brings a policy's events from the system insuranceflow
+	// replaces, all in one Update (see ImportRequest).
+	UpdateImport = "import"
 	// QueryStatus returns a Status.
 	QueryStatus = "status"
 	// QuerySnapshot returns the run's Snapshot: what a later run needs to go
@@ -133,6 +136,9 @@ const (
 	EventDelivered EventCallback = "delivered" // TOP answered call_success=true
 	EventParked    EventCallback = "parked"    // rejected, permanent or out of retry budget
 	EventSkipped   EventCallback = "skipped"   // an operator gave up on it
+	// EventImported is an event imported as already reported to TOP by the
+	// system insuranceflow replaced: accepted, never sent.
+	EventImported EventCallback = "imported"
 )
 
 // Settings tune one policy workflow. Zero values take the defaults (see

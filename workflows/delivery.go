@@ -351,9 +351,14 @@ func (p *policy) recordAcceptedWhileParked(ctx workflow.Context) {
 // too small and too frequent (per operator action) to deserve a scheduled
 // activity and its history events.
 func (p *policy) recordCallbacks(ctx workflow.Context, summary string, in activities.RecordInput) error {
+	return p.recordCallbacksFor(ctx, recordBudget, summary, in)
+}
+
+// recordCallbacksFor is recordCallbacks with its retries bounded by budget.
+func (p *policy) recordCallbacksFor(ctx workflow.Context, budget time.Duration, summary string, in activities.RecordInput) error {
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout:    recordAttemptTimeout,
-		ScheduleToCloseTimeout: recordBudget,
+		ScheduleToCloseTimeout: budget,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,

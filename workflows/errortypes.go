@@ -19,6 +19,8 @@ func ContractErrorTypes() []string {
 		ReasonOperatorActionPending,
 		ReasonOperatorRepeated,
 		ReasonDuplicate,
+		ReasonImportOrder,
+		ReasonNothingToImport,
 		ErrorStoreUnavailable,
 		ErrorStoreConflict,
 		ErrorTypeInvalidInput,

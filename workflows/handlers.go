@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/insuranceflow/insuranceflow/activities"
-	"github.com/insuranceflow/insuranceflow/fsm"
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/notify"
 	"github.com/insuranceflow/insuranceflow/tracing"
@@ -22,6 +21,10 @@ import (
 func (p *policy) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateReport, p.report,
 		workflow.UpdateHandlerOptions{Validator: p.validateReport}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateImport, p.importEvents,
+		workflow.UpdateHandlerOptions{Validator: p.validateImport}); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRetryCallback, p.retryCallback,
@@ -69,65 +72,17 @@ func (p *policy) validateReport(_ workflow.Context, ev insurance.Result) error {
 
 // checkEvent is what can be checked of an event without the policy.
 func (p *policy) checkEvent(ev insurance.Result) error {
-	if err := ev.Validate(); err != nil {
-		var invalid *insurance.ValidationError
-		if errors.As(err, &invalid) {
-			return temporal.NewApplicationError(err.Error(), ReasonInvalidRequest, invalid.Problems)
-		}
-		return temporal.NewApplicationError(err.Error(), ReasonInvalidRequest)
-	}
-	if ev.BizID != p.bizID {
-		return temporal.NewApplicationError(
-			fmt.Sprintf("biz_id %q does not belong to this workflow (policy %q)", ev.BizID, p.bizID), ReasonInvalidRequest)
+	if r := checkEventFor(p.bizID, ev); r != nil {
+		return r.appError()
 	}
 	return nil
 }
 
 // judge checks an event against the policy: duplicate, lifecycle,
-// consistency and time order.
+// consistency and time order (see policyView.judge).
 func (p *policy) judge(ev insurance.Result) error {
-	if i, ok := p.acceptedIdx[ev.RequestID]; ok {
-		original := p.accepted[i]
-		original.Duplicate = true
-		return temporal.NewApplicationError(
-			fmt.Sprintf("request_id %s was already accepted as seq %d", ev.RequestID, original.Seq), ReasonDuplicate, original)
-	}
-
-	if err := p.lifecycle.Check(ev.Stage, ev.Status); err != nil {
-		var illegal *fsm.IllegalTransitionError
-		if !errors.As(err, &illegal) {
-			return temporal.NewApplicationError(err.Error(), ReasonInvalidRequest)
-		}
-		allowed := make([]string, len(illegal.Allowed))
-		for i, s := range illegal.Allowed {
-			allowed[i] = s.String()
-		}
-		return temporal.NewApplicationError(err.Error(), ReasonIllegalTransition, IllegalTransitionDetails{
-			State: illegal.State, Stage: illegal.Stage.String(), AllowedStages: allowed,
-		})
-	}
-
-	if p.insuranceType != 0 && ev.InsuranceType != p.insuranceType {
-		return temporal.NewApplicationError(
-			fmt.Sprintf("insurance_type %s does not match the policy's %s", ev.InsuranceType, p.insuranceType),
-			ReasonInsuranceTypeMismatch)
-	}
-	if ev.PolicyNumber != "" && p.policyNumber != "" && ev.PolicyNumber != p.policyNumber {
-		return temporal.NewApplicationError(
-			fmt.Sprintf("policy_number %q does not match the policy's %q", ev.PolicyNumber, p.policyNumber),
-			ReasonPolicyNumberMismatch)
-	}
-
-	if p.lastOccurredAt != "" {
-		// Both parse: Validate checked this one, and the last one was
-		// checked when it was accepted.
-		occurred, _ := ev.OccurredAt()
-		last, err := insurance.Result{TimeOfOccurrence: p.lastOccurredAt}.OccurredAt()
-		if err == nil && occurred.Before(last) {
-			return temporal.NewApplicationError(
-				fmt.Sprintf("time_of_occurrence %s is earlier than the last accepted event's %s", ev.TimeOfOccurrence, p.lastOccurredAt),
-				ReasonTimeWentBackwards)
-		}
+	if r := p.view().judge(ev); r != nil {
+		return r.appError()
 	}
 	return nil
 }
@@ -149,11 +104,24 @@ func (p *policy) report(ctx workflow.Context, ev insurance.Result) (Acceptance, 
 			return Acceptance{}, err
 		}
 	}
-	state, err := p.lifecycle.Apply(ev.Stage, ev.Status)
+	acceptance, _, err := p.accept(ctx, ev, EventQueued)
 	if err != nil {
 		// Only reachable when the validator did not run, which Temporal
 		// does only on replay of a history this code accepted before.
 		return Acceptance{}, temporal.NewApplicationError(err.Error(), ReasonIllegalTransition)
+	}
+	return acceptance, nil
+}
+
+// accept applies a judged event: it moves the lifecycle, numbers the event,
+// and either queues its callback (EventQueued) or keeps it as imported
+// (EventImported: reported to TOP by the replaced system, never sent). It
+// returns the acceptance and the event's callback; an event the lifecycle
+// refuses changes nothing.
+func (p *policy) accept(ctx workflow.Context, ev insurance.Result, callback EventCallback) (Acceptance, Callback, error) {
+	state, err := p.lifecycle.Apply(ev.Stage, ev.Status)
+	if err != nil {
+		return Acceptance{}, Callback{}, err
 	}
 	now := workflow.Now(ctx)
 	p.lastSeq++
@@ -172,12 +140,14 @@ func (p *policy) report(ctx workflow.Context, ev insurance.Result) (Acceptance, 
 		Seq:               p.lastSeq,
 		Event:             ev,
 		AcceptedAt:        now,
-		State:             EventQueued,
+		State:             callback,
 		StateAfter:        state,
 		EndorsementsAfter: p.lifecycle.Endorsements(),
 		Trace:             tracing.HeaderTrace(ctx),
 	}
-	p.fifo = append(p.fifo, cb)
+	if callback == EventQueued {
+		p.fifo = append(p.fifo, cb)
+	}
 	p.events = append(p.events, eventStatusOf(cb))
 	p.trimEvents()
 
@@ -192,9 +162,9 @@ func (p *policy) report(ctx workflow.Context, ev insurance.Result) (Acceptance, 
 	p.acceptedThisRun++
 
 	p.logger.Info("event accepted", "seq", acceptance.Seq, "stage", ev.Stage.String(),
-		"status", ev.Status.String(), "state", state, "request_id", ev.RequestID)
+		"status", ev.Status.String(), "state", state, "request_id", ev.RequestID, "callback", string(callback))
 	p.setCurrentDetails(ctx)
-	return acceptance, nil
+	return acceptance, cb, nil
 }
 
 // validateOperator admits a retry or skip of the parked head the request

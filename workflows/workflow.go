@@ -121,6 +121,14 @@ type policy struct {
 	// drainNotifications sends the head (see notifications.go).
 	notifications []PendingNotification
 
+	// importRecording is set while an import's events are being recorded
+	// in the store; another import of the policy waits for it.
+	// importedUnsynced says an import changed the policy: the main loop
+	// brings the search attributes up to date (a live report wakes it
+	// through the FIFO, an import of reported events does not).
+	importRecording  bool
+	importedUnsynced bool
+
 	searchAttrs map[string]string // the values the workflow's search attributes hold now
 }
 
@@ -296,6 +304,9 @@ func (p *policy) loop(ctx workflow.Context) (Status, error) {
 			if err := p.deliverHead(ctx); err != nil {
 				return p.status(), err
 			}
+		case p.importedUnsynced:
+			p.importedUnsynced = false
+			p.syncSearchAttributes(ctx)
 		}
 	}
 }
@@ -304,7 +315,7 @@ func (p *policy) loop(ctx workflow.Context) (Status, error) {
 func (p *policy) ready(ctx workflow.Context) bool {
 	return p.done(ctx) || p.continueAsNewDue(ctx) ||
 		(p.parked && p.lastSeq > p.storedThrough) ||
-		p.headIs(EventQueued) || p.unparked
+		p.headIs(EventQueued) || p.unparked || p.importedUnsynced
 }
 
 // done reports whether the run may complete: nothing left to deliver, and
