@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/insuranceflow/insuranceflow/fsm"
@@ -116,6 +117,9 @@ func (s StoreSnapshots) Snapshot(ctx context.Context, bizID string) (*workflows.
 	if err != nil {
 		return nil, err
 	}
+	// Only retries and skips: the audit trail's import rows are no
+	// operator action on a callback a repeat could be recognised by.
+	actions = slices.DeleteFunc(actions, func(a store.OperatorAction) bool { return a.Action == store.ActionImport })
 	for _, a := range actions[max(0, len(actions)-workflows.MaxOperatorActions):] {
 		result := workflows.EventQueued
 		if a.Action == workflows.ActionSkip {

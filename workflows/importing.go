@@ -298,8 +298,11 @@ type ImportPlan struct {
 	State         fsm.State
 	Endorsements  int
 	InsuranceType insurance.Type
-	// Unsent says the import leaves callbacks to send.
-	Unsent bool
+	// Unsent says the import leaves callbacks to send; Pending is how
+	// many, and HeadParked says the first of them is parked.
+	Unsent     bool
+	Pending    int
+	HeadParked bool
 }
 
 // New counts the events the plan accepts now.
@@ -323,7 +326,18 @@ func PlanImport(bizID string, snap *Snapshot, events []ImportEvent) (ImportPlan,
 		return ImportPlan{}, err
 	}
 	steps := v.plan(events)
+	pending := 0
+	if snap != nil {
+		pending = len(snap.PendingCallbacks)
+	}
+	for _, s := range steps {
+		if s.outcome.Callback == EventQueued {
+			pending++
+		}
+	}
 	return ImportPlan{
+		Pending:       pending,
+		HeadParked:    snap != nil && len(snap.PendingCallbacks) > 0 && snap.PendingCallbacks[0].State == EventParked,
 		Result:        outcomesOf(steps),
 		State:         v.lifecycle.State(),
 		Endorsements:  v.lifecycle.Endorsements(),
