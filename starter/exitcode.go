@@ -35,7 +35,7 @@ func exitCodeDocs() []exitCodeDoc {
 		{exitOK, "success"},
 		{exitInternal, "internal error"},
 		{exitBadInput, "bad input: flags, arguments or event validation (each field problem is printed)"},
-		{exitRejected, "event or action rejected: illegal transition, mismatch, no parked callback"},
+		{exitRejected, "event or action rejected: illegal transition, mismatch, no parked callback; import: a line was refused"},
 		{exitUnavailable, "connectivity: Temporal or the database is unreachable"},
 		{exitNotFound, "policy not found"},
 		{exitUnverified, "notify verify: the notification's signature or timestamp does not verify"},
@@ -106,6 +106,7 @@ func exitCodeOf(err error) exitCode {
 		unreach   *unavailableError
 		openErr   *store.OpenError
 		unverif   *unverifiedError
+		refused   *importRefusedError
 	)
 	switch {
 	case err == nil:
@@ -116,6 +117,8 @@ func exitCodeOf(err error) exitCode {
 		return exitUnavailable
 	case errors.As(err, &unverif):
 		return exitUnverified
+	case errors.As(err, &refused):
+		return exitRejected
 	}
 	return exitCodeOfKind(policyclient.Kind(err))
 }

@@ -191,6 +191,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newOperatorCmd(a, operatorSkip),
 		newHistoryCmd(a),
 		newExportCmd(a),
+		newImportCmd(a),
 		newSimulateCmd(a),
 		newNotifyCmd(a),
 	)

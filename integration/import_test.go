@@ -1,0 +1,205 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+
+	"github.com/insuranceflow/insuranceflow/actions"
+	"github.com/insuranceflow/insuranceflow/importing"
+	"github.com/insuranceflow/insuranceflow/workflows"
+)
+
+// importLine is one NDJSON import line: an ingress body plus already_reported.
+func importLine(t *testing.T, body map[string]any, reported any) string {
+	t.Helper()
+	line := map[string]any{}
+	for k, v := range body {
+		line[k] = v
+	}
+	if reported != nil {
+		line["already_reported"] = reported
+	}
+	b, err := json.Marshal(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+type importOutput struct {
+	Summary importing.Summary      `json:"summary"`
+	Lines   []importing.LineResult `json:"lines"`
+}
+
+// starterImport runs `starter --json import` and returns its document and exit code.
+func starterImport(t *testing.T, args ...string) (importOutput, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := env.Starter(ctx, append([]string{"--json", "import"}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatalf("starter import: %v", err)
+	}
+	var doc importOutput
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("starter import %v: exit %d, output %s, stderr %s: %v", args, code, out, stderr.String(), err)
+	}
+	return doc, code
+}
+
+// historyCount counts the actions of a policy's open run so far.
+func historyCount(ctx context.Context, t *testing.T, bizID string) actions.Count {
+	t.Helper()
+	var events []*historypb.HistoryEvent
+	it := env.Temporal.GetWorkflowHistory(ctx, workflows.WorkflowID(bizID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", bizID, err)
+		}
+		events = append(events, e)
+	}
+	return actions.Of(events)
+}
+
+// TestImportMidLifecycle is issue 12's acceptance: a file of policies in
+// flight imports with no TOP call for already-reported events and one for
+// each event still to report; a live cancel for an imported policy is
+// then accepted with the next seq and delivered; the same file imported
+// again changes nothing; a dry run names every bad line and writes
+// nothing; the imported events are in the store with who imported them.
+func TestImportMidLifecycle(t *testing.T) {
+	ctx := context.Background()
+	insured, halfway, fresh, illegal := newBizID("IM"), newBizID("IH"), newBizID("IF"), newBizID("IX")
+	lines := []string{
+		importLine(t, event(insured, 1, 1, 0), true), // 1
+		importLine(t, event(insured, 2, 1, 1), true), // 2
+		importLine(t, event(halfway, 1, 1, 0), true), // 3
+		importLine(t, event(insured, 3, 1, 2), true), // 4
+		importLine(t, event(halfway, 2, 1, 1), true), // 5
+		importLine(t, event(halfway, 3, 1, 2), false), // 6: to report
+		importLine(t, event(fresh, 1, 1, 0), true),    // 7
+		importLine(t, event(illegal, 2, 1, 0), true),  // 8: underwrite in state new
+		importLine(t, event(fresh, 9, 1, 1), true),    // 9: no such stage
+		importLine(t, event(fresh, 2, 1, 1), nil),     // 10: already_reported missing
+		`{"biz_id":`,                                  // 11: not JSON
+	}
+	file := filepath.Join(t.TempDir(), "inflight.ndjson")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantBad := map[int]string{8: "illegal_transition", 9: "invalid_request", 10: "invalid_request", 11: "invalid_request"}
+	checkBad := func(what string, doc importOutput) {
+		t.Helper()
+		got := map[int]string{}
+		for _, l := range doc.Lines {
+			got[l.Line] = l.Error.Code
+		}
+		if fmt.Sprint(got) != fmt.Sprint(wantBad) {
+			t.Fatalf("%s: bad lines = %v, want %v", what, got, wantBad)
+		}
+	}
+
+	dry, code := starterImport(t, "--file", file, "--dry-run")
+	if code != 3 {
+		t.Fatalf("dry run exit = %d, want 3 (lines refused)", code)
+	}
+	checkBad("dry run", dry)
+	if s := dry.Summary; !s.DryRun || s.Policies != 4 || s.Imported != 6 || s.Queued != 1 || s.Refused != 4 {
+		t.Fatalf("dry run summary = %+v", s)
+	}
+	if code := call(t, http.MethodGet, "/v1/policies/"+insured, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("after a dry run GET %s = %d, want 404: nothing written", insured, code)
+	}
+
+	doc, code := starterImport(t, "--file", file, "--qps", "50")
+	if code != 3 {
+		t.Fatalf("import exit = %d, want 3", code)
+	}
+	checkBad("import", doc)
+	if s := doc.Summary; s.DryRun || s.Policies != 4 || s.Imported != 6 || s.Queued != 1 || s.Refused != 4 || s.Duplicates != 0 {
+		t.Fatalf("import summary = %+v", s)
+	}
+
+	// Only the event still to report reaches TOP.
+	got := waitReceipts(t, halfway, 1, 30*time.Second)
+	if got[0].StageName != "insure" {
+		t.Fatalf("halfway's callback = %+v, want its insure", got[0])
+	}
+	st := status(t, insured)
+	if st.State != "insured" || len(st.Events) != 3 {
+		t.Fatalf("imported policy = %+v, want insured with 3 events", st)
+	}
+	for _, e := range st.Events {
+		if e.Callback != string(workflows.EventImported) || e.Attempts != 0 {
+			t.Errorf("event %d callback = %s attempts %d, want imported, never attempted", e.Seq, e.Callback, e.Attempts)
+		}
+	}
+	var full struct {
+		OperatorActions []struct {
+			Seq    int64  `json:"seq"`
+			Action string `json:"action"`
+			By     string `json:"by"`
+		} `json:"operator_actions"`
+	}
+	call(t, http.MethodGet, "/v1/policies/"+insured, nil, &full)
+	if len(full.OperatorActions) != 3 || full.OperatorActions[0].Action != "import" || full.OperatorActions[0].By == "" {
+		t.Fatalf("audit trail = %+v, want 3 import rows naming who imported", full.OperatorActions)
+	}
+
+	// What an imported policy cost: its start, the import Update, the one
+	// store write and the run's idle timer; a policy of any length the same.
+	imported := historyCount(ctx, t, fresh)
+	t.Logf("actions of a policy imported in one event: %+v (total %d)", imported, imported.Total())
+	if imported.Starts != 1 || imported.Updates != 1 || imported.LocalActivities != 1 || imported.Activities != 0 || imported.Upserts != 0 {
+		t.Errorf("imported policy actions = %+v, want 1 start, 1 update, 1 local activity, no activity, no upsert", imported)
+	}
+	insuredActions := historyCount(ctx, t, insured)
+	if insuredActions != imported {
+		t.Errorf("3 imported events cost %+v, 1 cost %+v: want the same", insuredActions, imported)
+	}
+
+	// A live cancel for an imported policy: the next seq, delivered.
+	mustAccept(t, event(insured, 4, 1, 3), 4, "cancelled")
+	got = waitReceipts(t, insured, 1, 30*time.Second)
+	if len(got) != 1 || got[0].StageName != "cancel" {
+		t.Fatalf("insured's callbacks = %+v, want only the live cancel", got)
+	}
+
+	// The same file again changes nothing.
+	again, code := starterImport(t, "--file", file)
+	if code != 3 {
+		t.Fatalf("second import exit = %d, want 3 (the same bad lines)", code)
+	}
+	checkBad("second import", again)
+	if s := again.Summary; s.Imported != 0 || s.Queued != 0 || s.Duplicates != 7 {
+		t.Fatalf("second import summary = %+v, want 7 duplicates and nothing new", s)
+	}
+	time.Sleep(time.Second)
+	if n := len(receipts(t, halfway)); n != 1 {
+		t.Fatalf("halfway has %d callbacks after the second import, want 1", n)
+	}
+	if st := status(t, insured); st.State != "cancelled" || len(st.Events) != 4 {
+		t.Fatalf("insured after the second import = %+v", st)
+	}
+	recordHistoryOf(t, "import-then-cancel", insured)
+}
