@@ -91,17 +91,17 @@ func TestImportMidLifecycle(t *testing.T) {
 	ctx := context.Background()
 	insured, halfway, fresh, illegal := newBizID("IM"), newBizID("IH"), newBizID("IF"), newBizID("IX")
 	lines := []string{
-		importLine(t, event(insured, 1, 1, 0), true), // 1
-		importLine(t, event(insured, 2, 1, 1), true), // 2
-		importLine(t, event(halfway, 1, 1, 0), true), // 3
-		importLine(t, event(insured, 3, 1, 2), true), // 4
-		importLine(t, event(halfway, 2, 1, 1), true), // 5
+		importLine(t, event(insured, 1, 1, 0), true),  // 1
+		importLine(t, event(insured, 2, 1, 1), true),  // 2
+		importLine(t, event(halfway, 1, 1, 0), true),  // 3
+		importLine(t, event(insured, 3, 1, 2), true),  // 4
+		importLine(t, event(halfway, 2, 1, 1), true),  // 5
 		importLine(t, event(halfway, 3, 1, 2), false), // 6: to report
 		importLine(t, event(fresh, 1, 1, 0), true),    // 7
 		importLine(t, event(illegal, 2, 1, 0), true),  // 8: underwrite in state new
 		importLine(t, event(fresh, 9, 1, 1), true),    // 9: no such stage
 		importLine(t, event(fresh, 2, 1, 1), nil),     // 10: already_reported missing
-		`{"biz_id":`,                                  // 11: not JSON
+		`{"biz_id":`, // 11: not JSON
 	}
 	file := filepath.Join(t.TempDir(), "inflight.ndjson")
 	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
