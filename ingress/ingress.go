@@ -24,6 +24,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/api"
 	"github.com/insuranceflow/insuranceflow/auth"
+	"github.com/insuranceflow/insuranceflow/importing"
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/top"
@@ -66,6 +67,9 @@ type Config struct {
 	// Events serves GET /v1/events (the export) from the store; the route
 	// exists only when it is set.
 	Events policyclient.EventExporter
+	// Imports serves POST /v1/imports (the operate scope); the route
+	// exists only when it is set.
+	Imports importing.Policies
 	// Clients are the named callers and their scopes (INGRESS_CLIENTS_FILE).
 	Clients *auth.Clients
 	// Tokens are development bearer tokens (INGRESS_TOKENS), each a caller
@@ -113,6 +117,7 @@ type Server struct {
 	router      *topRouter // nil when the TOP-compatible endpoint is off
 	metrics     Metrics
 	export      policyclient.EventExporter // nil: no GET /v1/events
+	importer    importing.Policies         // nil: no POST /v1/imports
 }
 
 // New checks cfg and returns a Server.
@@ -149,6 +154,7 @@ func New(cfg Config) (*Server, error) {
 		router:      router,
 		metrics:     cfg.Metrics,
 		export:      cfg.Events,
+		importer:    cfg.Imports,
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -173,6 +179,9 @@ func (s *Server) routes() []route {
 	var export []route
 	if s.export != nil {
 		export = append(export, route{http.MethodGet, "/v1/events", true, auth.ScopeRead, s.events})
+	}
+	if s.importer != nil {
+		export = append(export, route{http.MethodPost, "/v1/imports", true, auth.ScopeOperate, s.imports})
 	}
 	return append(append([]route{
 		{http.MethodPost, "/v1/insurance-results", true, auth.ScopeReport, s.report},

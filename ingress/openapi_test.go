@@ -11,6 +11,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/api"
 	"github.com/insuranceflow/insuranceflow/codec"
+	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/top"
 	"github.com/insuranceflow/insuranceflow/workflows"
@@ -26,8 +27,10 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load api/openapi.yaml: %v", err)
 	}
-	// Events only has to be set for GET /v1/events to be routed.
+	// Events and Imports only have to be set for GET /v1/events and POST
+	// /v1/imports to be routed.
 	srv, err := New(Config{Policies: &fakePolicies{}, Tokens: []string{token}, Events: (*store.Store)(nil),
+		Imports:   (*policyclient.Client)(nil),
 		TOPAppKey: "k", TOPAppSecret: top.Secret("s")})
 	if err != nil {
 		t.Fatalf("New: %v", err)

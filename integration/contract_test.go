@@ -36,6 +36,9 @@ type contract struct {
 }
 
 func loadContract() (*contract, error) {
+	// POST /v1/imports speaks NDJSON: each line is checked as one element
+	// of the array the document describes.
+	openapi3filter.RegisterBodyDecoder("application/x-ndjson", decodeNDJSON)
 	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI())
 	if err != nil {
 		return nil, fmt.Errorf("load api/openapi.yaml: %w", err)
@@ -249,4 +252,21 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// decodeNDJSON reads an NDJSON body as the array of its lines' values.
+func decodeNDJSON(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	var out []any
+	dec := json.NewDecoder(body)
+	for {
+		var v any
+		err := dec.Decode(&v)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("NDJSON line %d: %w", len(out)+1, err)
+		}
+		out = append(out, v)
+	}
 }

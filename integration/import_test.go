@@ -203,3 +203,98 @@ func TestImportMidLifecycle(t *testing.T) {
 	}
 	recordHistoryOf(t, "import-then-cancel", insured)
 }
+
+// postImport sends an NDJSON body to POST /v1/imports as caller token and
+// returns the status and the answer's lines.
+func postImport(t *testing.T, token, query, body string, invalid bool) (int, []json.RawMessage) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, env.IngressURL+"/v1/imports"+query, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	if invalid {
+		req = deliberatelyInvalid(req)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /v1/imports: %v", err)
+	}
+	defer resp.Body.Close()
+	var lines []json.RawMessage
+	dec := json.NewDecoder(resp.Body)
+	for dec.More() {
+		var l json.RawMessage
+		if err := dec.Decode(&l); err != nil {
+			t.Fatalf("answer line %d: %v", len(lines)+1, err)
+		}
+		lines = append(lines, l)
+	}
+	return resp.StatusCode, lines
+}
+
+// TestImportOverHTTP: POST /v1/imports for the operate scope streams one
+// answer line per event line and a summary; the caller's name is who
+// imported; a reporter may not import; a dry run writes nothing.
+func TestImportOverHTTP(t *testing.T) {
+	bizID := newBizID("IW")
+	body := importLine(t, event(bizID, 1, 1, 0), true) + "\n" +
+		importLine(t, event(bizID, 2, 1, 1), true) + "\n" +
+		importLine(t, event(bizID, 4, 1, 2), false) + "\n" // cancel from underwritten: refused
+
+	if code, _ := postImport(t, reporterToken, "", body, false); code != http.StatusForbidden {
+		t.Fatalf("a reporter's import: %d, want 403", code)
+	}
+	code, lines := postImport(t, operatorToken, "?dry_run=true", body, false)
+	if code != http.StatusOK || len(lines) != 4 {
+		t.Fatalf("dry run: %d, %d lines", code, len(lines))
+	}
+	if c := call(t, http.MethodGet, "/v1/policies/"+bizID, nil, nil); c != http.StatusNotFound {
+		t.Fatalf("after a dry run GET = %d, want 404", c)
+	}
+
+	code, lines = postImport(t, operatorToken, "", body, false)
+	if code != http.StatusOK || len(lines) != 4 {
+		t.Fatalf("import: %d, %d lines", code, len(lines))
+	}
+	outcomes := map[int]string{}
+	for _, raw := range lines[:3] {
+		var l importing.LineResult
+		if err := json.Unmarshal(raw, &l); err != nil {
+			t.Fatal(err)
+		}
+		outcomes[l.Line] = string(l.Outcome)
+		if l.Error != nil {
+			outcomes[l.Line] += " " + l.Error.Code
+		}
+	}
+	if fmt.Sprint(outcomes) != "map[1:imported 2:imported 3:refused illegal_transition]" {
+		t.Fatalf("outcomes = %v", outcomes)
+	}
+	var sum struct {
+		Summary importing.Summary `json:"summary"`
+	}
+	if err := json.Unmarshal(lines[3], &sum); err != nil || sum.Summary.Imported != 2 || sum.Summary.Refused != 1 {
+		t.Fatalf("summary line %s: %v", lines[3], err)
+	}
+	var full struct {
+		OperatorActions []struct {
+			Action string `json:"action"`
+			By     string `json:"by"`
+		} `json:"operator_actions"`
+	}
+	call(t, http.MethodGet, "/v1/policies/"+bizID, nil, &full)
+	if len(full.OperatorActions) != 2 || full.OperatorActions[0].By != operatorName {
+		t.Fatalf("audit trail = %+v, want 2 imports by %s", full.OperatorActions, operatorName)
+	}
+	if n := len(receipts(t, bizID)); n != 0 {
+		t.Fatalf("%d callbacks at topsim, want none", n)
+	}
+
+	// A line that is not JSON is refused in its own answer line.
+	code, lines = postImport(t, operatorToken, "", body+"{oops\n", true)
+	if code != http.StatusOK || len(lines) != 5 || !strings.Contains(string(lines[0]), `"line":4`) {
+		t.Fatalf("body with a broken line: %d, lines %s", code, lines)
+	}
+}

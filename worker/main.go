@@ -339,21 +339,23 @@ func runWorker(ctx context.Context, w worker.Worker, fatal <-chan error, logger 
 // newIngress builds the HTTP server and binds its listener, so the caller
 // can log the real address before serving.
 func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logger, obs *observability, gate ingress.Gate, tr *tracing.Tracing) (*http.Server, net.Listener, error) {
-	api, err := ingress.New(ingress.Config{
-		Policies: &policyclient.Client{
-			Temporal:  tc,
-			Snapshots: policyclient.StoreSnapshots{Store: st},
-			Audit:     st,
-			Policies:  st,
-			TaskQueue: cfg.TaskQueue,
-			Settings:  cfg.Settings,
-			// This host's clock: the ingress refuses events dated ahead
-			// of it (see policyclient.Client.Now).
-			Now:           time.Now,
-			MaxFutureSkew: cfg.MaxFutureSkew,
+	policies := &policyclient.Client{
+		Temporal:  tc,
+		Snapshots: policyclient.StoreSnapshots{Store: st},
+		Audit:     st,
+		Policies:  st,
+		TaskQueue: cfg.TaskQueue,
+		Settings:  cfg.Settings,
+		// This host's clock: the ingress refuses events dated ahead
+		// of it (see policyclient.Client.Now).
+		Now:           time.Now,
+		MaxFutureSkew: cfg.MaxFutureSkew,
 
-			DataConverter: cfg.dataConverter(),
-		},
+		DataConverter: cfg.dataConverter(),
+	}
+	api, err := ingress.New(ingress.Config{
+		Policies:    policies,
+		Imports:     policies,
 		Events:      st,
 		Clients:     cfg.IngressClients,
 		Tokens:      cfg.tokens(),
