@@ -18,6 +18,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/actions"
 	"github.com/insuranceflow/insuranceflow/importing"
+	"github.com/insuranceflow/insuranceflow/reconcile"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -202,6 +203,66 @@ func TestImportMidLifecycle(t *testing.T) {
 		t.Fatalf("insured after the second import = %+v", st)
 	}
 	recordHistoryOf(t, "import-then-cancel", insured)
+
+	// Reconcile the business system's own list with the store: the list
+	// as it should be agrees; one with a planted difference (halfway's
+	// insure left out, an underwrite for fresh that never came) does not.
+	entry := func(body map[string]any) string {
+		return fmt.Sprintf(`{"biz_id":%q,"stage":%d,"status":%d,"time_of_occurrence":%q}`,
+			body["biz_id"], body["stage"], body["status"], body["time_of_occurrence"])
+	}
+	good := []string{
+		entry(event(insured, 1, 1, 0)), entry(event(insured, 2, 1, 1)), entry(event(insured, 3, 1, 2)), entry(event(insured, 4, 1, 3)),
+		entry(event(halfway, 1, 1, 0)), entry(event(halfway, 2, 1, 1)), entry(event(halfway, 3, 1, 2)),
+		entry(event(fresh, 1, 1, 0)),
+	}
+	planted := append(append([]string{}, good[:6]...), good[7], entry(event(fresh, 2, 1, 5)))
+	rep, code := starterReconcile(t, good)
+	if code != 0 || rep.Matched != 8 || rep.MissingInStore != 0 || rep.MissingInList != 0 {
+		t.Fatalf("reconcile of the right list: exit %d, %+v", code, rep)
+	}
+	rep, code = starterReconcile(t, planted)
+	if code != 7 || rep.MissingInStore != 1 || rep.MissingInList != 1 || len(rep.Policies) != 2 {
+		t.Fatalf("reconcile of the planted list: exit %d, %+v", code, rep)
+	}
+	for _, p := range rep.Policies {
+		switch p.BizID {
+		case halfway:
+			if len(p.MissingInList) != 1 || p.MissingInList[0].Stage != "insure" || p.MissingInList[0].Seq != 3 {
+				t.Errorf("halfway's difference = %+v, want its insure (#3) only in insuranceflow", p)
+			}
+		case fresh:
+			if len(p.MissingInStore) != 1 || p.MissingInStore[0].Stage != "underwrite" || p.MissingInStore[0].Line != 8 {
+				t.Errorf("fresh's difference = %+v, want line 8's underwrite only in the list", p)
+			}
+		default:
+			t.Errorf("unexpected difference %+v", p)
+		}
+	}
+}
+
+// starterReconcile runs `starter --json reconcile --only-listed` on a list.
+func starterReconcile(t *testing.T, list []string) (reconcile.Report, int) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "list.ndjson")
+	if err := os.WriteFile(file, []byte(strings.Join(list, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := env.Starter(ctx, "--json", "reconcile", "--only-listed", "--file", file).Output()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatalf("starter reconcile: %v", err)
+	}
+	var rep reconcile.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("starter reconcile: exit %d, output %s: %v", code, out, err)
+	}
+	return rep, code
 }
 
 // postImport sends an NDJSON body to POST /v1/imports as caller token and

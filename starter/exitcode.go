@@ -21,6 +21,7 @@ const (
 	exitUnavailable exitCode = 4 // Temporal or the database could not be reached
 	exitNotFound    exitCode = 5 // no such policy
 	exitUnverified  exitCode = 6 // notify verify: the signature or timestamp does not verify
+	exitDiffer      exitCode = 7 // reconcile: the list and insuranceflow hold different events
 )
 
 // exitCodeDoc is one line of the exit code table in `starter --help`.
@@ -39,6 +40,7 @@ func exitCodeDocs() []exitCodeDoc {
 		{exitUnavailable, "connectivity: Temporal or the database is unreachable"},
 		{exitNotFound, "policy not found"},
 		{exitUnverified, "notify verify: the notification's signature or timestamp does not verify"},
+		{exitDiffer, "reconcile: the list and insuranceflow differ"},
 	}
 }
 
@@ -58,6 +60,8 @@ func (c exitCode) kind() string {
 		return "not_found"
 	case exitUnverified:
 		return "unverified"
+	case exitDiffer:
+		return "differ"
 	default:
 		return "internal"
 	}
@@ -107,6 +111,7 @@ func exitCodeOf(err error) exitCode {
 		openErr   *store.OpenError
 		unverif   *unverifiedError
 		refused   *importRefusedError
+		differ    *differError
 	)
 	switch {
 	case err == nil:
@@ -119,6 +124,8 @@ func exitCodeOf(err error) exitCode {
 		return exitUnverified
 	case errors.As(err, &refused):
 		return exitRejected
+	case errors.As(err, &differ):
+		return exitDiffer
 	}
 	return exitCodeOfKind(policyclient.Kind(err))
 }

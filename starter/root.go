@@ -192,6 +192,7 @@ func newRootCmd(a *app) *cobra.Command {
 		newHistoryCmd(a),
 		newExportCmd(a),
 		newImportCmd(a),
+		newReconcileCmd(a),
 		newSimulateCmd(a),
 		newNotifyCmd(a),
 	)
