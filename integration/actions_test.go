@@ -77,9 +77,25 @@ func TestActionsPerLifecycle(t *testing.T) {
 	}
 	parkRetry := countCompleted(ctx, t, parked)
 
+	// A policy adopted mid-stream: its four events, already reported to
+	// TOP by the replaced system, imported in one Update (POST /v1/imports).
+	adopted := newBizID("AI")
+	var body strings.Builder
+	for j, step := range []struct{ stage, status int }{{1, 1}, {2, 1}, {3, 1}, {4, 1}} {
+		body.WriteString(importLine(t, event(adopted, step.stage, step.status, j), true) + "\n")
+	}
+	if code, lines := postImport(t, operatorToken, "", body.String(), false); code != 200 || len(lines) != 5 {
+		t.Fatalf("import: %d, %d answer lines", code, len(lines))
+	}
+	imported := countCompleted(ctx, t, adopted)
+	if imported.Starts != 1 || imported.Updates != 1 || imported.Activities != 0 || imported.LocalActivities != 1 {
+		t.Errorf("imported policy = %+v, want 1 start, 1 update, 1 local activity (the store write) and no activity", imported)
+	}
+
 	table := actions.Markdown(
-		[]string{"5 events, all delivered first time (worst of 5)", "6 events (a failed underwrite reported first)", "5 events, first callback parked then retried"},
-		[]actions.Count{happy, failure, parkRetry})
+		[]string{"5 events, all delivered first time (worst of 5)", "6 events (a failed underwrite reported first)", "5 events, first callback parked then retried",
+			"4 events imported as already reported (one Update)"},
+		[]actions.Count{happy, failure, parkRetry, imported})
 	t.Logf("Temporal actions per lifecycle:\n%s", table)
 	if *updateReadme {
 		writeReadmeSection(t, actionsStart, actionsEnd, "\n"+table+"\nMeasured by `make figures` ("+
