@@ -120,7 +120,7 @@ compose-check:
 	$(COMPOSE) --profile demo config -q
 
 # ---- benchmarks (bench/, devstack/) ----
-.PHONY: bench bench-quick bench-readme bench-cluster bench-cluster-readme bench-qps bench-qps-readme microbench
+.PHONY: bench bench-quick bench-readme bench-cluster bench-cluster-readme bench-qps bench-qps-readme bench-import bench-import-readme microbench
 
 # BENCH_OPEN is how many policies `make bench` leaves open while sampling
 # the worker's RSS; `make bench-readme` measures the full 10,000.
@@ -131,6 +131,7 @@ BENCH_FLAGS ?=
 bench: build temporal
 	$(GO) run ./bench -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -n 200 -c 20 -open-policies $(BENCH_OPEN) $(BENCH_FLAGS)
 	$(MAKE) bench-qps
+	$(MAKE) bench-import
 
 ## bench-qps: TOP_QPS=5 with two workers and topsim enforcing the limit: 500 callbacks, achieved rate vs the limit, most per sliding second, code-7 answers (about 2 min)
 bench-qps: build temporal
@@ -139,6 +140,15 @@ bench-qps: build temporal
 ## bench-qps-readme: the same, writing the README's TOP_QPS section
 bench-qps-readme: build temporal
 	$(GO) run ./bench/qps -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -qps 5 -workers 2 -policies 100 -c 20 -update-readme
+
+## bench-import: import 10,000 policies × 4 already-reported events with `starter import` on the dev stack, then the same file again: throughput, Temporal actions per imported policy, TOP calls (none); results in bench-results/import.json
+IMPORT_POLICIES ?= 10000
+bench-import: build temporal
+	$(GO) run ./bench/importbench -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -policies $(IMPORT_POLICIES) -events 4
+
+## bench-import-readme: the same, writing the README's import figures
+bench-import-readme: build temporal
+	$(GO) run ./bench/importbench -bin-dir $(BIN) -temporal-bin $(TEMPORAL) -policies $(IMPORT_POLICIES) -events 4 -update-readme
 
 ## bench-readme: the README's run: `make bench` with 10,000 open policies, writing the Performance section (latency at 25/50/75 % load, saturation, capacity model) only when every target is met; run it on a quiet machine
 bench-readme: build temporal
