@@ -62,7 +62,7 @@ func newExportCmd(a *app) *cobra.Command {
 		Long: "Write every accepted event the database holds, in the order accepted (accepted_at, biz_id, seq),\n" +
 			"as NDJSON (one object a line) or CSV with a header row, for reconciliation. The rows are\n" +
 			"read and written one at a time, so any number of them exports in constant memory.\n" +
-			"--state filters on the callback state (queued, sending, retrying, delivered, parked, skipped).\n" +
+			"--state filters on the callback state (queued, sending, retrying, delivered, parked, skipped, imported).\n" +
 			"Times are RFC 3339, \"2006-01-02 15:04:05\" or \"2006-01-02\" (Beijing time unless an offset is given);\n" +
 			"--since is inclusive, --until exclusive. Needs only the database, not Temporal.",
 		Example: "  starter export --since 2025-04-01 --until 2025-05-01 --format csv > april.csv\n" +
