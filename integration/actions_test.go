@@ -88,8 +88,8 @@ func TestActionsPerLifecycle(t *testing.T) {
 		t.Fatalf("import: %d, %d answer lines", code, len(lines))
 	}
 	imported := countCompleted(ctx, t, adopted)
-	if imported.Starts != 1 || imported.Updates != 1 || imported.Activities != 0 || imported.LocalActivities != 1 {
-		t.Errorf("imported policy = %+v, want 1 start, 1 update, 1 local activity (the store write) and no activity", imported)
+	if imported.Starts != 1 || imported.Updates != 1 || imported.LocalActivities != 1 || imported.Total() != 3 {
+		t.Errorf("imported policy = %+v (%d actions), want 3: 1 start, 1 update, 1 local activity (the store write), no timer", imported, imported.Total())
 	}
 
 	table := actions.Markdown(

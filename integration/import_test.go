@@ -179,7 +179,20 @@ func TestImportMidLifecycle(t *testing.T) {
 		t.Errorf("3 imported events cost %+v, 1 cost %+v: want the same", insuredActions, imported)
 	}
 
-	// A live cancel for an imported policy: the next seq, delivered.
+	// Its events all reported already, the imported policy has nothing to
+	// do: its run completes at once (no idle timer), the store holds it.
+	eventually(t, 15*time.Second, insured+"'s import run completed", func() (bool, string) {
+		d, err := env.Temporal.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(insured), "")
+		if err != nil {
+			return false, err.Error()
+		}
+		s := d.GetWorkflowExecutionInfo().GetStatus()
+		return s == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, s.String()
+	})
+	recordHistoryOf(t, "import-closes", insured)
+
+	// A live cancel for an imported policy: the next seq, delivered (a
+	// new run, loading the policy from the store).
 	mustAccept(t, event(insured, 4, 1, 3), 4, "cancelled")
 	got = waitReceipts(t, insured, 1, 30*time.Second)
 	if len(got) != 1 || got[0].StageName != "cancel" {
@@ -202,7 +215,7 @@ func TestImportMidLifecycle(t *testing.T) {
 	if st := status(t, insured); st.State != "cancelled" || len(st.Events) != 4 {
 		t.Fatalf("insured after the second import = %+v", st)
 	}
-	recordHistoryOf(t, "import-then-cancel", insured)
+	recordHistoryOf(t, "import-closed-then-cancel", insured)
 
 	// Reconcile the business system's own list with the store: the list
 	// as it should be agrees; one with a planted difference (halfway's

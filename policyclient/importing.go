@@ -128,7 +128,7 @@ func (c *Client) importUpdate(ctx context.Context, bizID string, req workflows.I
 func (c *Client) startImport(ctx context.Context, bizID string, req workflows.ImportRequest,
 	snap *workflows.Snapshot, plan workflows.ImportPlan) (workflows.ImportResult, error) {
 	if snap == nil {
-		res, err := c.importWithStart(ctx, bizID, req, plan, workflows.PolicyInput{}, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+		res, err := c.importWithStart(ctx, bizID, req, plan, workflows.PolicyInput{Import: true}, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
 		if !alreadyStarted(err) {
 			return res, err
 		}
@@ -137,7 +137,7 @@ func (c *Client) startImport(ctx context.Context, bizID string, req workflows.Im
 	if err != nil {
 		return workflows.ImportResult{}, err
 	}
-	in := workflows.PolicyInput{LoadSnapshot: true, PreviousRunID: prev}
+	in := workflows.PolicyInput{LoadSnapshot: true, PreviousRunID: prev, Import: true}
 	return c.importWithStart(ctx, bizID, req, plan, in, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
 }
 

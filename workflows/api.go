@@ -256,6 +256,14 @@ type PolicyInput struct {
 	// out): the load also asks it for its final state, which holds events
 	// the store may not have yet.
 	PreviousRunID string `json:"previous_run_id,omitempty"`
+	// Import says an import started the run (Update-with-Start of
+	// UpdateImport). Such a run keeps no idle timer while only imports
+	// arrive: once they are settled and nothing is left to deliver or to
+	// notify, it completes at once, since the store holds everything a
+	// later run needs. That keeps an imported policy at three actions
+	// (start, update, the store write); a live event to the run starts
+	// the usual idle watch. Never carried across continue-as-new.
+	Import bool `json:"import,omitempty"`
 }
 
 // EventStatus is one event as the status view shows it.

@@ -92,6 +92,8 @@ func (p *policy) judge(ev insurance.Result) error {
 // accepted event is answered in the workflow task that accepted it, and the
 // main loop delivers the callback afterwards.
 func (p *policy) report(ctx workflow.Context, ev insurance.Result) (Acceptance, error) {
+	// A live event: from now on this run idles like any other.
+	p.importOnly = false
 	ev = ev.WithRequestID()
 	if !p.loaded {
 		// Admitted before the snapshot was loaded: judge it now, against the

@@ -352,6 +352,18 @@ func PlanImport(bizID string, snap *Snapshot, events []ImportEvent) (ImportPlan,
 // Until a reopening run has loaded its snapshot only the events themselves
 // can be checked; the handler judges the rest once the load is done.
 func (p *policy) validateImport(_ workflow.Context, req ImportRequest) error {
+	if p.importOnly && !p.importSettled {
+		// The import that started this run: admitted whatever it holds and
+		// judged by the handler, so that the run learns it was settled (a
+		// rejected Update leaves no trace in the workflow) and can complete.
+		return nil
+	}
+	return p.checkImport(req)
+}
+
+// checkImport is what the validator refuses: a malformed import, and one
+// with nothing new in it.
+func (p *policy) checkImport(req ImportRequest) error {
 	if n := len(req.Events); n == 0 || n > MaxImportEvents {
 		return temporal.NewApplicationError(
 			fmt.Sprintf("an import carries 1 to %d events, not %d", MaxImportEvents, n), ReasonInvalidRequest)
@@ -377,10 +389,21 @@ func (p *policy) validateImport(_ workflow.Context, req ImportRequest) error {
 // sent), the others queued for delivery like live reports. It answers once
 // the imported events are in the store.
 func (p *policy) importEvents(ctx workflow.Context, req ImportRequest) (ImportResult, error) {
+	defer func() { p.importSettled = true }()
 	// Admitted before the snapshot was loaded, or while another import of
 	// this policy is being recorded: judge it once that is over.
 	if err := workflow.Await(ctx, func() bool { return p.loaded && !p.importRecording }); err != nil {
 		return ImportResult{}, err
+	}
+	if p.importOnly && !p.importSettled {
+		// Admitted unjudged by the validator (see validateImport).
+		if err := p.checkImport(req); err != nil {
+			var appErr *temporal.ApplicationError
+			if errors.As(err, &appErr) && appErr.Type() == ReasonNothingToImport {
+				return outcomesOf(p.view().plan(req.Events)), nil
+			}
+			return ImportResult{}, err
+		}
 	}
 	steps := p.view().plan(req.Events)
 	result := outcomesOf(steps)

@@ -128,6 +128,12 @@ type policy struct {
 	// through the FIFO, an import of reported events does not).
 	importRecording  bool
 	importedUnsynced bool
+	// importOnly is true while a run started by an import (PolicyInput.
+	// Import) has had no live event; importSettled once its first import
+	// Update has been handled. Together they let such a run complete
+	// without an idle timer (see done).
+	importOnly    bool
+	importSettled bool
 
 	searchAttrs map[string]string // the values the workflow's search attributes hold now
 }
@@ -140,6 +146,7 @@ func (p *policy) setup(ctx workflow.Context, in PolicyInput) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrorTypeInvalidInput, err)
 	}
 	p.logger = log.With(workflow.GetLogger(ctx), "biz_id", p.bizID)
+	p.importOnly = in.Import
 
 	p.searchAttrs = make(map[string]string, len(SearchAttributeNames()))
 	current := workflow.GetTypedSearchAttributes(ctx)
@@ -261,7 +268,18 @@ func (p *policy) run(ctx workflow.Context) (Status, error) {
 			return p.status(), err
 		}
 	}
-	workflow.Go(ctx, p.watchIdleness)
+	if p.importOnly {
+		// No idle timer for an imported policy: it completes when its
+		// import is settled (done). A live event ends importOnly and the
+		// usual idle watch begins.
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			if workflow.Await(ctx, func() bool { return !p.importOnly }) == nil {
+				p.watchIdleness(ctx)
+			}
+		})
+	} else {
+		workflow.Go(ctx, p.watchIdleness)
+	}
 	p.startNotifier(ctx)
 	st, err := p.loop(ctx)
 	if err != nil && temporal.IsCanceledError(err) {
@@ -325,6 +343,9 @@ func (p *policy) ready(ctx workflow.Context) bool {
 func (p *policy) done(ctx workflow.Context) bool {
 	if len(p.fifo) > 0 || len(p.notifications) > 0 {
 		return false
+	}
+	if p.importOnly {
+		return p.importSettled
 	}
 	if p.lifecycle.State().Terminal() {
 		return true
