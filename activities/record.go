@@ -33,6 +33,9 @@ type RecordInput struct {
 type ImportRecord struct {
 	By string    `json:"by,omitempty"`
 	At time.Time `json:"at"`
+	// UpdateID is the import's Temporal Update: the audit rows' key, the
+	// same when the handler runs again after a lost workflow task.
+	UpdateID string `json:"update_id,omitempty"`
 }
 
 // OperatorRecord is who changed a callback, how and why.
@@ -41,6 +44,8 @@ type OperatorRecord struct {
 	By     string    `json:"by,omitempty"`
 	Reason string    `json:"reason,omitempty"`
 	At     time.Time `json:"at"`
+	// UpdateID is the action's Temporal Update (see ImportRecord.UpdateID).
+	UpdateID string `json:"update_id,omitempty"`
 }
 
 // PolicyRecord is the policy as the workflow knows it.
@@ -131,7 +136,7 @@ func (a *Activities) recordCallbacks(ctx context.Context, in RecordInput) error 
 		})
 	}
 	if in.Import != nil {
-		if err := a.Store.RecordImported(ctx, policy, events, in.Import.By, in.Import.At); err != nil {
+		if err := a.Store.RecordImported(ctx, policy, events, in.Import.By, in.Import.At, in.Import.UpdateID); err != nil {
 			return err
 		}
 	} else if err := a.Store.RecordEvents(ctx, policy, events...); err != nil {
@@ -141,7 +146,7 @@ func (a *Activities) recordCallbacks(ctx context.Context, in RecordInput) error 
 		var err error
 		if o := in.Operator; o != nil {
 			err = a.Store.SetCallbackByOperator(ctx, in.Policy.BizID, c.Seq, c.Callback, c.PolicyCallbackState,
-				store.OperatorAction{Action: o.Action, By: o.By, Reason: o.Reason, At: o.At})
+				store.OperatorAction{Action: o.Action, By: o.By, Reason: o.Reason, At: o.At, UpdateID: o.UpdateID})
 		} else {
 			err = a.Store.SetCallback(ctx, in.Policy.BizID, c.Seq, c.Callback, c.PolicyCallbackState)
 		}

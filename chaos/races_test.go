@@ -38,6 +38,14 @@ func TestRaceInvariantsCatchTheirViolations(t *testing.T) {
 				{Seq: 1, Action: "retry", Reason: "r1", At: at}, {Seq: 1, Action: "retry", Reason: "r1", At: at.Add(time.Second)},
 			}}
 		}, "operator actions not applied exactly once"},
+		{"an action answered only pending, then recorded twice (a handler run again after a lost workflow task)", func(in *checkInput) {
+			pending := opAnswer{Status: 409, Code: "operator_action_pending"}
+			in.Operator = []opAction{{BizID: "P4", Seq: 1, RequestID: "p4", Action: "retry", Reason: "r4",
+				Answers: []opAnswer{pending, pending}}}
+			in.Obs.OperatorActions = map[string][]store.OperatorAction{"P4": {
+				{Seq: 1, Action: "retry", Reason: "r4", At: at}, {Seq: 1, Action: "retry", Reason: "r4", At: at.Add(6 * time.Second)},
+			}}
+		}, "operator actions not applied exactly once"},
 		{"an answer for another seq", func(in *checkInput) {
 			in.Operator = []opAction{{BizID: "P2", Seq: 1, RequestID: "p2", Action: "skip", Reason: "r2",
 				Answers: []opAnswer{{Status: 200, Seq: 2, Callback: "skipped"}, {Status: 200, Seq: 2, Repeated: true}}}}

@@ -81,3 +81,36 @@ func TestOperatorActionsAreAudited(t *testing.T) {
 		}
 	})
 }
+
+// TestOperatorActionRecordedOnceAcrossWorkflowTasks: the handler of an
+// operator's Update runs again, at a later workflow time, when the worker
+// that ran it first was killed before completing its workflow task; the
+// audit trail keeps one row per Update. (Chaos found two rows for one
+// retry: the key was the time alone.)
+func TestOperatorActionRecordedOnceAcrossWorkflowTasks(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := newStore(t, b)
+		mustRecord(t, s, policy("A2"), event("A2", 1, 1, "pre_insured"))
+		first := OperatorAction{Action: "retry", By: "ops-bob", Reason: "fixed", At: clock.Add(time.Hour), UpdateID: "upd-1"}
+		again := first
+		again.At = first.At.Add(6 * time.Second) // the handler's second run
+		for _, op := range []OperatorAction{first, again} {
+			if err := s.SetCallbackByOperator(ctx, "A2", 1, "queued", "pending", op); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.OperatorActions(ctx, "A2")
+		if err != nil || len(got) != 1 || !got[0].At.Equal(first.At) {
+			t.Fatalf("operator actions = %+v, %v; want the one retry, at its first time", got, err)
+		}
+		// Another Update (a later retry of the same seq) is another row.
+		later := OperatorAction{Action: "retry", By: "ops-bob", Reason: "again", At: clock.Add(2 * time.Hour), UpdateID: "upd-2"}
+		if err := s.SetCallbackByOperator(ctx, "A2", 1, "queued", "pending", later); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.OperatorActions(ctx, "A2"); err != nil || len(got) != 2 {
+			t.Fatalf("after a second Update: %d rows, %v; want 2", len(got), err)
+		}
+	})
+}

@@ -394,6 +394,10 @@ type OperatorAction struct {
 	By     string // the ingress caller's name or the CLI's OS user; "" when unknown
 	Reason string
 	At     time.Time
+	// UpdateID is the Temporal Update that took the action: with it, a
+	// repeated write (the handler run again after a lost workflow task, at
+	// a later At) keeps one row.
+	UpdateID string
 }
 
 // operatorActions are the actions SetCallbackByOperator takes; the audit
@@ -464,8 +468,8 @@ func (s *Store) setCallback(ctx context.Context, bizID string, seq int64, callba
 		}
 		if op != nil {
 			if _, err := tx.ExecContext(ctx, tx.Rebind(
-				`INSERT INTO operator_actions (biz_id, seq, action, at, by_whom, reason) VALUES (?, ?, ?, ?, ?, ?)
-				ON CONFLICT DO NOTHING`), bizID, seq, op.Action, micros(op.At), cleanText(op.By), cleanText(op.Reason)); err != nil {
+				`INSERT INTO operator_actions (biz_id, seq, action, at, by_whom, reason, update_id) VALUES (?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT DO NOTHING`), bizID, seq, op.Action, micros(op.At), cleanText(op.By), cleanText(op.Reason), op.UpdateID); err != nil {
 				return fmt.Errorf("record operator action: %w", err)
 			}
 		}

@@ -166,9 +166,9 @@ func (s *Store) RecordEvents(ctx context.Context, p Policy, events ...Event) err
 // insuranceflow replaced: each event must have the callback "imported", and
 // gets an "import" row in the audit trail (operator_actions) saying who
 // imported it and when, in the same transaction. Recording the same call
-// again changes nothing (the audit row's key includes the time, which the
-// workflow repeats exactly).
-func (s *Store) RecordImported(ctx context.Context, p Policy, events []Event, by string, at time.Time) error {
+// again changes nothing: the audit row's key is the import's Update
+// (updateID), or its time when updateID is "".
+func (s *Store) RecordImported(ctx context.Context, p Policy, events []Event, by string, at time.Time, updateID string) error {
 	for _, e := range events {
 		if e.Callback != CallbackImported {
 			return fmt.Errorf("record imported events for biz_id %q: %w", p.BizID,
@@ -181,7 +181,7 @@ func (s *Store) RecordImported(ctx context.Context, p Policy, events []Event, by
 	if err := checkTexts(field{"importer", by}); err != nil {
 		return fmt.Errorf("record imported events for biz_id %q: %w", p.BizID, err)
 	}
-	return s.recordEvents(ctx, p, events, &OperatorAction{Action: ActionImport, By: by, At: at})
+	return s.recordEvents(ctx, p, events, &OperatorAction{Action: ActionImport, By: by, At: at, UpdateID: updateID})
 }
 
 func (s *Store) recordEvents(ctx context.Context, p Policy, events []Event, audit *OperatorAction) error {
@@ -204,8 +204,8 @@ func (s *Store) recordEvents(ctx context.Context, p Policy, events []Event, audi
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, tx.Rebind(
-				`INSERT INTO operator_actions (biz_id, seq, action, at, by_whom, reason) VALUES (?, ?, ?, ?, ?, ?)
-				ON CONFLICT DO NOTHING`), e.BizID, e.Seq, audit.Action, micros(audit.At), cleanText(audit.By), ""); err != nil {
+				`INSERT INTO operator_actions (biz_id, seq, action, at, by_whom, reason, update_id) VALUES (?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT DO NOTHING`), e.BizID, e.Seq, audit.Action, micros(audit.At), cleanText(audit.By), "", audit.UpdateID); err != nil {
 				return fmt.Errorf("record the import of seq %d: %w", e.Seq, err)
 			}
 		}

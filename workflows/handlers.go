@@ -316,7 +316,8 @@ func (p *policy) recordOperatorAction(ctx workflow.Context, head Callback, actio
 		Policy:   p.policyRecord(after),
 		Events:   []activities.EventRecord{eventRecord(head, EventParked)},
 		Callback: &activities.CallbackChange{Seq: head.Seq, Callback: string(to), PolicyCallbackState: string(after)},
-		Operator: &activities.OperatorRecord{Action: action, By: req.By, Reason: req.Reason, At: workflow.Now(ctx)},
+		Operator: &activities.OperatorRecord{Action: action, By: req.By, Reason: req.Reason, At: workflow.Now(ctx),
+			UpdateID: workflow.GetCurrentUpdateInfo(ctx).ID},
 	})
 	if err != nil {
 		p.logger.Error("operator action not recorded", "seq", head.Seq, "callback", to, "error", err)

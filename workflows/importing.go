@@ -433,7 +433,7 @@ func (p *policy) importEvents(ctx workflow.Context, req ImportRequest) (ImportRe
 	err := p.recordCallbacksFor(ctx, importRecordBudget, fmt.Sprintf("record %d imported events", len(imported)), activities.RecordInput{
 		Policy: p.policyRecord(p.callbackState()),
 		Events: imported,
-		Import: &activities.ImportRecord{By: req.By, At: workflow.Now(ctx)},
+		Import: &activities.ImportRecord{By: req.By, At: workflow.Now(ctx), UpdateID: workflow.GetCurrentUpdateInfo(ctx).ID},
 	})
 	if err != nil {
 		// The events are the policy's now (a repeated import answers them
