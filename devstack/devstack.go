@@ -528,8 +528,28 @@ func (s *Stack) StartTemporal(ctx context.Context) error {
 	if p := s.proc(ProcTemporal); p != nil && p.running() {
 		return fmt.Errorf("devstack: the Temporal dev server is already running (pid %d)", p.pid())
 	}
+	args := slices.Clone(s.devServer)
+	if s.proc(ProcTemporal) != nil {
+		// A restart (an outage test, chaos): the gRPC and metrics ports
+		// must stay, clients and scrapers know them; the UI and HTTP API
+		// ports nobody uses get fresh ones, since another process may have
+		// taken the old ones while the server was down (seen in CI: "bind:
+		// address already in use" on the HTTP port, and no server).
+		ports, err := freePorts(2)
+		if err != nil {
+			return err
+		}
+		for i := 0; i+1 < len(args); i++ {
+			switch args[i] {
+			case "--ui-port":
+				args[i+1] = fmt.Sprint(ports[0])
+			case "--http-port":
+				args[i+1] = fmt.Sprint(ports[1])
+			}
+		}
+	}
 	fmt.Fprintf(s.opts.Log, "devstack: starting the Temporal dev server on %s\n", s.TemporalAddress)
-	p, err := s.spawn(ProcTemporal, nil, s.opts.TemporalBin, s.devServer...)
+	p, err := s.spawn(ProcTemporal, nil, s.opts.TemporalBin, args...)
 	if err != nil {
 		return err
 	}
