@@ -23,14 +23,13 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Name is the instrumentation scope of insuranceflow's own spans.
 const Name = "github.com/insuranceflow/insuranceflow"
 
 // Tracing is what a process traces with. The zero value is not usable;
-// build one with Setup, New or Disabled.
+// build one with Setup or New.
 type Tracing struct {
 	provider   trace.TracerProvider
 	propagator propagation.TextMapPropagator
@@ -50,9 +49,6 @@ func New(provider trace.TracerProvider) *Tracing {
 	return &Tracing{provider: provider, propagator: Propagator(), shutdown: func(context.Context) error { return nil }}
 }
 
-// Disabled traces nothing but still propagates a caller's trace context.
-func Disabled() *Tracing { return New(noop.NewTracerProvider()) }
-
 // exportVars are the variables that turn export on. OTEL_TRACES_EXPORTER
 // alone decides which exporter; an OTLP endpoint alone means OTLP.
 var exportVars = []string{
@@ -60,22 +56,6 @@ var exportVars = []string{
 	"OTEL_EXPORTER_OTLP_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 }
-
-// EnvVars are the standard OpenTelemetry variables a process reads, for
-// launchers that give processes an explicit environment.
-var EnvVars = append([]string{
-	"OTEL_SERVICE_NAME",
-	"OTEL_RESOURCE_ATTRIBUTES",
-	"OTEL_EXPORTER_OTLP_PROTOCOL",
-	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-	"OTEL_EXPORTER_OTLP_HEADERS",
-	"OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-	"OTEL_EXPORTER_OTLP_INSECURE",
-	"OTEL_EXPORTER_OTLP_TIMEOUT",
-	"OTEL_BSP_SCHEDULE_DELAY",
-	"OTEL_TRACES_SAMPLER",
-	"OTEL_TRACES_SAMPLER_ARG",
-}, exportVars...)
 
 // Setup builds the process's tracer provider. It always records spans (so
 // trace ids exist for logs and answers) and exports them only when the
@@ -125,9 +105,6 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (*Tr
 
 // Exporting names the exporter in use, "" when spans are not exported.
 func (t *Tracing) Exporting() string { return t.exporting }
-
-// Provider is the tracer provider.
-func (t *Tracing) Provider() trace.TracerProvider { return t.provider }
 
 // Tracer is insuranceflow's own tracer (store calls, TOP calls).
 func (t *Tracing) Tracer() trace.Tracer { return t.provider.Tracer(Name) }
