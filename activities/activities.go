@@ -181,9 +181,9 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	// means Temporal gave up on this attempt and retried it meanwhile.
 	began := a.now()
 	attempt := in.AttemptOffset + int(activity.GetInfo(ctx).Attempt)
-	// Heartbeat before anything else, so slow store writes below cannot
-	// outlast the heartbeat timeout unnoticed; the heartbeats say which
-	// attempt number this is, once the store has granted it.
+	// Heartbeating starts before anything else, so slow store writes below
+	// cannot outlast the heartbeat timeout unnoticed; the heartbeats say
+	// which attempt number this is, once the store has granted it.
 	hb := a.heartbeat(ctx, attempt)
 	defer hb.stop()
 	payload, err := in.Event.APIJSON()
@@ -213,19 +213,12 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 		EndorsementsAfter: in.EndorsementsAfter,
 		Callback:          "sending",
 	}
-	sctx, end := a.span(ctx, "store.RecordEvents")
-	err = a.Store.RecordEvents(sctx, policy, event)
+	started := a.now()
+	sctx, end := a.span(ctx, "store.BeginDelivery")
+	grant, err := a.Store.BeginDelivery(sctx, policy, event, attempt, began, started)
 	end(err)
 	if err != nil {
 		return DeliverResult{}, a.storeFailure(attempt, "record event", err)
-	}
-
-	started := a.now()
-	sctx, end = a.span(ctx, "store.BeginAttempt")
-	grant, err := a.Store.BeginAttempt(sctx, in.BizID, in.Seq, attempt, began, started)
-	end(err)
-	if err != nil {
-		return DeliverResult{}, a.storeFailure(attempt, "record attempt start", err)
 	}
 	switch {
 	case grant.Delivered != nil:
@@ -249,20 +242,25 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	}
 	attempt = grant.Attempt
 	hb.set(attempt)
-	// The last look before TOP: if this attempt's heartbeats stopped
-	// reaching Temporal for longer than its heartbeat timeout, this
-	// heartbeat does reach it, and is answered by cancelling ctx.
-	if hb.on {
-		activity.RecordHeartbeat(ctx, hb.details()...)
-	}
 	if ctx.Err() != nil {
 		return DeliverResult{}, superseded(attempt, "Temporal gave up on this attempt before it called TOP")
 	}
-	// The fence's second look, after the wait for a TOP call slot and
-	// right before the call: the heartbeat above may have been batched
-	// (the SDK sends one per 80% of the timeout), and the worker may have
-	// been frozen meanwhile; the store knows whether a later attempt began.
-	fence := func() error {
+	// The last look before TOP, right before the call (after a wait for a
+	// TOP call slot, if there was one). An attempt that is still fresh
+	// (see fresh) cannot have been given up on, and BeginDelivery's look
+	// at the store was a moment ago: repeating either would only add a
+	// round trip to every callback's latency. Otherwise the worker may
+	// have been frozen or the wait long: a heartbeat reaches Temporal
+	// (unless the SDK batches it: it sends one per 80% of the timeout),
+	// and is answered by cancelling ctx; and the store knows whether a
+	// later attempt began meanwhile.
+	fence := func(waited bool) error {
+		if !waited && a.fresh(ctx) {
+			return nil
+		}
+		if hb.on {
+			activity.RecordHeartbeat(ctx, hb.details()...)
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("attempt %d superseded: Temporal gave up on it", attempt)
 		}
@@ -398,12 +396,17 @@ func (h *heartbeater) details() []any {
 	return []any{int(h.attempt.Load()), h.phase.Load()}
 }
 
-// heartbeat heartbeats the attempt's number at once and then every
-// interval until stop is called; stop returns once the heartbeating
-// goroutine has ended, so nothing heartbeats after the activity returned.
-// The first heartbeat reaches Temporal straight away (the SDK batches only
-// later ones), so an attempt that Temporal already gave up on learns so
-// before it writes anything: the SDK cancels ctx.
+// heartbeat heartbeats the attempt's number every interval until stop is
+// called; stop returns once the heartbeating goroutine has ended, so
+// nothing heartbeats after the activity returned.
+//
+// An attempt that is not fresh (see fresh) heartbeats at once, before it
+// writes anything: the SDK sends a first heartbeat straight away (it
+// batches only later ones), so an attempt that Temporal already gave up on
+// learns so here, the SDK cancelling ctx. A fresh one does not: its first
+// heartbeat is due one interval on (a quarter of the heartbeat timeout),
+// and a callback delivered before then costs Temporal no heartbeat at all,
+// and its latency no round trip.
 func (a *Activities) heartbeat(ctx context.Context, attempt int) *heartbeater {
 	h := &heartbeater{stop: func() {}}
 	h.set(attempt)
@@ -413,7 +416,9 @@ func (a *Activities) heartbeat(ctx context.Context, attempt int) *heartbeater {
 		return h
 	}
 	h.on = true
-	activity.RecordHeartbeat(ctx, h.details()...)
+	if !a.fresh(ctx) {
+		activity.RecordHeartbeat(ctx, h.details()...)
+	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -435,6 +440,27 @@ func (a *Activities) heartbeat(ctx context.Context, attempt int) *heartbeater {
 		wg.Wait()
 	}
 	return h
+}
+
+// fresh reports whether Temporal cannot have given up on this attempt: it
+// started (by the server's clock) less than half its heartbeat timeout ago,
+// so neither that timeout nor the longer start-to-close one can have
+// passed, and the workflow never cancels a delivery. The half leaves room
+// for the clocks of worker and server to differ; the SDK relies on them
+// agreeing anyway, as it sets ctx's deadline from the server's times. An
+// attempt without a heartbeat timeout, or whose start is unknown, is never
+// fresh.
+func (a *Activities) fresh(ctx context.Context) bool {
+	info := activity.GetInfo(ctx)
+	return freshAt(time.Now(), info.StartedTime, info.HeartbeatTimeout)
+}
+
+// freshAt is fresh's rule: now is the worker's clock, started the server's.
+func freshAt(now, started time.Time, heartbeatTimeout time.Duration) bool {
+	if heartbeatTimeout <= 0 || started.IsZero() {
+		return false
+	}
+	return now.Sub(started) < heartbeatTimeout/2
 }
 
 // heartbeatInterval is how often to heartbeat: configured if set, else a

@@ -790,3 +790,30 @@ func TestDeliverCallbackSkippedIsNeitherSentNorParked(t *testing.T) {
 		t.Fatalf("TOP called %d times, want only the first attempt", n)
 	}
 }
+
+// TestFreshAttempts: an attempt skips its first heartbeat and the store's
+// second look only while Temporal cannot have given up on it.
+func TestFreshAttempts(t *testing.T) {
+	start := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		now     time.Time
+		started time.Time
+		timeout time.Duration
+		want    bool
+	}{
+		{"just started", start.Add(3 * time.Millisecond), start, 10 * time.Second, true},
+		{"worker clock a little behind the server's", start.Add(-time.Second), start, 10 * time.Second, true},
+		{"half the heartbeat timeout gone (a frozen worker, a slow store)", start.Add(5 * time.Second), start, 10 * time.Second, false},
+		{"past the heartbeat timeout", start.Add(11 * time.Second), start, 10 * time.Second, false},
+		{"no heartbeat timeout", start, start, 0, false},
+		{"start unknown", start, time.Time{}, 10 * time.Second, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := freshAt(tt.now, tt.started, tt.timeout); got != tt.want {
+				t.Errorf("freshAt = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

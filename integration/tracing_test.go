@@ -223,7 +223,7 @@ func TestOneEventIsOneTrace(t *testing.T) {
 	if answer != "00-"+traceID+"-"+hex.EncodeToString(root.SpanId)+"-01" {
 		t.Errorf("answer traceparent %q is not the ingress span %x", answer, root.SpanId)
 	}
-	for _, name := range []string{"store.RecordEvents", "store.BeginAttempt", "store.RecordAttempt", "HandleUpdate:report"} {
+	for _, name := range []string{"store.BeginDelivery", "store.RecordAttempt", "HandleUpdate:report"} {
 		if len(v.named(name)) == 0 {
 			t.Errorf("no %s span in the event's trace (spans: %v)", name, v.names())
 		}

@@ -60,87 +60,119 @@ func (s *Store) BeginAttempt(ctx context.Context, bizID string, seq int64, reque
 		return Grant{}, fmt.Errorf("begin attempt %d of biz_id %q seq %d: %w", requested, bizID, seq, err)
 	}
 	var g Grant
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		g = Grant{}
-		var ev struct {
-			Callback    string        `db:"callback"`
-			DeliveredAt sql.NullInt64 `db:"delivered_at"`
-		}
-		err := tx.GetContext(ctx, &ev, tx.Rebind(`SELECT callback, delivered_at FROM events WHERE biz_id = ? AND seq = ?`), bizID, seq)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("event %w", ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("look up event: %w", err)
-		}
-		var rows []struct {
-			Attempt      int    `db:"attempt"`
-			StartedAt    int64  `db:"started_at"`
-			Class        string `db:"class"`
-			TOPRequestID string `db:"top_request_id"`
-			DurationUS   int64  `db:"duration_us"`
-		}
-		if err := tx.SelectContext(ctx, &rows, tx.Rebind(
-			`SELECT attempt, started_at, class, top_request_id, duration_us FROM attempts
-			WHERE biz_id = ? AND seq = ? ORDER BY attempt`), bizID, seq); err != nil {
-			return fmt.Errorf("read recorded attempts: %w", err)
-		}
-		switch ev.Callback {
-		case "delivered":
-			d := &Delivery{}
-			if ev.DeliveredAt.Valid {
-				d.DeliveredAt = fromMicros(ev.DeliveredAt.Int64)
-			}
-			for _, r := range rows {
-				if r.Class == ClassDelivered {
-					d.Attempt, d.TOPRequestID = r.Attempt, r.TOPRequestID
-					break
-				}
-			}
-			g.Delivered = d
-			return nil
-		case "skipped", CallbackImported:
-			// An imported event was reported by the system insuranceflow
-			// replaced: it is never sent.
-			g.Skipped = true
-			return nil
-		}
-		highest := 0
-		recorded := make(map[int]bool, len(rows))
-		for _, r := range rows {
-			// ClassLost rows carry the time a later attempt started, not
-			// their own, so they say nothing about who began last.
-			if r.Class != ClassLost && fromMicros(r.StartedAt).After(began) {
-				g.Superseded = true
-				return nil
-			}
-			highest = max(highest, r.Attempt)
-			recorded[r.Attempt] = true
-		}
-		n := requested
-		if recorded[n] || n <= highest {
-			n = highest + 1
-		}
-		for k := 1; k <= n; k++ {
-			class, detail := ClassLost, LostAttemptDetail
-			if k == n {
-				class, detail = ClassStarted, ""
-			} else if recorded[k] {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, tx.Rebind(insertAttemptMarker),
-				bizID, seq, k, micros(startedAt), class, detail); err != nil {
-				return fmt.Errorf("insert %s attempt %d: %w", class, k, err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, tx.Rebind(updateEventAttemptCount), n, n, bizID, seq); err != nil {
-			return fmt.Errorf("update event: %w", err)
-		}
-		g.Attempt = n
-		return nil
+	err := s.inTx(ctx, func(tx *sqlx.Tx) (err error) {
+		g, err = beginAttemptTx(ctx, tx, bizID, seq, requested, began, startedAt)
+		return err
 	})
 	if err != nil {
 		return Grant{}, fmt.Errorf("begin attempt %d of biz_id %q seq %d: %w", requested, bizID, seq, err)
+	}
+	return g, nil
+}
+
+// beginAttemptTx is BeginAttempt's reads and writes, in tx.
+func beginAttemptTx(ctx context.Context, tx *sqlx.Tx, bizID string, seq int64, requested int, began, startedAt time.Time) (Grant, error) {
+	var ev struct {
+		Callback    string        `db:"callback"`
+		DeliveredAt sql.NullInt64 `db:"delivered_at"`
+	}
+	err := tx.GetContext(ctx, &ev, tx.Rebind(`SELECT callback, delivered_at FROM events WHERE biz_id = ? AND seq = ?`), bizID, seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Grant{}, fmt.Errorf("event %w", ErrNotFound)
+	}
+	if err != nil {
+		return Grant{}, fmt.Errorf("look up event: %w", err)
+	}
+	var rows []struct {
+		Attempt      int    `db:"attempt"`
+		StartedAt    int64  `db:"started_at"`
+		Class        string `db:"class"`
+		TOPRequestID string `db:"top_request_id"`
+		DurationUS   int64  `db:"duration_us"`
+	}
+	if err := tx.SelectContext(ctx, &rows, tx.Rebind(
+		`SELECT attempt, started_at, class, top_request_id, duration_us FROM attempts
+		WHERE biz_id = ? AND seq = ? ORDER BY attempt`), bizID, seq); err != nil {
+		return Grant{}, fmt.Errorf("read recorded attempts: %w", err)
+	}
+	switch ev.Callback {
+	case "delivered":
+		d := &Delivery{}
+		if ev.DeliveredAt.Valid {
+			d.DeliveredAt = fromMicros(ev.DeliveredAt.Int64)
+		}
+		for _, r := range rows {
+			if r.Class == ClassDelivered {
+				d.Attempt, d.TOPRequestID = r.Attempt, r.TOPRequestID
+				break
+			}
+		}
+		return Grant{Delivered: d}, nil
+	case "skipped", CallbackImported:
+		// An imported event was reported by the system insuranceflow
+		// replaced: it is never sent.
+		return Grant{Skipped: true}, nil
+	}
+	highest := 0
+	recorded := make(map[int]bool, len(rows))
+	for _, r := range rows {
+		// ClassLost rows carry the time a later attempt started, not
+		// their own, so they say nothing about who began last.
+		if r.Class != ClassLost && fromMicros(r.StartedAt).After(began) {
+			return Grant{Superseded: true}, nil
+		}
+		highest = max(highest, r.Attempt)
+		recorded[r.Attempt] = true
+	}
+	n := requested
+	if recorded[n] || n <= highest {
+		n = highest + 1
+	}
+	for k := 1; k <= n; k++ {
+		class, detail := ClassLost, LostAttemptDetail
+		if k == n {
+			class, detail = ClassStarted, ""
+		} else if recorded[k] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(insertAttemptMarker),
+			bizID, seq, k, micros(startedAt), class, detail); err != nil {
+			return Grant{}, fmt.Errorf("insert %s attempt %d: %w", class, k, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, tx.Rebind(updateEventAttemptCount), n, n, bizID, seq); err != nil {
+		return Grant{}, fmt.Errorf("update event: %w", err)
+	}
+	return Grant{Attempt: n}, nil
+}
+
+// BeginDelivery is RecordEvents of one event followed by BeginAttempt of
+// its callback, in one transaction: what every attempt does before it may
+// call TOP. One transaction is one commit (one fsync with SQLite) on the
+// path from an event's acceptance to its callback, instead of two; the
+// answers and the rows written are those of the two calls made in turn.
+func (s *Store) BeginDelivery(ctx context.Context, p Policy, e Event, requested int, began, startedAt time.Time) (Grant, error) {
+	a := Attempt{BizID: e.BizID, Seq: e.Seq, Attempt: requested, StartedAt: startedAt, Class: ClassStarted}
+	if a.BizID == "" {
+		a.BizID = p.BizID
+	}
+	if err := validateAttempt(a); err != nil {
+		return Grant{}, fmt.Errorf("begin delivery of biz_id %q seq %d: %w", a.BizID, a.Seq, err)
+	}
+	p, events, err := s.prepareRecord(p, []Event{e})
+	if err != nil {
+		return Grant{}, fmt.Errorf("begin delivery of biz_id %q seq %d: %w", a.BizID, a.Seq, err)
+	}
+	var g Grant
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := recordEventsTx(ctx, tx, p, events, nil); err != nil {
+			return err
+		}
+		g, err = beginAttemptTx(ctx, tx, a.BizID, a.Seq, requested, began, startedAt)
+		return err
+	})
+	if err != nil {
+		return Grant{}, fmt.Errorf("begin delivery of biz_id %q seq %d: %w", a.BizID, a.Seq, err)
 	}
 	return g, nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -111,6 +112,50 @@ func TestOperatorActionRecordedOnceAcrossWorkflowTasks(t *testing.T) {
 		}
 		if got, err := s.OperatorActions(ctx, "A2"); err != nil || len(got) != 2 {
 			t.Fatalf("after a second Update: %d rows, %v; want 2", len(got), err)
+		}
+	})
+}
+
+// TestBeginDeliveryIsRecordAndBegin: BeginDelivery records the event and
+// begins its attempt in one transaction, with the answers and rows of
+// RecordEvents then BeginAttempt; a conflicting event begins nothing.
+func TestBeginDeliveryIsRecordAndBegin(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := newStore(t, b)
+		e := event("D1", 1, 1, "pre_insured")
+		e.Callback = "sending"
+		g, err := s.BeginDelivery(ctx, policy("D1"), e, 1, clock, clock)
+		if err != nil || g.Attempt != 1 || g.Superseded || g.Skipped || g.Delivered != nil {
+			t.Fatalf("first BeginDelivery = %+v, %v; want attempt 1 granted", g, err)
+		}
+		// The same event again (the next attempt) records nothing new and
+		// never hands out a number twice.
+		g, err = s.BeginDelivery(ctx, policy("D1"), e, 1, clock.Add(time.Second), clock.Add(time.Second))
+		if err != nil || g.Attempt != 2 {
+			t.Fatalf("second BeginDelivery = %+v, %v; want attempt 2", g, err)
+		}
+		events, err := s.Events(ctx, "D1")
+		if err != nil || len(events) != 1 || events[0].Attempts != 2 || events[0].Callback != "sending" {
+			t.Fatalf("events = %+v, %v; want the one event, 2 attempts", events, err)
+		}
+		if err := s.RecordAttempt(ctx, Attempt{BizID: "D1", Seq: 1, Attempt: 2, StartedAt: clock.Add(time.Second),
+			Duration: time.Millisecond, Class: ClassDelivered, TOPRequestID: "top-1"}); err != nil {
+			t.Fatal(err)
+		}
+		g, err = s.BeginDelivery(ctx, policy("D1"), e, 3, clock.Add(time.Minute), clock.Add(time.Minute))
+		if err != nil || g.Delivered == nil || g.Delivered.Attempt != 2 || g.Delivered.TOPRequestID != "top-1" || g.Attempt != 0 {
+			t.Fatalf("BeginDelivery after delivery = %+v, %v; want the delivery by attempt 2, nothing granted", g, err)
+		}
+		// Another request id under seq 1: a conflict, and no attempt row.
+		other := e
+		other.RequestID = "r-other"
+		other.Seq = 1
+		if _, err := s.BeginDelivery(ctx, policy("D1"), other, 1, clock, clock); !errors.As(err, new(*EventConflictError)) {
+			t.Fatalf("conflicting BeginDelivery: %v, want an EventConflictError", err)
+		}
+		if got, err := s.Attempts(ctx, "D1"); err != nil || len(got) != 2 {
+			t.Fatalf("attempts = %+v, %v; want the two of before", got, err)
 		}
 	})
 }

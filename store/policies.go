@@ -189,30 +189,33 @@ func (s *Store) recordEvents(ctx context.Context, p Policy, events []Event, audi
 	if err != nil {
 		return fmt.Errorf("record events for biz_id %q: %w", p.BizID, err)
 	}
-	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, tx.Rebind(upsertPolicy),
-			p.BizID, p.State, p.InsuranceType, p.PolicyNumber, p.Endorsements, p.LastSeq,
-			p.LastOccurredAt, p.CallbackState, micros(p.CreatedAt), micros(p.UpdatedAt),
-		); err != nil {
-			return fmt.Errorf("upsert policy: %w", err)
-		}
-		for _, e := range events {
-			if err := insertEventTx(ctx, tx, e); err != nil {
-				return err
-			}
-			if audit == nil {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, tx.Rebind(
-				`INSERT INTO operator_actions (biz_id, seq, action, at, by_whom, reason, update_id) VALUES (?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT DO NOTHING`), e.BizID, e.Seq, audit.Action, micros(audit.At), cleanText(audit.By), "", audit.UpdateID); err != nil {
-				return fmt.Errorf("record the import of seq %d: %w", e.Seq, err)
-			}
-		}
-		return nil
-	})
+	err = s.inTx(ctx, func(tx *sqlx.Tx) error { return recordEventsTx(ctx, tx, p, events, audit) })
 	if err != nil {
 		return fmt.Errorf("record events for biz_id %q: %w", p.BizID, err)
+	}
+	return nil
+}
+
+// recordEventsTx is recordEvents' writes, in tx, for a prepared call.
+func recordEventsTx(ctx context.Context, tx *sqlx.Tx, p Policy, events []Event, audit *OperatorAction) error {
+	if _, err := tx.ExecContext(ctx, tx.Rebind(upsertPolicy),
+		p.BizID, p.State, p.InsuranceType, p.PolicyNumber, p.Endorsements, p.LastSeq,
+		p.LastOccurredAt, p.CallbackState, micros(p.CreatedAt), micros(p.UpdatedAt),
+	); err != nil {
+		return fmt.Errorf("upsert policy: %w", err)
+	}
+	for _, e := range events {
+		if err := insertEventTx(ctx, tx, e); err != nil {
+			return err
+		}
+		if audit == nil {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(
+			`INSERT INTO operator_actions (biz_id, seq, action, at, by_whom, reason, update_id) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`), e.BizID, e.Seq, audit.Action, micros(audit.At), cleanText(audit.By), "", audit.UpdateID); err != nil {
+			return fmt.Errorf("record the import of seq %d: %w", e.Seq, err)
+		}
 	}
 	return nil
 }
