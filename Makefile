@@ -173,6 +173,6 @@ bench-cluster:
 bench-cluster-readme:
 	CLUSTER_RUN=bench TEST_CLUSTER_DB_PREFIX=temporal_bench BENCH_FLAGS="-update-readme $(BENCH_FLAGS)" ./scripts/test-cluster.sh
 
-## microbench: go test -bench for signing (top), validation (insurance) and the FSM (fsm)
+## microbench: go test -bench for signing (top), validation (insurance), the FSM (fsm) and a callback's store writes (store)
 microbench:
-	$(GO) test -run '^$$' -bench . -benchmem ./top ./insurance ./fsm
+	$(GO) test -run '^$$' -bench . -benchmem ./top ./insurance ./fsm ./store

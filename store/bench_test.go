@@ -1,0 +1,37 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// BenchmarkDeliveryWrites is what one delivered callback costs the SQLite
+// store: BeginDelivery before the TOP call, RecordAttempt after it.
+// (make microbench)
+func BenchmarkDeliveryWrites(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	i := 0
+	for b.Loop() {
+		i++
+		biz := fmt.Sprintf("BENCH%010d", i)
+		started := time.Now()
+		p := Policy{BizID: biz, State: "pre_insured", InsuranceType: 1, LastSeq: 1, LastOccurredAt: "2026-01-01 00:00:00", CallbackState: "idle"}
+		e := Event{BizID: biz, Seq: 1, RequestID: "r-" + biz, Stage: 1, Status: 1, TimeOfOccurrence: "2026-01-01 00:00:00",
+			Payload: "{}", AcceptedAt: started, StateAfter: "pre_insured", Callback: "sending"}
+		if g, err := s.BeginDelivery(ctx, p, e, 1, started, started); err != nil || g.Attempt != 1 {
+			b.Fatalf("BeginDelivery = %+v, %v", g, err)
+		}
+		if err := s.RecordAttempt(ctx, Attempt{BizID: biz, Seq: 1, Attempt: 1, StartedAt: started,
+			Duration: time.Millisecond, Class: ClassDelivered}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
