@@ -31,8 +31,18 @@ type loadResult struct {
 	EventsPerSec     float64     `json:"events_accepted_per_sec"` // start → last acceptance
 	Accept           Percentiles `json:"accept_latency"`
 	Delivery         Percentiles `json:"delivery_latency,omitzero"`
-	Resends          int64       `json:"resends"`          // events re-sent after a 503 or a broken connection
-	Errors           []string    `json:"errors,omitempty"` // the first few
+	Resends          int64       `json:"resends"` // events re-sent after a 503 or a broken connection
+	// ServerCPUMSPerLifecycle is the Temporal dev server's CPU time during
+	// the phase per completed lifecycle; 0 = not measured (an external
+	// server). On a machine whose CPU the server saturates first, this is
+	// what sets the throughput.
+	ServerCPUMSPerLifecycle float64 `json:"temporal_server_cpu_ms_per_lifecycle,omitempty"`
+	// HeartbeatsPerLifecycle is the activity heartbeats the server
+	// received during the phase per completed lifecycle: Temporal Cloud
+	// bills each as an action, and histories do not show them; -1 =
+	// unknown (no server metrics).
+	HeartbeatsPerLifecycle float64  `json:"heartbeats_per_lifecycle"`
+	Errors                 []string `json:"errors,omitempty"` // the first few
 
 	deliverySamples []time.Duration // for the chart
 }

@@ -682,6 +682,7 @@ type sampleKey struct {
 // for their deliveries.
 func (m *measurer) ingress(ctx context.Context, lcs []lifecycle, name string) (loadResult, []lcRun, error) {
 	var resends atomic.Int64
+	server0 := m.server(ctx)
 	start := time.Now()
 	runs := drive(ctx, lcs, m.c, ingressDriver(m.reports, &resends), newBar(len(lcs), name+": accepted"), nil)
 	if ctx.Err() != nil {
@@ -692,6 +693,7 @@ func (m *measurer) ingress(ctx context.Context, lcs []lifecycle, name string) (l
 		return loadResult{}, runs, err
 	}
 	res := summarise(start, runs, delivery)
+	res.ServerCPUMSPerLifecycle, res.HeartbeatsPerLifecycle = server0.perLifecycle(m.server(ctx), res.Completed)
 	res.Resends = resends.Load()
 	res.deliverySamples = delivery
 	return res, runs, nil
@@ -701,6 +703,7 @@ func (m *measurer) ingress(ctx context.Context, lcs []lifecycle, name string) (l
 // waits for each run to close.
 func (m *measurer) baseline(ctx context.Context, lcs []lifecycle, name string) (loadResult, []lcRun, error) {
 	cs := newCompletions(m.s.Temporal)
+	server0 := m.server(ctx)
 	start := time.Now()
 	runs := drive(ctx, lcs, m.c, baselineDriver(m.s.Temporal), newBar(len(lcs), name+": accepted"),
 		func(i int) { cs.watch(ctx, i, lcs[i].BizID) })
@@ -708,7 +711,47 @@ func (m *measurer) baseline(ctx context.Context, lcs []lifecycle, name string) (
 		return loadResult{}, runs, ctx.Err()
 	}
 	cs.apply(runs)
-	return summarise(start, runs, nil), runs, nil
+	res := summarise(start, runs, nil)
+	res.ServerCPUMSPerLifecycle, res.HeartbeatsPerLifecycle = server0.perLifecycle(m.server(ctx), res.Completed)
+	return res, runs, nil
+}
+
+// serverReading is the Temporal server's CPU time (s) and count of
+// activity heartbeats at one moment; -1 = unknown.
+type serverReading struct{ cpu, heartbeats float64 }
+
+// server reads the dev server's CPU time and the server's heartbeat count.
+func (m *measurer) server(ctx context.Context) serverReading {
+	r := serverReading{cpu: -1, heartbeats: -1}
+	if pid := m.s.TemporalPID(); pid != 0 {
+		if p, err := readProc(pid); err == nil {
+			r.cpu = p.CPUSeconds
+		}
+	}
+	if m.metricsURL != "" {
+		if v, err := heartbeatCounter(ctx, m.metricsURL); err == nil {
+			r.heartbeats = v
+		} else {
+			fmt.Fprintln(barWriter, "bench: heartbeats unknown:", err)
+		}
+	}
+	return r
+}
+
+// perLifecycle is the server CPU (ms, 0 = unknown) and heartbeats (-1 =
+// unknown) from r to after, per completed lifecycle.
+func (r serverReading) perLifecycle(after serverReading, completed int) (cpuMS, heartbeats float64) {
+	heartbeats = -1
+	if completed == 0 {
+		return 0, heartbeats
+	}
+	if r.cpu >= 0 && after.cpu >= 0 {
+		cpuMS = round2((after.cpu - r.cpu) * 1000 / float64(completed))
+	}
+	if r.heartbeats >= 0 && after.heartbeats >= 0 {
+		heartbeats = round2((after.heartbeats - r.heartbeats) / float64(completed))
+	}
+	return cpuMS, heartbeats
 }
 
 // openIngress offers lcs at rate lifecycles/s through reports and waits

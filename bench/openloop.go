@@ -136,6 +136,36 @@ func eagerCounter(ctx context.Context, metricsURL string) (float64, error) {
 	return v[0], nil
 }
 
+// heartbeatCounter reads how many activity heartbeats the Temporal
+// server's frontend has received (its service_requests counter for
+// RecordActivityTaskHeartbeat), outside the server's own namespace.
+func heartbeatCounter(ctx context.Context, metricsURL string) (float64, error) {
+	body, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	sum := 0.0
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "service_requests{") || !strings.Contains(line, `operation="RecordActivityTaskHeartbeat"`) ||
+			!strings.Contains(line, `service_name="frontend"`) || strings.Contains(line, `namespace="temporal_system"`) {
+			continue
+		}
+		fields := strings.Fields(line[strings.LastIndexByte(line, '}')+1:])
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil || math.IsNaN(v) {
+			return 0, fmt.Errorf("metric service_requests: value %q is not a number", fields[0])
+		}
+		sum += v
+	}
+	return sum, sc.Err()
+}
+
 // The worker's histograms that say where a callback's time goes: the
 // whole DeliverCallback activity (the SDK's) and the TOP call in it.
 var workerTimingSeries = []string{
@@ -159,6 +189,21 @@ func workerTiming(before, after []float64) (activityMS, topCallMS float64) {
 // scrapeSums reads a Prometheus endpoint once and returns, for each name,
 // the sum of its samples.
 func scrapeSums(ctx context.Context, url string, names ...string) ([]float64, error) {
+	body, err := scrape(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, len(names))
+	for i, n := range names {
+		if out[i], err = sumCounter(bufio.NewScanner(bytes.NewReader(body)), n); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// scrape reads a Prometheus endpoint once.
+func scrape(ctx context.Context, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -175,13 +220,7 @@ func scrapeSums(ctx context.Context, url string, names ...string) ([]float64, er
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
-	out := make([]float64, len(names))
-	for i, n := range names {
-		if out[i], err = sumCounter(bufio.NewScanner(bytes.NewReader(body)), n); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return body, nil
 }
 
 // sumCounter adds the samples of the counter name (with or without the

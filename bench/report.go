@@ -75,8 +75,11 @@ func targets(r *results) []target {
 					Got: l.DeliveryP99.Median, Pass: l.DeliveryP99.Median <= wantDeliveryP99MS})
 		}
 	}
-	t = append(t, target{Name: "Temporal actions per 5-event lifecycle", Want: fmt.Sprintf("≤ %g", wantActions), Got: r.Actions.PerLifecycle5,
-		Pass: r.Actions.PerLifecycle5 > 0 && r.Actions.PerLifecycle5 <= wantActions})
+	// Heartbeats are billed as actions but are not in the histories the
+	// count comes from: the server's count of them is added.
+	actions := round2(r.Actions.PerLifecycle5 + r.Insuranceflow.HeartbeatsPerLifecycle)
+	t = append(t, target{Name: "Temporal actions per 5-event lifecycle (heartbeats included)", Want: fmt.Sprintf("≤ %g", wantActions), Got: actions,
+		Pass: r.Actions.PerLifecycle5 > 0 && actions <= wantActions})
 	if r.Open != nil && r.Open.Judged {
 		t = append(t, target{Name: "worker RSS sub-linear in open policies", Want: fmt.Sprintf("growth(100%%) ÷ growth(25%%) < %g", subLinearLimit),
 			Got: r.Open.GrowthRatio, Pass: r.Open.SubLinear && r.Open.Failed == 0})
@@ -151,7 +154,7 @@ func openLoopMarkdown(r *results) string {
 		call := medianOf(l.Insuranceflow, func(o openRun) float64 { return o.TOPCallMeanMS })
 		if act > 0 {
 			fmt.Fprintf(&b, "\nWhere a callback's time goes at 50 %% load (the worker's own histograms, mean, median of the rounds): the DeliverCallback activity takes %.1f ms, "+
-				"of which the TOP call (signing, HTTP to topsim and back) %.1f ms; the other %.1f ms are its heartbeat, the store writes and fence before the call and the record after it.\n",
+				"of which the TOP call (signing, HTTP to topsim and back) %.1f ms; the other %.1f ms are the store transaction before the call (the event, the attempt's start and the fence) and the record after it, and a heartbeat only for an attempt that is not fresh or waited for a TOP_QPS slot.\n",
 				act, call, act-call)
 		}
 	}
@@ -181,6 +184,14 @@ func markdown(r *results) string {
 	fmt.Fprintf(&b, "| Temporal actions per 5-event lifecycle | %.2f | %.2f | %.2f |\n", r.Actions.PerLifecycle5, r.Actions.Baseline5, ratio(r.Actions.PerLifecycle5, r.Actions.Baseline5))
 	if r.Actions.PerLifecycle6 > 0 {
 		fmt.Fprintf(&b, "| Temporal actions per 6-event lifecycle (failure, then retry) | %.2f | | |\n", r.Actions.PerLifecycle6)
+	}
+	if o.HeartbeatsPerLifecycle >= 0 {
+		fmt.Fprintf(&b, "| activity heartbeats per lifecycle (the server's count; billed as actions, not in histories) | %.2f | %.2f | |\n",
+			o.HeartbeatsPerLifecycle, bl.HeartbeatsPerLifecycle)
+	}
+	if o.ServerCPUMSPerLifecycle > 0 {
+		fmt.Fprintf(&b, "| Temporal dev server CPU ms per lifecycle | %.1f | %.1f | %.2f |\n",
+			o.ServerCPUMSPerLifecycle, bl.ServerCPUMSPerLifecycle, ratio(o.ServerCPUMSPerLifecycle, bl.ServerCPUMSPerLifecycle))
 	}
 	fmt.Fprintf(&b, "| history events / bytes per 5-event lifecycle | %.1f / %.0f | | |\n", r.Actions.HistoryEvents5, r.Actions.HistoryBytes5)
 	fmt.Fprintf(&b, "| store rows / bytes per lifecycle | %.1f / %.0f | | |\n", r.Store.RowsPerLifecycle, r.Store.BytesPerLifecycle)

@@ -504,6 +504,15 @@ func (s *Stack) WorkerPID() int {
 	return 0
 }
 
+// TemporalPID is the Temporal dev server's process id, 0 when the stack
+// uses an external server or the dev server is not running.
+func (s *Stack) TemporalPID() int {
+	if p := s.proc(ProcTemporal); p != nil && p.running() {
+		return p.pid()
+	}
+	return 0
+}
+
 // StopTemporal stops the dev server (SIGTERM, then waits); its SQLite file
 // stays for StartTemporal. It fails with an external server.
 func (s *Stack) StopTemporal() error {
