@@ -9,19 +9,18 @@ import (
 	"time"
 )
 
-// TestFailedRunWritesNoReadmeSection: the README's Performance section is
-// the project's claim that its targets hold, so a run that missed one
-// leaves the section as it was (the figures are in bench-results/) and
-// says so.
-func TestFailedRunWritesNoReadmeSection(t *testing.T) {
+// TestCompletedRunWritesItsReadmeSection: the README's Performance
+// section shows the latest completed run, and one that missed a target
+// names the miss at its top.
+func TestCompletedRunWritesItsReadmeSection(t *testing.T) {
 	const before = "a\n" + readmeStart + "\nold section\n" + readmeEnd + "\nb\n"
 	for _, tt := range []struct {
-		name  string
-		pass  bool
-		wrote bool
+		name string
+		pass bool
+		want string
 	}{
-		{"a missed target", false, false},
-		{"every target met", true, true},
+		{"a missed target", false, "- targets: **1 of 2 met; missed: all lifecycles completed (want 0 failed, measured 3.00)**"},
+		{"every target met", true, "- targets: all 2 met"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "README.md")
@@ -38,11 +37,14 @@ func TestFailedRunWritesNoReadmeSection(t *testing.T) {
 				t.Fatalf("publishReadme: %v", err)
 			}
 			got, _ := os.ReadFile(path)
-			if wrote := string(got) != before; wrote != tt.wrote {
-				t.Fatalf("README written=%v, want %v:\n%s", wrote, tt.wrote, got)
+			if strings.Contains(string(got), "old section") || !strings.Contains(string(got), tt.want) {
+				t.Fatalf("README does not hold the new section with %q:\n%s", tt.want, got)
 			}
-			if !tt.wrote && !strings.Contains(log.String(), "README not updated") {
-				t.Fatalf("the log does not say the README was left alone: %q", log.String())
+			if !strings.HasPrefix(string(got), "a\n"+readmeStart) || !strings.HasSuffix(string(got), readmeEnd+"\nb\n") {
+				t.Fatalf("README outside the markers changed:\n%s", got)
+			}
+			if !strings.Contains(log.String(), "updated the Performance section") {
+				t.Fatalf("the log does not say the README was written: %q", log.String())
 			}
 		})
 	}
