@@ -247,15 +247,17 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	}
 	// The last look before TOP, right before the call (after a wait for a
 	// TOP call slot, if there was one). An attempt that is still fresh
-	// (see fresh) cannot have been given up on, and BeginDelivery's look
-	// at the store was a moment ago: repeating either would only add a
-	// round trip to every callback's latency. Otherwise the worker may
-	// have been frozen or the wait long: a heartbeat reaches Temporal
-	// (unless the SDK batches it: it sends one per 80% of the timeout),
-	// and is answered by cancelling ctx; and the store knows whether a
-	// later attempt began meanwhile.
-	fence := func(waited bool) error {
-		if !waited && a.fresh(ctx) {
+	// (see fresh) cannot have been given up on, so no later attempt can
+	// have begun or delivered the event, and an operator acts only on a
+	// parked callback, never on one in flight: BeginDelivery's answer
+	// still stands, and looking again would only add round trips to the
+	// callback's latency. Otherwise the worker may have been frozen, or
+	// the wait for a slot long: a heartbeat reaches Temporal (unless the
+	// SDK batches it: it sends one per 80% of the timeout) and is answered
+	// by cancelling ctx, and the store knows whether a later attempt began
+	// meanwhile.
+	fence := func() error {
+		if a.fresh(ctx) {
 			return nil
 		}
 		if hb.on {

@@ -217,7 +217,7 @@ func callReserve(callTimeout time.Duration) time.Duration {
 // so in the heartbeats), and answers an attempt that found no slot in time
 // as rate_limited without calling TOP (sent false), so the workflow tries
 // again later and the audit trail shows why nothing was sent.
-func (a *Activities) call(ctx context.Context, r insurance.Result, hb *heartbeater, fence func(waited bool) error) (out top.Outcome, sent bool) {
+func (a *Activities) call(ctx context.Context, r insurance.Result, hb *heartbeater, fence func() error) (out top.Outcome, sent bool) {
 	if a.Limiter != nil {
 		deadline := activity.GetInfo(ctx).Deadline
 		if deadline.IsZero() {
@@ -242,7 +242,7 @@ func (a *Activities) call(ctx context.Context, r insurance.Result, hb *heartbeat
 			return out, false
 		}
 	}
-	if err := fence(a.Limiter != nil); err != nil {
+	if err := fence(); err != nil {
 		return top.Outcome{Class: top.ClassRetryable, Detail: "not sent: " + err.Error()}, false
 	}
 	out = a.TOP.Callback(ctx, r)
