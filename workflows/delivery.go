@@ -277,9 +277,6 @@ func (p *policy) delivered(ctx workflow.Context, res activities.DeliverResult) {
 	p.notifyOf(ctx, notify.TypeDelivered, h, func(n *notify.Notification) { n.TOPRequestID = res.TOPRequestID })
 	p.popHead(ctx)
 	p.setCurrentDetails(ctx)
-	if p.batchSearchAttributes(ctx) {
-		return // the next delivery starts in this workflow task
-	}
 	p.syncSearchAttributes(ctx) // a delivery completed
 }
 

@@ -12,8 +12,7 @@ import (
 // what the workflow holds, and nothing when none do. The main loop calls it
 // only at a few points (a delivery completed, retrying or parking began or
 // ended, about to block, about to complete), never when a first attempt
-// starts, so a normal lifecycle costs an upsert per PolicyState change, and
-// a burst of events fewer (see changeLeanBursts).
+// starts, so a normal lifecycle costs an upsert per PolicyState change.
 //
 // Before the first event is accepted there is nothing to show: the starter
 // set the values for the event being accepted, and the handler that accepts
@@ -22,7 +21,6 @@ func (p *policy) syncSearchAttributes(ctx workflow.Context) {
 	if p.lastSeq == 0 {
 		return
 	}
-	p.searchAttrsAt = workflow.Now(ctx)
 	var updates []temporal.SearchAttributeUpdate
 	for _, v := range searchAttributeValues(p.bizID, p.lifecycle.State(), p.insuranceType, p.callbackState()) {
 		name := v.key.GetName()

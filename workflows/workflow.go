@@ -136,51 +136,6 @@ type policy struct {
 	importSettled bool
 
 	searchAttrs map[string]string // the values the workflow's search attributes hold now
-	// searchAttrsAt is when the search attributes were last brought up to
-	// date (the run's start: its starter or the previous run set them).
-	searchAttrsAt time.Time
-
-	// leanBursts is changeLeanBursts' version once asked: 0 until then,
-	// 1 for the old path, 2 for the new one.
-	leanBursts int
-}
-
-// changeLeanBursts versions one change to the commands a burst of events
-// (each reported while the previous one's callback is still queued)
-// produces: a delivery that leaves the next callback queued upserts the
-// search attributes only if they were last brought up to date
-// searchAttributeBatch ago or more; otherwise the FIFO draining, a retry or
-// parking, or the run blocking or completing does it.
-//
-// It only drops commands, so a history recorded before it would fail to
-// replay: GetVersion keeps those on the old path. GetVersion is asked only
-// when an upsert would be dropped, never in a lifecycle whose callbacks do
-// not queue: the SDK upserts the TemporalChangeVersion search attribute
-// when it records the version, which costs what the dropped upsert saves,
-// and the run drops more in a longer burst.
-const changeLeanBursts = "lean-bursts"
-
-// searchAttributeBatch is the longest a run lets its search attributes lag
-// behind its state while a burst of callbacks drains, as long as each
-// delivery takes less: a fast burst costs one upsert (and the version's),
-// not one per event, and a slow one (TOP taking seconds) still updates
-// after each delivery.
-const searchAttributeBatch = time.Second
-
-// batchSearchAttributes reports whether a delivery that leaves the next
-// callback queued may leave the search attributes as they are (see
-// changeLeanBursts).
-func (p *policy) batchSearchAttributes(ctx workflow.Context) bool {
-	if !p.headIs(EventQueued) || workflow.Now(ctx).Sub(p.searchAttrsAt) >= searchAttributeBatch {
-		return false
-	}
-	if p.leanBursts == 0 {
-		p.leanBursts = 1
-		if workflow.GetVersion(ctx, changeLeanBursts, workflow.DefaultVersion, 1) == 1 {
-			p.leanBursts = 2
-		}
-	}
-	return p.leanBursts == 2
 }
 
 // setup restores the policy from in.Snapshot (or starts it new), sets the
@@ -193,7 +148,6 @@ func (p *policy) setup(ctx workflow.Context, in PolicyInput) error {
 	p.logger = log.With(workflow.GetLogger(ctx), "biz_id", p.bizID)
 	p.importOnly = in.Import
 
-	p.searchAttrsAt = workflow.Now(ctx)
 	p.searchAttrs = make(map[string]string, len(SearchAttributeNames()))
 	current := workflow.GetTypedSearchAttributes(ctx)
 	for _, key := range searchAttributeKeys() {

@@ -1,8 +1,6 @@
 package workflows
 
 import (
-	"go.temporal.io/sdk/workflow"
-
 	"errors"
 	"fmt"
 	"reflect"
@@ -912,56 +910,5 @@ func TestSkipDuringParkRecordIsNotOverwritten(t *testing.T) {
 	}
 	if after.CallbackState != CallbackIdle || after.Events[0].Callback != EventSkipped {
 		t.Errorf("status after the skip = %+v, want seq 1 skipped and nothing pending", *after)
-	}
-}
-
-// TestBurstCostsOneUpsert: a lifecycle reported as a burst (each event
-// while the previous one's callback waits) that ends in a terminal state
-// upserts its search attributes once, when its last callback is delivered
-// (and once for the version, which the SDK records as a search attribute);
-// a history recorded before changeLeanBursts keeps the upserts it was
-// recorded with. A lifecycle whose callbacks never queue asks no version
-// (TestLifecycleDeliveredInOrder's upserts).
-func TestBurstCostsOneUpsert(t *testing.T) {
-	for _, tt := range []struct {
-		name        string
-		before      bool
-		wantUpserts []map[string]string
-	}{
-		{name: "lean bursts", wantUpserts: []map[string]string{{"PolicyState": "cancelled"}}},
-		{name: "history from before", before: true, wantUpserts: []map[string]string{
-			{"PolicyState": "cancelled", "CallbackState": "pending"},
-			{"CallbackState": "idle"},
-		}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			h.startAttributes(fsm.StatePreInsured)
-			asked := 0
-			version := workflow.Version(1)
-			if tt.before {
-				version = workflow.DefaultVersion
-			}
-			h.env.OnGetVersion(changeLeanBursts, workflow.DefaultVersion, 1).Return(func(string, workflow.Version, workflow.Version) workflow.Version {
-				asked++
-				return version
-			})
-			for _, e := range lifecycle() {
-				h.report(0, e)
-			}
-			h.run(PolicyInput{BizID: testBizID})
-			if got, want := h.deliveries(), []string{"1/1", "2/1", "3/1", "4/1", "5/1"}; !slices.Equal(got, want) {
-				t.Fatalf("deliveries = %v, want %v", got, want)
-			}
-			if st := h.result(); st.State != fsm.StateCancelled || st.CallbackState != CallbackIdle {
-				t.Errorf("final status = %+v, want cancelled and idle", st)
-			}
-			if asked != 1 {
-				t.Errorf("version asked %d times, want once", asked)
-			}
-			if !reflect.DeepEqual(h.upserts, tt.wantUpserts) {
-				t.Errorf("upserts = %v, want %v", h.upserts, tt.wantUpserts)
-			}
-		})
 	}
 }
