@@ -144,26 +144,14 @@ func heartbeatCounter(ctx context.Context, metricsURL string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	sum := 0.0
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "service_requests{") || !strings.Contains(line, `operation="RecordActivityTaskHeartbeat"`) ||
-			!strings.Contains(line, `service_name="frontend"`) || strings.Contains(line, `namespace="temporal_system"`) {
-			continue
-		}
-		fields := strings.Fields(line[strings.LastIndexByte(line, '}')+1:])
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil || math.IsNaN(v) {
-			return 0, fmt.Errorf("metric service_requests: value %q is not a number", fields[0])
-		}
-		sum += v
-	}
-	return sum, sc.Err()
+	return sumSamples(bufio.NewScanner(bytes.NewReader(body)), "service_requests", isHeartbeatRequest)
+}
+
+// isHeartbeatRequest keeps the frontend's RecordActivityTaskHeartbeat
+// samples of any namespace but temporal_system.
+func isHeartbeatRequest(labels string) bool {
+	return strings.Contains(labels, `operation="RecordActivityTaskHeartbeat"`) &&
+		strings.Contains(labels, `service_name="frontend"`) && !strings.Contains(labels, `namespace="temporal_system"`)
 }
 
 // The worker's histograms that say where a callback's time goes: the
@@ -226,6 +214,12 @@ func scrape(ctx context.Context, url string) ([]byte, error) {
 // sumCounter adds the samples of the counter name (with or without the
 // _total suffix) in a Prometheus text exposition.
 func sumCounter(sc *bufio.Scanner, name string) (float64, error) {
+	return sumSamples(sc, name, nil)
+}
+
+// sumSamples is sumCounter for the samples whose label set ("{...}", or
+// "" without labels) keep accepts; a nil keep accepts every one.
+func sumSamples(sc *bufio.Scanner, name string, keep func(labels string) bool) (float64, error) {
 	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
 	sum := 0.0
 	for sc.Scan() {
@@ -237,8 +231,8 @@ func sumCounter(sc *bufio.Scanner, name string) (float64, error) {
 		if !ok {
 			continue
 		}
-		base, _, _ := strings.Cut(metric, "{")
-		if base != name && base != name+"_total" {
+		base, labels, _ := strings.Cut(metric, "{")
+		if base != name && base != name+"_total" || keep != nil && !keep(labels) {
 			continue
 		}
 		fields := strings.Fields(rest)

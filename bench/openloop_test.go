@@ -93,6 +93,21 @@ other 7
 	}
 }
 
+// TestHeartbeatSamples: only the frontend's heartbeat requests outside
+// the server's own namespace count.
+func TestHeartbeatSamples(t *testing.T) {
+	const text = `service_requests{namespace="default",operation="RecordActivityTaskHeartbeat",service_name="frontend"} 4
+service_requests{namespace="default",operation="RecordActivityTaskHeartbeat",service_name="history"} 4
+service_requests{namespace="temporal_system",operation="RecordActivityTaskHeartbeat",service_name="frontend"} 9
+service_requests{namespace="default",operation="PollActivityTaskQueue",service_name="frontend"} 50
+service_requests{namespace="other",operation="RecordActivityTaskHeartbeat",service_name="frontend"} 1
+`
+	got, err := sumSamples(bufio.NewScanner(strings.NewReader(text)), "service_requests", isHeartbeatRequest)
+	if err != nil || got != 5 {
+		t.Fatalf("heartbeats = %v, %v; want 5", got, err)
+	}
+}
+
 func TestSpreadOf(t *testing.T) {
 	s := spreadOf([]float64{3, 1, 2})
 	if s.Median != 2 || s.Min != 1 || s.Max != 3 || s.String() != "2.00 (1.00–3.00)" || s.Rounds[0] != 3 {
