@@ -374,6 +374,9 @@ func (s *Stack) TemporalEnv() []string {
 		temporalconn.EnvAddress + "=" + s.TemporalAddress,
 		temporalconn.EnvNamespace + "=default",
 		temporalconn.EnvConfigFile + "=" + filepath.Join(s.Dir, "no-temporal.toml"),
+		// The stack's processes share a machine (or a LAN) with its
+		// server: gzip would only spend CPU on both ends.
+		temporalconn.EnvGRPCCompression + "=" + temporalconn.CompressionNone,
 	}
 	return append(env, s.opts.TemporalEnv...)
 }

@@ -14,6 +14,8 @@ mkdir -p "$DATA"
 
 export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:7233}
 export TEMPORAL_NAMESPACE=${TEMPORAL_NAMESPACE:-default}
+# The dev server is on this machine: gzip on its gRPC calls only costs CPU.
+export TEMPORAL_GRPC_COMPRESSION=${TEMPORAL_GRPC_COMPRESSION:-none}
 TEMPORAL_UI_PORT=${TEMPORAL_UI_PORT:-8233}
 export DATABASE_URL=${DATABASE_URL:-sqlite://$DATA/insuranceflow.db}
 export TOP_APP_KEY=${TOP_APP_KEY:-dev-app-key}

@@ -13,6 +13,7 @@ package temporalconn
 
 import (
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -42,6 +43,17 @@ const (
 	EnvConfigFile    = "TEMPORAL_CONFIG_FILE"
 	EnvCodecEndpoint = "TEMPORAL_CODEC_ENDPOINT"
 	EnvCodecAuth     = "TEMPORAL_CODEC_AUTH"
+	// EnvGRPCCompression is insuranceflow's own: "gzip" (the SDK's
+	// default) or "none". The SDK gzips every request, and the server
+	// answers gzipped, which pays over a WAN (Temporal Cloud) and only
+	// costs CPU on both ends over loopback or a LAN.
+	EnvGRPCCompression = "TEMPORAL_GRPC_COMPRESSION"
+)
+
+// The values of EnvGRPCCompression.
+const (
+	CompressionGzip = "gzip"
+	CompressionNone = "none"
 )
 
 // Overrides are settings given on a command line (the starter's flags,
@@ -64,6 +76,15 @@ type Conn struct {
 	// Codec is the remote codec endpoint (TEMPORAL_CODEC_ENDPOINT or
 	// --codec-endpoint), "" when none; Options.DataConverter then uses it.
 	CodecEndpoint string
+}
+
+// Compression is the gRPC compression of requests: CompressionGzip or
+// CompressionNone.
+func (c Conn) Compression() string {
+	if _, ok := c.Options.ConnectionOptions.GrpcCompression.(*client.GrpcCompressionNone); ok {
+		return CompressionNone
+	}
+	return CompressionGzip
 }
 
 // TLS reports whether the connection uses TLS.
@@ -105,6 +126,7 @@ func (c Conn) LogValue() slog.Value {
 		slog.Bool("client_cert", c.ClientCert()),
 		slog.Bool("api_key_set", c.APIKey()),
 		slog.String("codec_endpoint", c.CodecEndpoint),
+		slog.String("grpc_compression", c.Compression()),
 	)
 }
 
@@ -221,6 +243,14 @@ func Load(env Lookup, o Overrides) (Conn, error) {
 	opts, err := prof.ToClientOptions(envconfig.ToClientOptionsRequest{IncludeRemoteCodec: true})
 	if err != nil {
 		return Conn{}, &Error{Setting: "TEMPORAL_TLS_*", Problem: "unusable TLS settings", Err: err}
+	}
+	switch v, _ := env.LookupEnv(EnvGRPCCompression); strings.ToLower(strings.TrimSpace(v)) {
+	case "", CompressionGzip:
+		// The SDK's default; leaving it nil keeps it so.
+	case CompressionNone:
+		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	default:
+		return Conn{}, &Error{Setting: EnvGRPCCompression, Problem: fmt.Sprintf("%q is neither %q nor %q", v, CompressionGzip, CompressionNone)}
 	}
 	c := Conn{Options: opts, Profile: profile}
 	if prof.Codec != nil {

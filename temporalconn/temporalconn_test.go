@@ -2,6 +2,7 @@ package temporalconn
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
 
 	"github.com/insuranceflow/insuranceflow/tlscerts"
 )
@@ -241,4 +243,84 @@ func TestFilterKeepsTemporalVariables(t *testing.T) {
 	if strings.Join(got, " ") != "TEMPORAL_ADDRESS=a:1 TEMPORAL_TLS_CLIENT_CERT_PATH=/c" {
 		t.Fatalf("Filter=%q", got)
 	}
+}
+
+// TestGRPCCompression dials a real gRPC server with each setting and reads
+// the encoding of the request it received: the SDK gzips by default, "none"
+// sends plain protobuf, and anything else is refused naming the variable.
+func TestGRPCCompression(t *testing.T) {
+	srv := startRecordingServer(t)
+	for _, tc := range []struct{ setting, want string }{
+		{"", "gzip"},
+		{"gzip", "gzip"},
+		{"none", ""},
+		{"NONE", ""},
+	} {
+		c, err := Load(hermetic(t, EnvAddress+"="+srv.addr, EnvGRPCCompression+"="+tc.setting), Overrides{})
+		if err != nil {
+			t.Fatalf("%s=%q: %v", EnvGRPCCompression, tc.setting, err)
+		}
+		if got := c.Compression(); got != cmp.Or(tc.want, CompressionNone) {
+			t.Errorf("%s=%q: Compression()=%q", EnvGRPCCompression, tc.setting, got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		tc2, err := client.DialContext(ctx, c.Options)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s=%q: dial: %v", EnvGRPCCompression, tc.setting, err)
+		}
+		tc2.Close()
+		if got := srv.lastEncoding(); got != tc.want {
+			t.Errorf("%s=%q: the server received grpc-encoding %q, want %q", EnvGRPCCompression, tc.setting, got, tc.want)
+		}
+	}
+
+	_, err := Load(hermetic(t, EnvGRPCCompression+"=zstd"), Overrides{})
+	var cerr *Error
+	if !errors.As(err, &cerr) || cerr.Setting != EnvGRPCCompression || !strings.Contains(err.Error(), `"zstd"`) {
+		t.Fatalf("err=%v, want an *Error for %s naming the value", err, EnvGRPCCompression)
+	}
+}
+
+// recordingServer is a plaintext frontend that notes each request's
+// compression as gRPC's stats report it.
+type recordingServer struct {
+	addr     string
+	mu       sync.Mutex
+	encoding string
+}
+
+func (s *recordingServer) lastEncoding() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.encoding
+}
+
+func (s *recordingServer) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	return ctx
+}
+func (s *recordingServer) HandleRPC(_ context.Context, st stats.RPCStats) {
+	if h, ok := st.(*stats.InHeader); ok {
+		s.mu.Lock()
+		s.encoding = h.Compression
+		s.mu.Unlock()
+	}
+}
+func (s *recordingServer) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (s *recordingServer) HandleConn(context.Context, stats.ConnStats) {}
+
+func startRecordingServer(t *testing.T) *recordingServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &recordingServer{addr: ln.Addr().String()}
+	g := grpc.NewServer(grpc.StatsHandler(s))
+	workflowservice.RegisterWorkflowServiceServer(g, fakeFrontend{})
+	go g.Serve(ln)
+	t.Cleanup(g.Stop)
+	return s
 }

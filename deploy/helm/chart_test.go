@@ -246,6 +246,9 @@ func TestCloudValues(t *testing.T) {
 		if _, ok := env["TEMPORAL_TLS_CLIENT_CERT_PATH"]; ok {
 			t.Errorf("%s: a client certificate with an API key", name)
 		}
+		if got := str(env["TEMPORAL_GRPC_COMPRESSION"], "value"); got != "gzip" {
+			t.Errorf("%s: TEMPORAL_GRPC_COMPRESSION %q, want gzip over the WAN to Temporal Cloud", name, got)
+		}
 	}
 	if find(objs, "ServiceMonitor", "insuranceflow") == nil {
 		t.Error("values-cloud.yaml enables the ServiceMonitor, none rendered")
@@ -262,6 +265,9 @@ func TestMTLSValues(t *testing.T) {
 		env := envOf(c)
 		if _, ok := env["TEMPORAL_API_KEY"]; ok {
 			t.Errorf("%s: an API key with mutual TLS", name)
+		}
+		if got := str(env["TEMPORAL_GRPC_COMPRESSION"], "value"); got != "none" {
+			t.Errorf("%s: TEMPORAL_GRPC_COMPRESSION %q, want none to an in-cluster frontend", name, got)
 		}
 		// The TLS files are where the TLS Secret is mounted.
 		mount := ""

@@ -64,6 +64,8 @@ or as files of the mounted Secret, never as values.
   value: {{ required "temporal.address is required (host:port of the Temporal frontend)" .Values.temporal.address | quote }}
 - name: TEMPORAL_NAMESPACE
   value: {{ .Values.temporal.namespace | quote }}
+- name: TEMPORAL_GRPC_COMPRESSION
+  value: {{ .Values.temporal.grpcCompression | default "gzip" | quote }}
 {{- with .Values.temporal.taskQueue }}
 - name: TASK_QUEUE
   value: {{ . | quote }}
