@@ -103,7 +103,12 @@ func (cl *callbackLog) started(workflowID string) []time.Time {
 
 // startBaselineWorker runs the baseline's worker in this process.
 func startBaselineWorker(c client.Client, cl *callbackLog) (worker.Worker, error) {
-	w := worker.New(c, baselineQueue, worker.Options{})
+	// The same poller behaviour as insuranceflow's worker: the comparison
+	// is of the workflows, not of the SDK's poller defaults.
+	w := worker.New(c, baselineQueue, worker.Options{
+		WorkflowTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
+		ActivityTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
+	})
 	w.RegisterWorkflowWithOptions(baselinePolicy, workflow.RegisterOptions{Name: baselineWorkflow})
 	w.RegisterActivityWithOptions(cl.Callback, activityOptions())
 	if err := w.Start(); err != nil {

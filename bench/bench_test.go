@@ -351,3 +351,31 @@ func TestWriteChart(t *testing.T) {
 		t.Fatalf("cdf = %v, want the ≤0 sample at the left edge and 50 ms at 1.0", pts)
 	}
 }
+
+// TestSummariseSplitsFirstAndLaterEvents: the first event of a lifecycle
+// starts its workflow and is reported apart from the events after it; a
+// lifecycle that failed still contributes the steps it got accepted.
+func TestSummariseSplitsFirstAndLaterEvents(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var ds []time.Duration
+		for _, x := range v {
+			ds = append(ds, time.Duration(x)*time.Millisecond)
+		}
+		return ds
+	}
+	runs := []lcRun{
+		{accept: ms(400, 10, 20)},
+		{accept: ms(600, 30), err: errors.New("step 3 refused")},
+		{},
+	}
+	res := summarise(time.Now(), runs, nil)
+	if res.AcceptFirst.Count != 2 || res.AcceptFirst.Max != 600 {
+		t.Errorf("first events: %+v, want 2 with max 600 ms", res.AcceptFirst)
+	}
+	if res.AcceptLater.Count != 3 || res.AcceptLater.Max != 30 {
+		t.Errorf("later events: %+v, want 3 with max 30 ms", res.AcceptLater)
+	}
+	if res.Accept.Count != 5 {
+		t.Errorf("all events: %+v, want 5", res.Accept)
+	}
+}

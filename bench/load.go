@@ -30,8 +30,12 @@ type loadResult struct {
 	LifecyclesPerSec float64     `json:"lifecycles_per_sec"`
 	EventsPerSec     float64     `json:"events_accepted_per_sec"` // start → last acceptance
 	Accept           Percentiles `json:"accept_latency"`
-	Delivery         Percentiles `json:"delivery_latency,omitzero"`
-	Resends          int64       `json:"resends"` // events re-sent after a 503 or a broken connection
+	// AcceptFirst and AcceptLater split Accept: a lifecycle's first event
+	// (which starts its workflow) and the events after it.
+	AcceptFirst Percentiles `json:"accept_latency_first_event"`
+	AcceptLater Percentiles `json:"accept_latency_later_events"`
+	Delivery    Percentiles `json:"delivery_latency,omitzero"`
+	Resends     int64       `json:"resends"` // events re-sent after a 503 or a broken connection
 	// ServerCPUMSPerLifecycle is the Temporal dev server's CPU time during
 	// the phase per completed lifecycle; 0 = not measured (an external
 	// server). On a machine whose CPU the server saturates first, this is
@@ -225,10 +229,14 @@ func awaitDelivery(ctx context.Context, rl *receiptLog, lcs []lifecycle, runs []
 // summarise turns runs into figures, measured from start.
 func summarise(start time.Time, runs []lcRun, delivery []time.Duration) loadResult {
 	res := loadResult{Lifecycles: len(runs)}
-	var accept []time.Duration
+	var accept, first, later []time.Duration
 	var lastAccept, lastComplete time.Time
 	for _, r := range runs {
 		accept = append(accept, r.accept...)
+		if len(r.accept) > 0 {
+			first = append(first, r.accept[0])
+			later = append(later, r.accept[1:]...)
+		}
 		res.EventsAccepted += len(r.accept)
 		if n := len(r.acceptedAt); n > 0 && r.acceptedAt[n-1].After(lastAccept) {
 			lastAccept = r.acceptedAt[n-1]
@@ -254,6 +262,8 @@ func summarise(start time.Time, runs []lcRun, delivery []time.Duration) loadResu
 		res.EventsPerSec = round2(ratio(float64(res.EventsAccepted), lastAccept.Sub(start).Seconds()))
 	}
 	res.Accept = percentiles(accept)
+	res.AcceptFirst = percentiles(first)
+	res.AcceptLater = percentiles(later)
 	res.Delivery = percentiles(delivery)
 	return res
 }

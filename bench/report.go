@@ -180,6 +180,8 @@ func markdown(r *results) string {
 	fmt.Fprintf(&b, "| lifecycles/s completed (all callbacks delivered) | %.2f | %.2f | %.2f |\n", o.LifecyclesPerSec, bl.LifecyclesPerSec, ratio(o.LifecyclesPerSec, bl.LifecyclesPerSec))
 	fmt.Fprintf(&b, "| events accepted/s | %.2f | %.2f | %.2f |\n", o.EventsPerSec, bl.EventsPerSec, ratio(o.EventsPerSec, bl.EventsPerSec))
 	fmt.Fprintf(&b, "| accept latency p50 / p95 / p99 (ms; baseline: update) | %s | %s | %.2f (p99) |\n", lat(o.Accept), lat(bl.Accept), ratio(o.Accept.P99, bl.Accept.P99))
+	fmt.Fprintf(&b, "| … of a lifecycle's first event (it starts the workflow) | %s | %s | %.2f (p99) |\n", lat(o.AcceptFirst), lat(bl.AcceptFirst), ratio(o.AcceptFirst.P99, bl.AcceptFirst.P99))
+	fmt.Fprintf(&b, "| … of the events after it | %s | %s | %.2f (p99) |\n", lat(o.AcceptLater), lat(bl.AcceptLater), ratio(o.AcceptLater.P99, bl.AcceptLater.P99))
 	fmt.Fprintf(&b, "| delivery latency p50 / p95 / p99 (ms; accept → topsim receipt) | %s | — | |\n", lat(o.Delivery))
 	fmt.Fprintf(&b, "| Temporal actions per 5-event lifecycle | %.2f | %.2f | %.2f |\n", r.Actions.PerLifecycle5, r.Actions.Baseline5, ratio(r.Actions.PerLifecycle5, r.Actions.Baseline5))
 	if r.Actions.PerLifecycle6 > 0 {
