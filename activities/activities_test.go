@@ -12,10 +12,13 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/insuranceflow/insuranceflow/fsm"
 	"github.com/insuranceflow/insuranceflow/insurance"
@@ -816,4 +819,66 @@ func TestFreshAttempts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeliverCallbackFreshAttemptSkipsTheSecondLook drives DeliverCallback
+// as Temporal does, from a workflow whose activity options carry a heartbeat
+// timeout: the attempt has just started, so it is fresh, and it neither
+// heartbeats before the call nor asks the store a second time
+// (store.StillCurrent), though it delivers and records as ever. Scheduled
+// without a heartbeat timeout (the activity environment), the same attempt
+// is never fresh and takes the second look.
+func TestDeliverCallbackFreshAttemptSkipsTheSecondLook(t *testing.T) {
+	spanNames := func(rec *tracetest.SpanRecorder) []string {
+		var names []string
+		for _, s := range rec.Ended() {
+			names = append(names, s.Name())
+		}
+		return names
+	}
+	t.Run("fresh: scheduled with a heartbeat timeout", func(t *testing.T) {
+		f := newFixture(t, top.Outcome{Class: top.ClassDelivered, RequestID: "top-req-1"})
+		rec := tracetest.NewSpanRecorder()
+		f.acts.Tracer = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)).Tracer("test")
+		var suite testsuite.WorkflowTestSuite
+		env := suite.NewTestWorkflowEnvironment()
+		hb := &heartbeats{}
+		env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{hb}})
+		env.RegisterActivity(f.acts)
+		env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in DeliverInput) (DeliverResult, error) {
+			ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				StartToCloseTimeout: time.Minute,
+				HeartbeatTimeout:    10 * time.Second,
+			})
+			var res DeliverResult
+			err := workflow.ExecuteActivity(ctx, f.acts.DeliverCallback, in).Get(ctx, &res)
+			return res, err
+		}, workflow.RegisterOptions{Name: "deliver"})
+		env.ExecuteWorkflow("deliver", input(0))
+		var res DeliverResult
+		if err := env.GetWorkflowResult(&res); err != nil || res.Attempt != 1 || res.TOPRequestID != "top-req-1" {
+			t.Fatalf("DeliverCallback = %+v, %v; want attempt 1 delivered", res, err)
+		}
+		if n := hb.count(); n != 0 {
+			t.Errorf("%d heartbeats from a fresh attempt that took milliseconds, want none", n)
+		}
+		names := spanNames(rec)
+		if slices.Contains(names, "store.StillCurrent") || !slices.Contains(names, "store.BeginDelivery") || !slices.Contains(names, "store.RecordAttempt") {
+			t.Errorf("spans %v: want store.BeginDelivery and store.RecordAttempt, and no store.StillCurrent", names)
+		}
+		if a := f.attempts(); len(a) != 1 || a[0].Class != top.ClassDelivered.String() {
+			t.Errorf("attempt rows %+v, want one delivered", a)
+		}
+	})
+	t.Run("not fresh: no heartbeat timeout", func(t *testing.T) {
+		f := newFixture(t, top.Outcome{Class: top.ClassDelivered, RequestID: "top-req-1"})
+		rec := tracetest.NewSpanRecorder()
+		f.acts.Tracer = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)).Tracer("test")
+		if _, err := f.deliver(input(0)); err != nil {
+			t.Fatal(err)
+		}
+		if names := spanNames(rec); !slices.Contains(names, "store.StillCurrent") {
+			t.Errorf("spans %v: want the second look, store.StillCurrent", names)
+		}
+	})
 }
