@@ -16,8 +16,11 @@ import (
 type lcRun struct {
 	acceptedAt []time.Time     // per accepted step, when its answer arrived
 	accept     []time.Duration // per accepted step, the request's round trip
-	err        error           // why the lifecycle stopped early
-	completeAt time.Time       // when its last step was delivered (or the workflow closed)
+	// deliveredAt is, per step, when its callback reached topsim (the
+	// baseline's: when its callback started); filled once delivered.
+	deliveredAt []time.Time
+	err         error     // why the lifecycle stopped early
+	completeAt  time.Time // when its last step was delivered (or the workflow closed)
 }
 
 // loadResult is one system's figures for one phase.
@@ -202,6 +205,7 @@ func awaitDelivery(ctx context.Context, rl *receiptLog, lcs []lifecycle, runs []
 			continue
 		}
 		got := rl.of(l.BizID)
+		r.deliveredAt = nil
 		// Match receipts to steps in order; a repeated delivery (at least
 		// once) of the same step is skipped.
 		k := 0
@@ -214,6 +218,7 @@ func awaitDelivery(ctx context.Context, rl *receiptLog, lcs []lifecycle, runs []
 				continue
 			}
 			delivery = append(delivery, rc.ReceivedAt.Sub(r.acceptedAt[k]))
+			r.deliveredAt = append(r.deliveredAt, rc.ReceivedAt)
 			last = rc.ReceivedAt
 			k++
 		}

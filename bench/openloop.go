@@ -29,6 +29,12 @@ type openRun struct {
 	Failed         int         `json:"failed"`
 	Accept         Percentiles `json:"accept_latency"`
 	Delivery       Percentiles `json:"delivery_latency"`
+	// DeliveryClear and DeliveryQueued split Delivery: events accepted
+	// once the previous callback of their policy had been delivered, and
+	// events accepted while it was still in flight, which wait for it
+	// (one callback at a time, in order, per policy).
+	DeliveryClear  Percentiles `json:"delivery_latency_nothing_ahead"`
+	DeliveryQueued Percentiles `json:"delivery_latency_behind_previous"`
 	// EagerShare is the share of this run's callbacks the server handed
 	// to the worker eagerly (in the answer to the workflow task that
 	// scheduled them, with no trip through matching); -1 = unknown (no
@@ -92,7 +98,27 @@ func openSummary(system string, round int, rate float64, lcs []lifecycle, runs [
 	}
 	o.Accept = percentiles(accept)
 	o.Delivery = percentiles(delivery)
+	clear, queued := queuedSplit(runs)
+	o.DeliveryClear, o.DeliveryQueued = percentiles(clear), percentiles(queued)
 	return o
+}
+
+// queuedSplit sorts the delivered events' latencies into those accepted
+// after the previous callback of their lifecycle was delivered (nothing
+// ahead of them) and those accepted before (queued behind it). A first
+// event has nothing ahead.
+func queuedSplit(runs []lcRun) (clear, queued []time.Duration) {
+	for _, r := range runs {
+		for k := range min(len(r.deliveredAt), len(r.acceptedAt)) {
+			d := r.deliveredAt[k].Sub(r.acceptedAt[k])
+			if k > 0 && r.deliveredAt[k-1].After(r.acceptedAt[k]) {
+				queued = append(queued, d)
+			} else {
+				clear = append(clear, d)
+			}
+		}
+	}
+	return clear, queued
 }
 
 // baselineDelivery waits (up to timeout) until every accepted baseline
@@ -114,12 +140,14 @@ func baselineDelivery(ctx context.Context, cl *callbackLog, lcs []lifecycle, run
 	var out []time.Duration
 	for i, l := range lcs {
 		st := cl.started(baselineWorkflowID(l.BizID))
+		runs[i].deliveredAt = nil
 		for k, acc := range runs[i].acceptedAt {
 			if k >= len(st) {
 				runs[i].err = fmt.Errorf("%s: callback %d never started", l.BizID, k+1)
 				break
 			}
 			out = append(out, st[k].Sub(acc))
+			runs[i].deliveredAt = append(runs[i].deliveredAt, st[k])
 		}
 	}
 	return out

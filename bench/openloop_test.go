@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -228,5 +229,36 @@ func TestWorkerTiming(t *testing.T) {
 	}
 	if act, call := workerTiming(before, before); act != 0 || call != 0 {
 		t.Fatalf("no samples gave %v, %v; want 0", act, call)
+	}
+}
+
+// TestQueuedSplit: an event accepted before the previous callback of its
+// lifecycle reached TOP is queued behind it; one accepted after, or a
+// lifecycle's first, has nothing ahead of it.
+func TestQueuedSplit(t *testing.T) {
+	base := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	at := func(ms ...int) []time.Time {
+		var ts []time.Time
+		for _, m := range ms {
+			ts = append(ts, base.Add(time.Duration(m)*time.Millisecond))
+		}
+		return ts
+	}
+	runs := []lcRun{
+		// step 2 accepted at 5 ms, step 1 delivered at 8 ms: queued;
+		// step 3 accepted at 20 ms, step 2 delivered at 12 ms: clear.
+		{acceptedAt: at(0, 5, 20), deliveredAt: at(8, 12, 21)},
+		// delivered in the same instant it was accepted: not queued.
+		{acceptedAt: at(0, 3), deliveredAt: at(3, 4)},
+		// accepted but never delivered: nothing to sort.
+		{acceptedAt: at(0, 1)},
+	}
+	clear, queued := queuedSplit(runs)
+	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+	if want := []time.Duration{ms(8), ms(1), ms(3), ms(1)}; !slices.Equal(clear, want) {
+		t.Errorf("nothing ahead: %v, want %v", clear, want)
+	}
+	if want := []time.Duration{ms(7)}; !slices.Equal(queued, want) {
+		t.Errorf("queued: %v, want %v", queued, want)
 	}
 }
