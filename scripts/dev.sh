@@ -86,7 +86,11 @@ trap stop EXIT INT TERM
 
 temporal_port=${TEMPORAL_ADDRESS##*:}
 temporal_ip=${TEMPORAL_ADDRESS%:*}
-"$BIN/temporal" server start-dev \
+# OTEL_* are the worker's tracing settings. The dev server reads them too,
+# and refuses to start with OTEL_TRACES_EXPORTER=console (it knows otlp only).
+otel_unset=()
+for v in $(compgen -e | grep '^OTEL_' || true); do otel_unset+=(-u "$v"); done
+env ${otel_unset[@]+"${otel_unset[@]}"} "$BIN/temporal" server start-dev \
   --ip "$temporal_ip" --port "$temporal_port" --ui-port "$TEMPORAL_UI_PORT" \
   --namespace "$TEMPORAL_NAMESPACE" \
   --db-filename "$DATA/temporal.db" \
