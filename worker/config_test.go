@@ -822,3 +822,26 @@ func TestConfigTemporalCallTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigGRPCCompression: TEMPORAL_GRPC_COMPRESSION (or its flag)
+// reaches the Temporal client's options; the default is the SDK's gzip, and
+// a value that is neither is refused naming the variable.
+func TestConfigGRPCCompression(t *testing.T) {
+	cfg, err := parse(t, nil, minimal())
+	if err != nil || cfg.Temporal.Compression() != temporalconn.CompressionGzip {
+		t.Fatalf("default: compression=%q err=%v, want gzip", cfg.Temporal.Compression(), err)
+	}
+	cfg, err = parse(t, nil, with(minimal(), "TEMPORAL_GRPC_COMPRESSION", "none"))
+	if err != nil || cfg.Temporal.Compression() != temporalconn.CompressionNone {
+		t.Fatalf("TEMPORAL_GRPC_COMPRESSION=none: compression=%q err=%v", cfg.Temporal.Compression(), err)
+	}
+	cfg, err = parse(t, []string{"--grpc-compression", "none"}, minimal())
+	if err != nil || cfg.Temporal.Compression() != temporalconn.CompressionNone {
+		t.Fatalf("--grpc-compression none: compression=%q err=%v", cfg.Temporal.Compression(), err)
+	}
+	_, err = parse(t, nil, with(minimal(), "TEMPORAL_GRPC_COMPRESSION", "brotli"))
+	var cerr *ConfigError
+	if !errors.As(err, &cerr) || cerr.Name != "TEMPORAL_GRPC_COMPRESSION" {
+		t.Fatalf("TEMPORAL_GRPC_COMPRESSION=brotli: err=%v, want a ConfigError naming the variable", err)
+	}
+}
