@@ -254,6 +254,12 @@ func (s *Stack) start(ctx context.Context) error {
 			// the task, with no trip through the matching service); the
 			// server grants them only when told to.
 			"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+			// A workflow task the server creates itself (after an
+			// activity completes, or for a new run) waits for its shard's
+			// transfer queue reader, which polls at most 20 times a
+			// second by default: 20-40 ms per FIFO step, read from the
+			// histories at 50 % load. 200 makes it about 1 ms.
+			"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200",
 			"--log-level", "error"}
 		if err := s.StartTemporal(ctx); err != nil {
 			return err

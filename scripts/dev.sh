@@ -98,6 +98,7 @@ env ${otel_unset[@]+"${otel_unset[@]}"} "$BIN/temporal" server start-dev \
   --search-attribute BizId=Keyword --search-attribute PolicyState=Keyword \
   --search-attribute InsuranceType=Keyword --search-attribute CallbackState=Keyword \
   --dynamic-config-value system.enableActivityEagerExecution=true \
+  --dynamic-config-value history.transferProcessorMaxPollRPS=200 \
   ${codec_args[@]+"${codec_args[@]}"} \
   --log-level error >"$DATA/temporal.log" 2>&1 &
 pids+=($!)
