@@ -40,6 +40,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/secretfile"
 	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/temporalconn"
+	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
 // barWriter is where progress bars and progress lines go.
@@ -773,6 +774,7 @@ func (m *measurer) openIngress(ctx context.Context, lcs []lifecycle, rate float6
 		return openRun{}, err
 	}
 	o := openSummary("insuranceflow", 0, rate, lcs, runs, delivery)
+	o.CompletionTaskWait = completionTaskWait(ctx, m.s.Temporal, lcs, runs, workflows.WorkflowID)
 	o.EagerShare = m.eagerShare(ctx, eager0, runs)
 	if timing1 := m.workerSums(ctx); onMain && timing0 != nil && timing1 != nil {
 		o.ActivityMeanMS, o.TOPCallMeanMS = workerTiming(timing0, timing1)
@@ -792,6 +794,7 @@ func (m *measurer) openBaseline(ctx context.Context, lcs []lifecycle, rate float
 	}
 	delivery := baselineDelivery(ctx, m.cl, lcs, runs, time.Minute)
 	o := openSummary("baseline", 0, rate, lcs, runs, delivery)
+	o.CompletionTaskWait = completionTaskWait(ctx, m.s.Temporal, lcs, runs, baselineWorkflowID)
 	o.EagerShare = m.eagerShare(ctx, eager0, runs)
 	m.keep("baseline", delivery)
 	return o, nil

@@ -13,6 +13,10 @@ import (
 	"sync"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+
 	"github.com/insuranceflow/insuranceflow/metrics"
 )
 
@@ -35,6 +39,11 @@ type openRun struct {
 	// (one callback at a time, in order, per policy).
 	DeliveryClear  Percentiles `json:"delivery_latency_nothing_ahead"`
 	DeliveryQueued Percentiles `json:"delivery_latency_behind_previous"`
+	// CompletionTaskWait is, from up to completionTaskHistories of the
+	// run's histories, how long each workflow task the server created on an
+	// activity's completion (the one that schedules a queued callback)
+	// waited to be dispatched to the worker.
+	CompletionTaskWait Percentiles `json:"completion_task_wait"`
 	// EagerShare is the share of this run's callbacks the server handed
 	// to the worker eagerly (in the answer to the workflow task that
 	// scheduled them, with no trip through matching); -1 = unknown (no
@@ -101,6 +110,53 @@ func openSummary(system string, round int, rate float64, lcs []lifecycle, runs [
 	clear, queued := queuedSplit(runs)
 	o.DeliveryClear, o.DeliveryQueued = percentiles(clear), percentiles(queued)
 	return o
+}
+
+// completionTaskHistories bounds the histories an open-loop run reads for
+// CompletionTaskWait, so reading them stays a few seconds.
+const completionTaskHistories = 100
+
+// completionTaskWaits returns, for each workflow task in a history that the
+// server scheduled right after an activity completed, its schedule-to-start
+// time: how long it waited to reach a worker.
+func completionTaskWaits(evs []*historypb.HistoryEvent) []time.Duration {
+	scheduled := map[int64]time.Time{} // event id → when, of such tasks only
+	var waits []time.Duration
+	for i, e := range evs {
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+			if i > 0 && evs[i-1].GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED {
+				scheduled[e.GetEventId()] = e.GetEventTime().AsTime()
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+			if at, ok := scheduled[e.GetWorkflowTaskStartedEventAttributes().GetScheduledEventId()]; ok {
+				waits = append(waits, e.GetEventTime().AsTime().Sub(at))
+			}
+		}
+	}
+	return waits
+}
+
+// completionTaskWait reads up to completionTaskHistories histories of the
+// run's lifecycles (workflow IDs by id) and summarises completionTaskWaits.
+func completionTaskWait(ctx context.Context, c client.Client, lcs []lifecycle, runs []lcRun, id func(bizID string) string) Percentiles {
+	var waits []time.Duration
+	read := 0
+	for i, l := range lcs {
+		if read == completionTaskHistories {
+			break
+		}
+		if runs[i].err != nil {
+			continue
+		}
+		evs, err := historyOf(ctx, c, id(l.BizID))
+		if err != nil {
+			continue // a history that cannot be read is left out
+		}
+		read++
+		waits = append(waits, completionTaskWaits(evs)...)
+	}
+	return percentiles(waits)
 }
 
 // queuedSplit sorts the delivered events' latencies into those accepted

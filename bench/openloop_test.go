@@ -12,6 +12,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/insuranceflow/insuranceflow/store"
 )
@@ -260,5 +261,38 @@ func TestQueuedSplit(t *testing.T) {
 	}
 	if want := []time.Duration{ms(7)}; !slices.Equal(queued, want) {
 		t.Errorf("queued: %v, want %v", queued, want)
+	}
+}
+
+// TestCompletionTaskWaits: only a workflow task scheduled right after an
+// activity completed is timed, from its scheduled to its started event;
+// the task an update or a start brought is not.
+func TestCompletionTaskWaits(t *testing.T) {
+	base := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	id := int64(0)
+	ev := func(ms int, typ enumspb.EventType, scheduled int64) *historypb.HistoryEvent {
+		id++
+		e := &historypb.HistoryEvent{EventId: id, EventType: typ, EventTime: timestamppb.New(base.Add(time.Duration(ms) * time.Millisecond))}
+		if typ == enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED {
+			e.Attributes = &historypb.HistoryEvent_WorkflowTaskStartedEventAttributes{
+				WorkflowTaskStartedEventAttributes: &historypb.WorkflowTaskStartedEventAttributes{ScheduledEventId: scheduled},
+			}
+		}
+		return e
+	}
+	evs := []*historypb.HistoryEvent{
+		ev(0, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, 0),
+		ev(1, enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 0), // 2: the start's
+		ev(30, enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED, 2),
+		ev(32, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 0),
+		ev(33, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, 0),
+		ev(33, enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED, 0),
+		ev(36, enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 0),
+		ev(36, enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 0), // 8: the completion's
+		ev(61, enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED, 8),
+	}
+	got := completionTaskWaits(evs)
+	if want := []time.Duration{25 * time.Millisecond}; !slices.Equal(got, want) {
+		t.Fatalf("waits %v, want %v", got, want)
 	}
 }

@@ -173,6 +173,11 @@ func openLoopMarkdown(r *results) string {
 				"of which the TOP call (signing, HTTP to topsim and back) %.1f ms; the other %.1f ms are the store transaction before the call (the event, the attempt's start and the fence) and the record after it, and a heartbeat and a second look only for an attempt that is no longer fresh.\n",
 				act, call, act-call)
 		}
+		fmt.Fprintf(&b, "\nThe workflow task the server creates when a callback completes (the one that schedules the next queued callback) waited p50 %.1f / p99 %.1f ms to reach the worker (the baseline's: %.1f / %.1f ms), read from up to %d histories per run; "+
+			"it waits for its history shard's transfer queue reader, which polls at most `history.transferProcessorMaxPollRPS` times a second (the dev server here: 200; Temporal's default is 20, up to 50 ms between polls).\n",
+			medianOf(l.Insuranceflow, func(o openRun) float64 { return o.CompletionTaskWait.P50 }), medianOf(l.Insuranceflow, func(o openRun) float64 { return o.CompletionTaskWait.P99 }),
+			medianOf(l.Baseline, func(o openRun) float64 { return o.CompletionTaskWait.P50 }), medianOf(l.Baseline, func(o openRun) float64 { return o.CompletionTaskWait.P99 }),
+			completionTaskHistories)
 		fmt.Fprintf(&b, "\nWhy the delivery p50s differ at 50 %% load (median of the rounds, ms): %s; %s. "+
 			"A policy's callbacks go to TOP one at a time, in order, so an event accepted while the previous callback is still on its way waits for it; "+
 			"the baseline's no-op callback takes microseconds, so its events hardly ever wait.\n",
