@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/store"
 )
 
 // temporalBin is the pinned dev server; `make test` sets TEMPORAL_BIN.
@@ -137,6 +138,29 @@ func TestStack(t *testing.T) {
 	t.Run("report reaches topsim", func(t *testing.T) {
 		report(t, insurance.StagePreInsure, "2025-04-08 09:55:00")
 		waitReceipts(t, []insurance.Stage{insurance.StagePreInsure})
+		// The next subtest kills the worker. Killed between TOP's answer
+		// and the attempt's record, it would rightly deliver pre_insure
+		// again after the restart (at least once, same request id), so
+		// wait until the store has the delivery.
+		st, err := store.Open(ctx, s.DatabaseURL)
+		if err != nil {
+			t.Fatalf("open the worker's store: %v", err)
+		}
+		defer st.Close()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			attempts, err := st.Attempts(ctx, bizID)
+			if err != nil {
+				t.Fatalf("Attempts: %v", err)
+			}
+			if len(attempts) == 1 && attempts[0].Class == store.ClassDelivered {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("attempts %+v after 30s, want one delivered", attempts)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	})
 
 	t.Run("unauthorised report is refused", func(t *testing.T) {
