@@ -85,6 +85,13 @@ func TestNotifications(t *testing.T) {
 	if c.Activities != 10 {
 		t.Errorf("notified lifecycle = %+v, want 10 activities (5 callbacks, 5 notifications)", c)
 	}
+	// Notifying costs those activities and nothing else: no version
+	// marker, so no TemporalChangeVersion upsert either.
+	for _, e := range history(t, happy) {
+		if e.GetEventType() == enumspb.EVENT_TYPE_MARKER_RECORDED || e.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()["TemporalChangeVersion"] != nil {
+			t.Errorf("notified lifecycle's event %d is a %s: notifying must add no marker or change-version upsert", e.GetEventId(), e.GetEventType())
+		}
+	}
 	recordHistoryOf(t, "notify-lifecycle", happy)
 
 	// The receiver goes down: TOP still gets every callback at once.

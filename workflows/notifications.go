@@ -23,11 +23,13 @@ import (
 // client times out at 30 s).
 const notifyAttemptTimeout = 45 * time.Second
 
-// changeNotifications versions the notifier. Only runs whose settings say
-// Notify run it, and no history recorded before it existed has that
-// setting, so the marker is belt and braces: it keeps such a history (were
-// one hand-edited) from scheduling notifications on replay.
-const changeNotifications = "notifications"
+// The notifier is not versioned with GetVersion. Only runs whose settings
+// say Notify (or that inherited notifications) run it, and the setting came
+// with the notifier, so no history recorded before it can start one. A
+// GetVersion here cost every notified run a marker and a TemporalChangeVersion
+// search-attribute upsert: one Temporal action and a visibility write per
+// policy run. Histories recorded with that marker still replay: the SDK
+// skips a version marker and the upsert that follows it.
 
 // notifyOf queues a notification of type t about cb, as it stands now, when
 // this run notifies; edit fills in the type's own fields. Nothing here
@@ -80,9 +82,6 @@ func (p *policy) startNotifier(ctx workflow.Context) {
 // store; only then does the next one go. It ends when the run is cancelled
 // or completes; whatever is still queued is in the snapshot.
 func (p *policy) drainNotifications(ctx workflow.Context) {
-	if workflow.GetVersion(ctx, changeNotifications, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return
-	}
 	for {
 		if err := workflow.Await(ctx, func() bool { return len(p.notifications) > 0 }); err != nil {
 			return // cancelled: the queue stays in the snapshot
