@@ -174,7 +174,7 @@ func openLoopMarkdown(r *results) string {
 				act, call, act-call)
 		}
 		fmt.Fprintf(&b, "\nThe workflow task the server creates when a callback completes (the one that schedules the next queued callback) waited p50 %.1f / p99 %.1f ms to reach the worker (the baseline's: %.1f / %.1f ms), read from up to %d histories per run; "+
-			"it waits for its history shard's transfer queue reader, which polls at most `history.transferProcessorMaxPollRPS` times a second (the dev server here: 200; Temporal's default is 20, up to 50 ms between polls).\n",
+			"it waits for its history shard's transfer queue reader, which polls at most `history.transferProcessorMaxPollRPS` times a second (200 on the servers the bench runs, as in deploy/temporal-dynamicconfig.yaml; Temporal's default is 20, up to 50 ms between polls).\n",
 			medianOf(l.Insuranceflow, func(o openRun) float64 { return o.CompletionTaskWait.P50 }), medianOf(l.Insuranceflow, func(o openRun) float64 { return o.CompletionTaskWait.P99 }),
 			medianOf(l.Baseline, func(o openRun) float64 { return o.CompletionTaskWait.P50 }), medianOf(l.Baseline, func(o openRun) float64 { return o.CompletionTaskWait.P99 }),
 			completionTaskHistories)
