@@ -3,17 +3,36 @@ package store
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 )
 
-// BenchmarkDeliveryWrites is what one delivered callback costs the SQLite
-// store: BeginDelivery before the TOP call, RecordAttempt after it.
-// (make microbench)
+// BenchmarkDeliveryWrites is what one delivered callback costs the store:
+// BeginDelivery before the TOP call, RecordAttempt after it, on SQLite and,
+// with TEST_POSTGRES_URL set, on PostgreSQL, where each statement is a
+// round trip. (make microbench)
 func BenchmarkDeliveryWrites(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) {
+		benchDeliveryWrites(b, "sqlite://"+filepath.Join(b.TempDir(), "bench.db"))
+	})
+	b.Run("postgres", func(b *testing.B) {
+		base := os.Getenv(testPostgresURLVar)
+		if base == "" {
+			b.Skip(testPostgresURLVar + " is not set")
+		}
+		u, err := createPostgresDatabase(b, base, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchDeliveryWrites(b, u)
+	})
+}
+
+func benchDeliveryWrites(b *testing.B, url string) {
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "bench.db"))
+	s, err := Open(ctx, url)
 	if err != nil {
 		b.Fatal(err)
 	}

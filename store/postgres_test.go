@@ -120,7 +120,7 @@ func adminExec(rawURL string, statements ...string) error {
 // and returns base with its path pointing at it. The database is dropped
 // when t ends, after the stores opened on it in t are closed (cleanups run
 // in reverse order).
-func createPostgresDatabase(t *testing.T, base, options string) (string, error) {
+func createPostgresDatabase(t testing.TB, base, options string) (string, error) {
 	name := "insuranceflow_test_" + randomHex()
 	if err := adminExec(base, fmt.Sprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' %s", name, options)); err != nil {
 		return "", err
