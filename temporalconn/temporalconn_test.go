@@ -216,12 +216,8 @@ func startTLSServer(t *testing.T, f tlscerts.Files) *tlsServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &tlsServer{addr: ln.Addr().String()}
-	g := grpc.NewServer(
+	s := &tlsServer{}
+	s.addr = serveFrontend(t,
 		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("authorization")) > 0 {
@@ -232,10 +228,22 @@ func startTLSServer(t *testing.T, f tlscerts.Files) *tlsServer {
 			return h(ctx, req)
 		}),
 	)
+	return s
+}
+
+// serveFrontend serves fakeFrontend with opts on a loopback port until the
+// test ends, and returns its address.
+func serveFrontend(t *testing.T, opts ...grpc.ServerOption) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(opts...)
 	workflowservice.RegisterWorkflowServiceServer(g, fakeFrontend{})
 	go g.Serve(ln)
 	t.Cleanup(g.Stop)
-	return s
+	return ln.Addr().String()
 }
 
 func TestFilterKeepsTemporalVariables(t *testing.T) {
@@ -313,14 +321,7 @@ func (s *recordingServer) HandleConn(context.Context, stats.ConnStats) {}
 
 func startRecordingServer(t *testing.T) *recordingServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &recordingServer{addr: ln.Addr().String()}
-	g := grpc.NewServer(grpc.StatsHandler(s))
-	workflowservice.RegisterWorkflowServiceServer(g, fakeFrontend{})
-	go g.Serve(ln)
-	t.Cleanup(g.Stop)
+	s := &recordingServer{}
+	s.addr = serveFrontend(t, grpc.StatsHandler(s))
 	return s
 }
