@@ -115,6 +115,11 @@ func latencyCells(runs []openRun, p func(openRun) Percentiles) string {
 		medianOf(runs, func(o openRun) float64 { return p(o).Max }))
 }
 
+// p50p99 is the medians over runs of one latency's p50 and p99.
+func p50p99(runs []openRun, p func(openRun) Percentiles) (p50, p99 float64) {
+	return medianOf(runs, func(o openRun) float64 { return p(o).P50 }), medianOf(runs, func(o openRun) float64 { return p(o).P99 })
+}
+
 func eagerCell(runs []openRun) string {
 	v := medianOf(runs, func(o openRun) float64 { return o.EagerShare })
 	if v < 0 || len(runs) == 0 {
@@ -132,11 +137,10 @@ func splitSentence(system string, runs []openRun) string {
 	if clear+queued > 0 {
 		share = queued / (clear + queued) * 100
 	}
+	clear50, clear99 := p50p99(runs, func(o openRun) Percentiles { return o.DeliveryClear })
+	queued50, queued99 := p50p99(runs, func(o openRun) Percentiles { return o.DeliveryQueued })
 	return fmt.Sprintf("%s delivered an event with nothing ahead of it in p50 %.1f / p99 %.1f, and %.0f %% of its events were accepted behind a callback still in flight, delivered in p50 %.1f / p99 %.1f",
-		system,
-		medianOf(runs, func(o openRun) float64 { return o.DeliveryClear.P50 }), medianOf(runs, func(o openRun) float64 { return o.DeliveryClear.P99 }),
-		share,
-		medianOf(runs, func(o openRun) float64 { return o.DeliveryQueued.P50 }), medianOf(runs, func(o openRun) float64 { return o.DeliveryQueued.P99 }))
+		system, clear50, clear99, share, queued50, queued99)
 }
 
 // openLoopMarkdown is the open-loop table: per load and system, the
@@ -173,11 +177,12 @@ func openLoopMarkdown(r *results) string {
 				"of which the TOP call (signing, HTTP to topsim and back) %.1f ms; the other %.1f ms are the store transaction before the call (the event, the attempt's start and the fence) and the record after it, and a heartbeat and a second look only for an attempt that is no longer fresh.\n",
 				act, call, act-call)
 		}
+		wait := func(o openRun) Percentiles { return o.CompletionTaskWait }
+		ours50, ours99 := p50p99(l.Insuranceflow, wait)
+		base50, base99 := p50p99(l.Baseline, wait)
 		fmt.Fprintf(&b, "\nThe workflow task the server creates when a callback completes (the one that schedules the next queued callback) waited p50 %.1f / p99 %.1f ms to reach the worker (the baseline's: %.1f / %.1f ms), read from up to %d histories per run; "+
 			"it waits for its history shard's transfer queue reader, which polls at most `history.transferProcessorMaxPollRPS` times a second (200 on the servers the bench runs, as in deploy/temporal-dynamicconfig.yaml; Temporal's default is 20, up to 50 ms between polls).\n",
-			medianOf(l.Insuranceflow, func(o openRun) float64 { return o.CompletionTaskWait.P50 }), medianOf(l.Insuranceflow, func(o openRun) float64 { return o.CompletionTaskWait.P99 }),
-			medianOf(l.Baseline, func(o openRun) float64 { return o.CompletionTaskWait.P50 }), medianOf(l.Baseline, func(o openRun) float64 { return o.CompletionTaskWait.P99 }),
-			completionTaskHistories)
+			ours50, ours99, base50, base99, completionTaskHistories)
 		fmt.Fprintf(&b, "\nWhy the delivery p50s differ at 50 %% load (median of the rounds, ms): %s; %s. "+
 			"A policy's callbacks go to TOP one at a time, in order, so an event accepted while the previous callback is still on its way waits for it; "+
 			"the baseline's no-op callback takes microseconds, so its events hardly ever wait.\n",

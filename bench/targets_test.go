@@ -20,6 +20,14 @@ func TestTargetsAndMarkdown(t *testing.T) {
 		Baseline:      []openRun{run(10, 0.2, 5), run(10, 3, 5), run(10, 2, 5)},
 		Insuranceflow: []openRun{run(12, 1.5, 40), run(40, 9, 150), run(13, 3, 60)},
 	}
+	for i := range lvl.Insuranceflow {
+		lvl.Insuranceflow[i].DeliveryClear = Percentiles{Count: 87, P50: 2.5, P99: 20}
+		lvl.Insuranceflow[i].DeliveryQueued = Percentiles{Count: 13, P50: 11, P99: 22}
+		lvl.Insuranceflow[i].CompletionTaskWait = Percentiles{P50: 1.4, P99: 14.5}
+		lvl.Baseline[i].DeliveryClear = Percentiles{Count: 99, P50: 0.1, P99: 6.7}
+		lvl.Baseline[i].DeliveryQueued = Percentiles{Count: 1, P50: 4.8, P99: 9.1}
+		lvl.Baseline[i].CompletionTaskWait = Percentiles{P50: 1.3, P99: 11}
+	}
 	judgeLevel(&lvl)
 	// Per round: delivery 1.5÷max(0.2,1)=1.5, 9÷3=3, 3÷2=1.5 → median 1.5;
 	// accept 1.2, 4, 1.3 → 1.3; own delivery p99 40, 150, 60 → 60.
@@ -27,17 +35,19 @@ func TestTargetsAndMarkdown(t *testing.T) {
 		t.Fatalf("level judged as %+v", lvl)
 	}
 	r := &results{
-		Command:       "go run ./bench -n=10",
-		FinishedAt:    time.Date(2025, 4, 8, 10, 0, 0, 0, time.UTC),
-		Machine:       machine{CPUs: 2, CPUModel: "Test CPU", OS: "linux/amd64", GoVersion: "go1.26.8", TemporalServer: "1.2.3", TemporalMode: "dev server", LoadAvgStart: 0.5, LoadAvgEnd: 1.25},
-		Config:        config{Lifecycles: 10, Concurrency: 2, RetryLifecycles: 3, Rounds: 3, OpenSeconds: 12, Workers: 1},
-		Phases:        []phase{{Name: "baseline", Seconds: 3}},
-		Saturation:    []satRound{{Throughput: 0.95, AcceptP99: 3}, {Throughput: 0.85, AcceptP99: 1.2}, {Throughput: 0.92, AcceptP99: 2}},
-		Insuranceflow: loadResult{LifecyclesPerSec: 9, Accept: Percentiles{P99: 30}, HeartbeatsPerLifecycle: 0.5},
-		Baseline:      loadResult{LifecyclesPerSec: 10, Accept: Percentiles{P99: 10}},
-		OpenLoop:      []openLevel{lvl},
-		Actions:       actionFigures{PerLifecycle5: 15, Dispatch: dispatchFigures{Queued: 10, SameTask: 10}},
-		Open:          &openFigures{GrowthRatio: 4, SubLinear: false, Judged: true},
+		Command:    "go run ./bench -n=10",
+		FinishedAt: time.Date(2025, 4, 8, 10, 0, 0, 0, time.UTC),
+		Machine:    machine{CPUs: 2, CPUModel: "Test CPU", OS: "linux/amd64", GoVersion: "go1.26.8", TemporalServer: "1.2.3", TemporalMode: "dev server", LoadAvgStart: 0.5, LoadAvgEnd: 1.25},
+		Config:     config{Lifecycles: 10, Concurrency: 2, RetryLifecycles: 3, Rounds: 3, OpenSeconds: 12, Workers: 1},
+		Phases:     []phase{{Name: "baseline", Seconds: 3}},
+		Saturation: []satRound{{Throughput: 0.95, AcceptP99: 3}, {Throughput: 0.85, AcceptP99: 1.2}, {Throughput: 0.92, AcceptP99: 2}},
+		Insuranceflow: loadResult{LifecyclesPerSec: 9, Accept: Percentiles{P99: 30}, HeartbeatsPerLifecycle: 0.5,
+			AcceptFirst: Percentiles{P50: 49.4, P95: 99.5, P99: 209.9}, AcceptLater: Percentiles{P50: 154.5, P95: 217.4, P99: 260}},
+		Baseline: loadResult{LifecyclesPerSec: 10, Accept: Percentiles{P99: 10},
+			AcceptFirst: Percentiles{P50: 13.9, P95: 158.7, P99: 350.6}, AcceptLater: Percentiles{P50: 104.3, P95: 139.6, P99: 147.7}},
+		OpenLoop: []openLevel{lvl},
+		Actions:  actionFigures{PerLifecycle5: 15, Dispatch: dispatchFigures{Queued: 10, SameTask: 10}},
+		Open:     &openFigures{GrowthRatio: 4, SubLinear: false, Judged: true},
 	}
 	r.Ratios, _, _ = summariseRounds(r.Saturation)
 	if r.Ratios.Throughput.Median != 0.92 || r.Ratios.AcceptP99.Median != 2 {
@@ -74,6 +84,11 @@ func TestTargetsAndMarkdown(t *testing.T) {
 		"of 10 callbacks already queued when the previous one completed, 10 were scheduled by the very workflow task",
 		"the DeliverCallback activity takes 10.0 ms, of which the TOP call (signing, HTTP to topsim and back) 4.0 ms; the other 6.0 ms",
 		"| | | baseline | 0.0 / 0.0 / 10.0 / 0.0 | 2.0 / 0.0 / 5.0 / 0.0 | 100 % |",
+		"| … of a lifecycle's first event (it starts the workflow) | 49.4 / 99.5 / 209.9 | 13.9 / 158.7 / 350.6 | 0.60 (p99) |",
+		"| … of the events after it | 154.5 / 217.4 / 260.0 | 104.3 / 139.6 / 147.7 | 1.76 (p99) |",
+		"waited p50 1.4 / p99 14.5 ms to reach the worker (the baseline's: 1.3 / 11.0 ms), read from up to 100 histories per run",
+		"insuranceflow delivered an event with nothing ahead of it in p50 2.5 / p99 20.0, and 13 % of its events were accepted behind a callback still in flight, delivered in p50 11.0 / p99 22.0; " +
+			"the baseline delivered an event with nothing ahead of it in p50 0.1 / p99 6.7, and 1 % of its events were accepted behind a callback still in flight, delivered in p50 4.8 / p99 9.1.",
 	} {
 		if !strings.Contains(md, s) {
 			t.Fatalf("markdown lacks %q:\n%s", s, md)
