@@ -287,3 +287,47 @@ func TestCancelledRunHandsOverNotifications(t *testing.T) {
 	recordRunHistoryOf(t, "notify-cancelled", bizID, cancelledRun) // cancelled with its notification unsent
 	recordHistoryOf(t, "notify-reopened", bizID)                   // took it over and sent it first
 }
+
+// TestRunCancelledMidCallNotifiesTheOutcome: a run cancelled while its
+// callback is at TOP never handles that attempt's outcome, which completes
+// and is recorded in the store after the run closed. The next run must
+// still notify it: topsim holds the call for 1.5 s, the run is cancelled
+// meanwhile, and the next event reopens the policy.
+func TestRunCancelledMidCallNotifiesTheOutcome(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url, stop, err := env.StartExtraWorker(ctx, "notify-midcall-worker", append([]string{"TASK_QUEUE=notify-midcall-it"}, env.NotifyEnv()...))
+	if err != nil {
+		t.Fatalf("notifying worker not ready: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("stopping the notifying worker: %v", err)
+		}
+	})
+	t.Cleanup(func() { clearFaults(t) })
+	reportTo := func(body map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		if code, out := send(t, http.MethodPost, url+"/v1/insurance-results", testToken, b); code != http.StatusAccepted {
+			t.Fatalf("report %v: %d %s", body, code, out)
+		}
+	}
+	bizID := newBizID("NTFM")
+	setFaults(t, `{"latency":"1500ms"}`)
+	reportTo(event(bizID, 1, 1, 0))
+	time.Sleep(300 * time.Millisecond) // the callback is at topsim now
+	if err := env.Temporal.CancelWorkflow(ctx, workflows.WorkflowID(bizID), ""); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	eventually(t, 30*time.Second, bizID+" delivered to TOP after its run was cancelled", func() (bool, string) {
+		n := len(simCallbacks(t, bizID))
+		return n == 1, fmt.Sprintf("%d callbacks at topsim", n)
+	})
+	clearFaults(t)
+	reportTo(event(bizID, 2, 1, 1))
+	waitNotifications(t, bizID, []string{"1:callback.delivered", "2:callback.delivered"})
+	if n := len(simCallbacks(t, bizID)); n != 2 {
+		t.Fatalf("%d callbacks at topsim, want 2: seq 1 must not be sent again", n)
+	}
+}

@@ -1,9 +1,12 @@
 package policyclient
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -41,16 +44,46 @@ func (l SnapshotLoader) Load(ctx context.Context, in workflows.LoadSnapshotInput
 	if err != nil {
 		return nil, err
 	}
-	if prev != nil && (snap == nil || prev.LastSeq > snap.LastSeq) {
-		return prev, nil
+	return mergePrevious(snap, prev), nil
+}
+
+// mergePrevious is the snapshot a reopening run starts from, given the
+// store's and the previous run's (either may be nil).
+func mergePrevious(stored, prev *workflows.Snapshot) *workflows.Snapshot {
+	if prev == nil {
+		return stored
 	}
-	if prev != nil && snap != nil {
-		// The store keeps no notification queue: the previous run's
-		// unsent notifications are taken over from it, so a cancelled or
-		// terminated run loses none.
-		snap.PendingNotifications = prev.PendingNotifications
+	if stored == nil || prev.LastSeq > stored.LastSeq {
+		return prev
 	}
-	return snap, nil
+	// The store keeps no notification queue: the previous run's unsent
+	// notifications are taken over from it, so a cancelled or terminated
+	// run loses none.
+	stored.PendingNotifications = prev.PendingNotifications
+	// Nor does it know which outcomes were notified. A callback the
+	// previous run still held when it ended, but which the store has
+	// finished, reached TOP (or was skipped) in an attempt that completed
+	// after the run was cancelled or terminated: the run never handled
+	// that outcome, so never notified it. It goes to the new run once
+	// more, as queued: its next attempt finds it finished in the store and
+	// does not call TOP, and the run notifies the outcome then.
+	pending := make(map[int64]bool, len(stored.PendingCallbacks))
+	for _, cb := range stored.PendingCallbacks {
+		pending[cb.Seq] = true
+	}
+	added := false
+	for _, cb := range prev.PendingCallbacks {
+		if pending[cb.Seq] || cb.Seq > stored.LastSeq {
+			continue
+		}
+		cb.State, cb.BudgetStartedAt = workflows.EventQueued, time.Time{}
+		stored.PendingCallbacks = append(stored.PendingCallbacks, cb)
+		added = true
+	}
+	if added {
+		slices.SortFunc(stored.PendingCallbacks, func(a, b workflows.Callback) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
+	return stored
 }
 
 // previous asks the previous run for its final snapshot; nil when it cannot
