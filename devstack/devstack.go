@@ -28,6 +28,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/temporalconn"
 	"github.com/insuranceflow/insuranceflow/topsim/simulator"
+	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
 // Defaults for the credentials a stack uses when Options leaves them empty.
@@ -364,6 +365,7 @@ func (s *Stack) baseWorkerEnv(ingressAddr string) []string {
 		"RETRY_INITIAL_INTERVAL=200ms",
 		"RETRY_MAX_INTERVAL=1s",
 		"LOG_LEVEL=info",
+		"SWEEP_INTERVAL=" + workflows.DefaultSweepInterval.String(),
 		fmt.Sprintf("TOP_QPS=%d", max(s.opts.TOPQPS, 0)),
 	}...)
 	if s.opts.Notify {

@@ -150,6 +150,10 @@ func startStack(dir, clientsFile string) (*devstack.Stack, error) {
 			// default 50 ms between a call's admission and its arrival.
 			// What is tested is that the limit holds across workers.
 			"TOP_QPS_MARGIN=300ms",
+			// No sweeper beside the tests that cancel or terminate runs and
+			// then check what the next event does; TestSweeperResumesStoppedRuns
+			// runs a worker with one on its own task queue.
+			"SWEEP_INTERVAL=0",
 		}, sink.env()...),
 	})
 }

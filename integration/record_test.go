@@ -25,18 +25,25 @@ func recordHistoryOf(t *testing.T, name, bizID string) {
 // latest).
 func recordRunHistoryOf(t *testing.T, name, bizID, runID string) {
 	t.Helper()
+	recordWorkflowHistory(t, name, workflows.WorkflowID(bizID), runID)
+}
+
+// recordWorkflowHistory records any workflow's run ("" = the latest): a
+// running one's history so far, which replays as far as it goes.
+func recordWorkflowHistory(t *testing.T, name, workflowID, runID string) {
+	t.Helper()
 	if !*recordHistory {
 		return
 	}
 	args := []string{"workflow", "show", "--address", env.TemporalAddress,
-		"--workflow-id", workflows.WorkflowID(bizID), "--output", "json"}
+		"--workflow-id", workflowID, "--output", "json"}
 	if runID != "" {
 		args = append(args, "--run-id", runID)
 	}
 	cmd := exec.Command(temporalBin(), args...)
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("temporal workflow show %s: %v", bizID, err)
+		t.Fatalf("temporal workflow show %s: %v", workflowID, err)
 	}
 	path := filepath.Join("..", "workflows", "testdata", name+".json")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

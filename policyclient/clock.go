@@ -35,12 +35,9 @@ func MaxFutureSkewFromEnv(getenv func(string) string) (time.Duration, error) {
 // checkClock refuses an event dated more than MaxFutureSkew ahead of Now
 // (see insurance.Result.CheckNotAhead).
 func (c *Client) checkClock(r insurance.Result) error {
-	now, skew := time.Now, c.MaxFutureSkew
-	if c.Now != nil {
-		now = c.Now
-	}
+	skew := c.MaxFutureSkew
 	if skew == 0 {
 		skew = DefaultMaxFutureSkew
 	}
-	return r.CheckNotAhead(now(), skew)
+	return r.CheckNotAhead(c.now(), skew)
 }

@@ -106,6 +106,10 @@ type config struct {
 	MetricsAddr           string
 	MetricsParkedInterval time.Duration
 
+	// SweepInterval is the time between the sweeper's looks for policies
+	// whose run was cancelled or terminated; 0 turns the sweeper off.
+	SweepInterval time.Duration
+
 	LogLevel  slog.Level
 	LogFormat string // text or json
 }
@@ -177,6 +181,7 @@ func options() []option {
 		{flag: "idle-timeout", env: "IDLE_TIMEOUT", help: "how long a quiet policy workflow stays open (default 720h)"},
 		{flag: "retry-backoff", env: "RETRY_BACKOFF", help: "factor between callback retry delays (default 2)"},
 		{flag: "empty-run-grace", env: "EMPTY_RUN_GRACE", help: "how long a run that accepted nothing stays open (default 1m)"},
+		{flag: "sweep-interval", env: "SWEEP_INTERVAL", def: workflows.DefaultSweepInterval.String(), help: "how often the sweeper gives a policy whose run was cancelled or terminated a new run that delivers what it held; 0 = no sweeper"},
 		{flag: "continue-as-new-after", env: "CONTINUE_AS_NEW_AFTER", help: "accepted events per run before continue-as-new (default 500)"},
 		{flag: "workflow-cache-size", env: "WORKFLOW_CACHE_SIZE", def: strconv.Itoa(defaultWorkflowCacheSize), help: "policy workflows kept in the worker's memory between events; the rest are replayed from history on their next event"},
 		{flag: "payload-keys-file", env: "PAYLOAD_KEYS_FILE", help: "payload encryption keys, one key-id:base64-key per line, the first encrypts; also serves /codec for the Temporal UI (unset: no encryption)"},
@@ -308,6 +313,7 @@ func (v values) config() (config, error) {
 	check(v.workflowSettings(&c))
 	check(v.notifySettings(&c))
 	check(v.workflowCacheSize(&c))
+	check(v.sweepInterval(&c))
 	check(v.metricsSettings(&c))
 	check(v.codecSettings(&c))
 
@@ -594,6 +600,20 @@ func (v values) workflowCacheSize(c *config) error {
 	return nil
 }
 
+// sweepInterval reads SWEEP_INTERVAL: a duration, 0 for no sweeper.
+func (v values) sweepInterval(c *config) error {
+	s := strings.TrimSpace(v.get("SWEEP_INTERVAL"))
+	d, err := time.ParseDuration(s)
+	if s == "0" {
+		d, err = 0, nil
+	}
+	if err != nil || d < 0 {
+		return v.bad("SWEEP_INTERVAL", "%q is not a duration (e.g. 1m), or 0 for no sweeper", s)
+	}
+	c.SweepInterval = d
+	return nil
+}
+
 // codecSettings reads the payload encryption keys and, when the ingress
 // serves the codec endpoint, who may call it. Without a key file
 // encryption is off and the codec settings are not read.
@@ -729,6 +749,7 @@ func (c config) LogValue() slog.Value {
 		slog.Duration("empty_run_grace", settings.EmptyRunGrace),
 		slog.Int("continue_as_new_after", settings.ContinueAsNewAfter),
 		slog.Int("workflow_cache_size", c.WorkflowCacheSize),
+		slog.Duration("sweep_interval", c.SweepInterval),
 		slog.Duration("worker_stop_timeout", c.WorkerStopTimeout),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),

@@ -88,6 +88,7 @@ func TestConfigDefaults(t *testing.T) {
 		IngressEnabled:      true,
 		WorkerEnabled:       true,
 		WorkflowCacheSize:   2000,
+		SweepInterval:       time.Minute,
 		LogLevel:            slog.LevelInfo,
 		LogFormat:           "text",
 	}
@@ -311,6 +312,8 @@ func TestConfigBadValues(t *testing.T) {
 		{"notify secret too short", nil, with(minimal(), "NOTIFY_URL", "http://claims.example/hooks", "NOTIFY_SECRET", "whsec_c2hvcnQ="), "NOTIFY_SECRET", "decodes to 5 bytes"},
 		{"notify url scheme", nil, with(minimal(), "NOTIFY_URL", "ftp://claims.example/hooks", "NOTIFY_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "NOTIFY_URL", "scheme must be http or https"},
 		{"bad notify budget", nil, with(minimal(), "NOTIFY_RETRY_BUDGET", "a week"), "NOTIFY_RETRY_BUDGET", `"a week" is not a duration`},
+		{"bad sweep interval", nil, with(minimal(), "SWEEP_INTERVAL", "hourly"), "SWEEP_INTERVAL", `"hourly" is not a duration (e.g. 1m), or 0 for no sweeper`},
+		{"negative sweep interval", []string{"--sweep-interval", "-1m"}, minimal(), "--sweep-interval", "is not a duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,6 +321,14 @@ func TestConfigBadValues(t *testing.T) {
 			wantConfigError(t, err, tt.wantName, tt.wantProblem)
 		})
 	}
+	t.Run("sweep interval", func(t *testing.T) {
+		for in, want := range map[string]time.Duration{"0": 0, "0s": 0, "30s": 30 * time.Second} {
+			c, err := parse(t, nil, with(minimal(), "SWEEP_INTERVAL", in))
+			if err != nil || c.SweepInterval != want {
+				t.Fatalf("SWEEP_INTERVAL=%s: %v, %v; want %v", in, c.SweepInterval, err, want)
+			}
+		}
+	})
 	t.Run("notify secret never in the error", func(t *testing.T) {
 		_, err := parse(t, nil, with(minimal(), "NOTIFY_URL", "http://claims.example/hooks", "NOTIFY_SECRET", "hunter2hunter2"))
 		if err == nil || strings.Contains(err.Error(), "hunter2") {

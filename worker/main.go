@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -172,6 +173,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, getenv func(str
 			return err
 		}
 		g.Go(func() error { return runWorker(gctx, w, fatal, logger) })
+		if cfg.SweepInterval > 0 {
+			g.Go(func() error {
+				keepSweeper(gctx, tc, cfg, logger)
+				return nil
+			})
+		}
 	}
 	if cfg.IngressEnabled {
 		// While Temporal is down the ingress answers 503 at once instead
@@ -296,6 +303,13 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 		},
 	})
 	w.RegisterWorkflowWithOptions(workflows.Policy, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	w.RegisterWorkflowWithOptions(workflows.Sweeper, workflow.RegisterOptions{Name: workflows.SweeperWorkflowName})
+	w.RegisterActivityWithOptions(policyclient.Sweep{Policies: &policyclient.Client{
+		Temporal:  tc,
+		Snapshots: policyclient.StoreSnapshots{Store: st},
+		TaskQueue: cfg.TaskQueue,
+		Settings:  cfg.Settings,
+	}}.ResumeClosed, activity.RegisterOptions{Name: workflows.ResumeClosedActivity})
 	w.RegisterActivity(&activities.Activities{
 		TOP:    caller,
 		Store:  st,
@@ -317,6 +331,46 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 		Temporal:  tc,
 	}.Load, activity.RegisterOptions{Name: workflows.LoadSnapshotActivity})
 	return w, fatal, nil
+}
+
+// keepSweeper starts the sweeper, retrying until it succeeds or ctx ends: a
+// worker that cannot reach Temporal for a moment still polls and delivers,
+// and must not exit for want of the sweeper.
+func keepSweeper(ctx context.Context, tc client.Client, cfg config, logger *slog.Logger) {
+	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+		err := startSweeper(ctx, tc, cfg)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		logger.Warn("sweeper not started; retrying", "in", wait, "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// startSweeper makes sure the task queue's sweeper runs, with this
+// worker's interval: it starts it when no run is open, and otherwise sends
+// the open one the interval (signal-with-start, conflict policy
+// USE_EXISTING), so every worker of the queue shares one sweeper and the
+// latest deploy's setting holds.
+func startSweeper(ctx context.Context, tc client.Client, cfg config) error {
+	_, err := tc.SignalWithStartWorkflow(ctx, workflows.SweeperWorkflowID(cfg.TaskQueue),
+		workflows.SignalSweepInterval, cfg.SweepInterval,
+		client.StartWorkflowOptions{
+			TaskQueue:                cfg.TaskQueue,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+			StaticSummary:            "Resumes the policies whose run was cancelled or terminated",
+		},
+		workflows.SweeperWorkflowName, workflows.SweeperInput{
+			TaskQueue: cfg.TaskQueue, Interval: cfg.SweepInterval, FirstLookBack: workflows.DefaultSweepFirstLookBack,
+		})
+	if err != nil {
+		return fmt.Errorf("start the sweeper: %w", err)
+	}
+	return nil
 }
 
 // notifier is the notification sender, or nil (a nil interface) without

@@ -44,6 +44,7 @@ func TestReplay(t *testing.T) {
 				t.Fatal(err)
 			}
 			replayer.RegisterWorkflowWithOptions(Policy, workflow.RegisterOptions{Name: WorkflowName})
+			replayer.RegisterWorkflowWithOptions(Sweeper, workflow.RegisterOptions{Name: SweeperWorkflowName})
 			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
 				t.Fatalf("replay %s: %v", file, err)
 			}

@@ -1,0 +1,161 @@
+package policyclient
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/insuranceflow/insuranceflow/workflows"
+)
+
+// visibilityLag is how far behind the close of a run its visibility record
+// may appear. A sweep's next watermark is set back by it, so a run closed
+// just before a sweep listed is listed by the next one; a run listed twice
+// is resumed once (the second time its policy has a newer run).
+const visibilityLag = time.Minute
+
+// Stopped reports how a policy's latest run ended when that end leaves
+// work behind that only a new run does: "Canceled", "Terminated" or
+// "TimedOut", with the run's ID. "" when the latest run is open, completed
+// or continued (nothing to resume), failed (a run that fails has met a
+// policy it cannot restore, which a new run would meet again: that is a
+// bug to fix, and the failed-workflow alert's to report), or when the
+// policy has never had a run.
+func (c *Client) stopped(ctx context.Context, bizID string) (status, runID string, fields map[string]*commonpb.Payload, err error) {
+	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+	if isNotFound(err) {
+		return "", "", nil, nil
+	}
+	if err != nil {
+		return "", "", nil, callError(ctx, "describe the last run of policy "+bizID, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+		enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return info.GetStatus().String(), info.GetExecution().GetRunId(), info.GetSearchAttributes().GetIndexedFields(), nil
+	}
+	return "", "", nil, nil
+}
+
+// Resume starts a new run for a policy whose latest run was cancelled,
+// terminated or timed out, and reports whether it did. The new run loads
+// the store and asks the stopped run for what the store lacks (its last
+// accepted events, its unsent notifications), delivers what is pending,
+// and completes once the policy is quiet, as a run reopened by an event
+// would. Any other latest run is left alone: resuming is idempotent, and
+// a report that reopens the policy meanwhile shares the run (conflict
+// policy USE_EXISTING).
+func (c *Client) Resume(ctx context.Context, bizID string) (bool, error) {
+	status, runID, fields, err := c.stopped(ctx, bizID)
+	if err != nil || runID == "" {
+		return false, err
+	}
+	queue := c.TaskQueue
+	if queue == "" {
+		queue = workflows.DefaultTaskQueue
+	}
+	_, err = c.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflows.WorkflowID(bizID),
+		TaskQueue:                queue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// The stopped run's, which the UI showed last; the new run upserts
+		// what it loads in its first workflow task.
+		TypedSearchAttributes: carriedSearchAttributes(bizID, fields),
+		StaticSummary:         fmt.Sprintf("Policy %s · resumed after its run was %s", bizID, strings.ToLower(status)),
+	}, workflows.WorkflowName, workflows.PolicyInput{
+		BizID: bizID, Settings: c.Settings, LoadSnapshot: true, PreviousRunID: runID,
+	})
+	if err != nil {
+		return false, callError(ctx, "resume policy "+bizID, err)
+	}
+	return true, nil
+}
+
+// carriedSearchAttributes are the policy attributes of a stopped run, for
+// its successor's start; biz_id always, the others when the run had them.
+func carriedSearchAttributes(bizID string, fields map[string]*commonpb.Payload) temporal.SearchAttributes {
+	updates := []temporal.SearchAttributeUpdate{workflows.SearchBizID.ValueSet(bizID)}
+	for _, key := range []temporal.SearchAttributeKeyKeyword{workflows.SearchPolicyState, workflows.SearchInsuranceType, workflows.SearchCallbackState} {
+		if v := keyword(fields, key.GetName()); v != "" {
+			updates = append(updates, key.ValueSet(v))
+		}
+	}
+	return temporal.NewSearchAttributes(updates...)
+}
+
+// ResumeClosed is one sweep (workflows.ResumeClosedActivity): it lists the
+// task queue's policy runs closed by a cancel, a terminate or a timeout at
+// or after in.ClosedSince, and resumes each policy whose latest run is
+// still a stopped one. progress, when not nil, is called after each page
+// and each resumed policy (the activity heartbeats with it).
+func (c *Client) ResumeClosed(ctx context.Context, in workflows.ResumeClosedInput, progress func(workflows.ResumeClosedResult)) (workflows.ResumeClosedResult, error) {
+	began := c.now()
+	res := workflows.ResumeClosedResult{}
+	query := "WorkflowType = " + quote(workflows.WorkflowName) +
+		" AND TaskQueue = " + quote(in.TaskQueue) +
+		" AND ExecutionStatus IN ('Canceled', 'Terminated', 'TimedOut')" +
+		" AND CloseTime >= " + quote(in.ClosedSince.UTC().Format(time.RFC3339Nano))
+	seen := map[string]bool{}
+	var token []byte
+	for {
+		resp, err := c.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			PageSize: 500, NextPageToken: token, Query: query,
+		})
+		if err != nil {
+			return res, callError(ctx, "list stopped policy runs", err)
+		}
+		for _, exec := range resp.GetExecutions() {
+			res.Closed++
+			bizID, ok := strings.CutPrefix(exec.GetExecution().GetWorkflowId(), workflows.WorkflowID(""))
+			if !ok || seen[bizID] {
+				continue
+			}
+			seen[bizID] = true
+			resumed, err := c.Resume(ctx, bizID)
+			if err != nil {
+				return res, err
+			}
+			if resumed {
+				res.Resumed++
+			} else {
+				res.Current++
+			}
+			if progress != nil {
+				progress(res)
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	res.Next = began.Add(-visibilityLag)
+	return res, nil
+}
+
+// now is the client's clock (Client.Now), the system's without one.
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Sweep is workflows.ResumeClosedActivity, registered by the worker under
+// that name: ResumeClosed with a heartbeat per policy, so a long list is
+// not mistaken for a stuck sweep.
+type Sweep struct{ Policies *Client }
+
+// ResumeClosed runs one sweep.
+func (s Sweep) ResumeClosed(ctx context.Context, in workflows.ResumeClosedInput) (workflows.ResumeClosedResult, error) {
+	return s.Policies.ResumeClosed(ctx, in, func(r workflows.ResumeClosedResult) { activity.RecordHeartbeat(ctx, r) })
+}
