@@ -98,7 +98,7 @@ type checkInput struct {
 
 // scheduledClasses are the fault classes a run meant to exercise.
 type scheduledClasses struct {
-	StoreOutage, Pause, Operator, Races bool
+	StoreOutage, Pause, Operator, Races, StopRuns bool
 }
 
 // skipped is the request ids an operator skipped during the run: never to
@@ -219,6 +219,9 @@ func faultFigures(in checkInput) []figure {
 		info(groupFaults, "Temporal server restarts", count(evTemporalStart)),
 		info(groupFaults, "store outages (SQLite locked past the busy timeout)", count(evStoreLocked)),
 		info(groupFaults, "worker freezes (SIGSTOP past the heartbeat timeout)", count(evPause)),
+		info(groupFaults, "policy runs cancelled from Temporal", count(evCancelRun)),
+		info(groupFaults, "policy runs terminated from Temporal", count(evTerminateRun)),
+		invariant(groupFaults, "stopped runs the sweeper never resumed (latest run still cancelled or terminated)", in.Obs.StoppedLeft),
 		info(groupFaults, "topsim requests", st.Requests),
 		info(groupFaults, "topsim isp.* errors injected", st.ISPErrors),
 		info(groupFaults, "topsim hangs past the client timeout", st.Hangs),

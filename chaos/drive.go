@@ -59,6 +59,8 @@ type driver struct {
 	ramp        time.Duration
 	thinkMax    time.Duration
 	seed        uint64
+	// started, when set, learns each policy as it begins.
+	started *startedPolicies
 
 	sent     atomic.Int64
 	answered atomic.Int64
@@ -110,6 +112,9 @@ func (d *driver) run(ctx context.Context, plans []policyPlan) []*policyRun {
 func (d *driver) play(ctx context.Context, run *policyRun, rng *rand.Rand) {
 	run.Started = time.Now()
 	defer func() { run.Finished = time.Now() }()
+	if d.started != nil {
+		d.started.add(run.Plan.BizID)
+	}
 	for i, st := range run.Plan.Steps {
 		if i > 0 && d.thinkMax > 0 {
 			if sleepCtx(ctx, time.Duration(rng.Int64N(int64(d.thinkMax)))) != nil {

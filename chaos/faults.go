@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -56,6 +57,11 @@ type faultConfig struct {
 	// TOP when it wakes (the fencing case). Zero PauseFor: no pause.
 	PauseAt  time.Duration
 	PauseFor time.Duration
+	// StopRunEvery is the time between runs cancelled or terminated from
+	// Temporal, by StopRun, while the window lasts; zero or a nil StopRun:
+	// none.
+	StopRunEvery time.Duration
+	StopRun      func(ctx context.Context) (what, bizID string, err error)
 	// topsim's injected faults for the whole window.
 	ISPErrorRate float64
 	HangRate     float64
@@ -122,6 +128,8 @@ const (
 	evStoreUnlocked = "store unlocked"
 	evPause         = "worker SIGSTOP"
 	evResume        = "worker SIGCONT"
+	evCancelRun     = "run cancelled"
+	evTerminateRun  = "run terminated"
 )
 
 // faultLog records the schedule's actions, for the report and to tell
@@ -175,6 +183,7 @@ func runFaults(ctx context.Context, ctl stackControl, cfg faultConfig, drivingDo
 		return cfg.KillEvery*3/4 + time.Duration(rng.Int64N(int64(cfg.KillEvery/2)+1))
 	}
 	nextKill := start.Add(jitter())
+	nextStop := start.Add(cfg.StopRunEvery)
 	banned, restarted := cfg.BanSeconds == 0, cfg.TemporalDown == 0
 	paused := cfg.PauseFor == 0
 	outages := 0
@@ -211,6 +220,9 @@ func runFaults(ctx context.Context, ctl stackControl, cfg faultConfig, drivingDo
 			restarted = true
 			restartTemporal(ctx, ctl, cfg.TemporalDown, log)
 			nextKill = time.Now().Add(jitter())
+		case cfg.StopRun != nil && cfg.StopRunEvery > 0 && elapsed < cfg.Window && time.Now().After(nextStop):
+			stopRun(ctx, cfg.StopRun, log)
+			nextStop = time.Now().Add(cfg.StopRunEvery)
 		case cfg.KillEvery > 0 && elapsed < cfg.Window && time.Now().After(nextKill) && !pausing.Load():
 			killWorker(ctx, ctl, cfg.KillDown, log)
 			nextKill = time.Now().Add(jitter())
@@ -231,6 +243,19 @@ func killWorker(ctx context.Context, ctl stackControl, down time.Duration, log *
 		_ = sleepCtx(ctx, down)
 	}
 	ensureWorker(ctx, ctl, log)
+}
+
+// stopRun cancels or terminates one policy's run; a turn that found none
+// to stop is not a fault action, so it is not logged.
+func stopRun(ctx context.Context, stop func(ctx context.Context) (string, string, error), log *faultLog) {
+	at := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	what, biz, err := stop(cctx)
+	if errors.Is(err, errNoOpenRun) {
+		return
+	}
+	log.addAt(at, what, biz, err)
 }
 
 func lockStore(ctx context.Context, cfg faultConfig, log *faultLog) {

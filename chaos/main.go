@@ -52,6 +52,9 @@ type config struct {
 	RacePolicies  int
 	// TOPQPS is the stack's TOP_QPS, enforced by topsim.
 	TOPQPS int
+	// StopRunEvery is the time between policy runs cancelled or
+	// terminated from Temporal in the fault window (0 = none).
+	StopRunEvery time.Duration
 }
 
 // fullDefaults and shortDefaults are the two shapes of a run; flags given
@@ -62,6 +65,7 @@ func fullDefaults() config {
 		Think: 300 * time.Millisecond, KillEvery: 4 * time.Second, BanAt: 15 * time.Second,
 		TemporalAt: 40 * time.Second, Settle: 5 * time.Minute,
 		StoreOutageAt: []time.Duration{20 * time.Second, 55 * time.Second}, PauseAt: 28 * time.Second, RacePolicies: 30,
+		StopRunEvery: 3 * time.Second,
 	}
 }
 
@@ -71,6 +75,7 @@ func shortDefaults() config {
 		Think: 250 * time.Millisecond, KillEvery: 2500 * time.Millisecond, BanAt: 2 * time.Second,
 		TemporalAt: 9 * time.Second, Settle: 3 * time.Minute,
 		StoreOutageAt: []time.Duration{5 * time.Second}, PauseAt: 12 * time.Second, RacePolicies: 6,
+		StopRunEvery: 2 * time.Second,
 	}
 }
 
@@ -94,6 +99,9 @@ const (
 	operatorEvery = 2 * time.Second
 	// qpsMargin widens the limiter's window (see TOP_QPS_MARGIN).
 	qpsMargin = 300 * time.Millisecond
+	// sweepInterval is the workers' SWEEP_INTERVAL: how soon a stopped
+	// run's policy gets a new one.
+	sweepInterval = 2 * time.Second
 )
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -124,6 +132,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.PauseAt, "pause-at", full.PauseAt, "when in the window the worker is frozen (SIGSTOP) past its heartbeat timeout")
 	fs.IntVar(&c.TOPQPS, "top-qps", 25, "TOP_QPS for both workers, enforced by topsim like TOP (0 = no limit)")
 	fs.IntVar(&c.RacePolicies, "race-policies", full.RacePolicies, "policies raced around run closes after the fault window (0 = none)")
+	fs.DurationVar(&c.StopRunEvery, "stop-run-every", full.StopRunEvery, "time between policy runs cancelled or terminated from Temporal while the faults run (0 = none)")
 	c.StoreOutageAt = full.StoreOutageAt
 	fs.BoolVar(&c.Keep, "keep", false, "keep the stack's directory (logs, databases) even when every check passes")
 	if err := fs.Parse(args); err != nil {
@@ -158,6 +167,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		apply("settle", &c.Settle, s.Settle)
 		apply("pause-at", &c.PauseAt, s.PauseAt)
 		apply("race-policies", &c.RacePolicies, s.RacePolicies)
+		apply("stop-run-every", &c.StopRunEvery, s.StopRunEvery)
 		c.StoreOutageAt = s.StoreOutageAt
 	}
 	var problems []string

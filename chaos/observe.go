@@ -283,6 +283,9 @@ type observation struct {
 	OperatorActions map[string][]store.OperatorAction
 
 	Unsettled []string // what the last settle left undone
+	// StoppedLeft is the policies whose run chaos stopped and whose latest
+	// run is still the stopped one once everything settled.
+	StoppedLeft violations
 
 	// Notifications are what topsim's receiver got and the store recorded
 	// as lost.

@@ -541,6 +541,8 @@ func raceFigures(in checkInput) []figure {
 		{"an operator action while the faults ran", sch.Operator, applied > 0},
 		{"a skip while the faults ran", sch.Operator, len(skipped) > 0},
 		{"reports racing around run closes", sch.Races, len(in.Races) > 0},
+		{"a run cancelled from Temporal", sch.StopRuns, happened(evCancelRun)},
+		{"a run terminated from Temporal", sch.StopRuns, happened(evTerminateRun)},
 	} {
 		if c.scheduled && !c.ok {
 			missed.add("schedule", "no %s", c.name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -76,6 +77,9 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 			"RETRY_INITIAL_INTERVAL=200ms",
 			"RETRY_MAX_INTERVAL=1s",
 			"LOG_LEVEL=info",
+			// The sweeper resumes the runs chaos cancels and terminates;
+			// the default minute would outlast the settle's patience.
+			"SWEEP_INTERVAL=" + sweepInterval.String(),
 		},
 		Log: log,
 	})
@@ -139,6 +143,11 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		PauseAt: cfg.PauseAt, PauseFor: pauseFor,
 		Seed: cfg.Seed,
 	}
+	started := &startedPolicies{}
+	if cfg.StopRunEvery > 0 {
+		stopper := &runStopper{temporal: stack.Temporal, started: started, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5709))}
+		fcfg.StopRunEvery, fcfg.StopRun = cfg.StopRunEvery, stopper.stop
+	}
 	flog := &faultLog{out: log}
 	drivingDone := make(chan struct{})
 	faultsDone := make(chan struct{})
@@ -152,7 +161,7 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		operateDuringFaults(ctx, ingress, plans, operatorEvery, faultsDone, oplog)
 	}()
 	d := &driver{sender: newSender(ingress.report, cfg.GiveUp), concurrency: cfg.Concurrency,
-		ramp: cfg.Ramp, thinkMax: cfg.Think, seed: cfg.Seed}
+		ramp: cfg.Ramp, thinkMax: cfg.Think, seed: cfg.Seed, started: started}
 	stopProgress := progress(log, d, len(plans))
 	runs := d.run(ctx, plans)
 	stopProgress()
@@ -215,6 +224,7 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 	t.done("close races + settle")
 	o.Notifications = waitNotified(ctx, obs.http, stack, st, cfg.Settle)
 	t.done("notifications settle")
+	o.StoppedLeft = stoppedLeft(ctx, stack.Temporal, flog.snapshot())
 
 	if err := obs.collect(ctx, runs, races, &o); err != nil {
 		return nil, fmt.Errorf("collect the final state: %w", err)
@@ -222,7 +232,7 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 	figs := check(checkInput{Runs: runs, Obs: o, Faults: flog.snapshot(), TolerateAttemptGaps: cfg.TolerateAttemptGaps,
 		Operator: oplog.snapshot(), Races: races, TOPQPS: cfg.TOPQPS,
 		Scheduled: scheduledClasses{StoreOutage: len(cfg.StoreOutageAt) > 0, Pause: pauseFor > 0,
-			Operator: cfg.ParkEvery > 0, Races: cfg.RacePolicies > 0}})
+			Operator: cfg.ParkEvery > 0, Races: cfg.RacePolicies > 0, StopRuns: cfg.StopRunEvery > 0}})
 	if left := raceReceiptsSettled(races, o.Receipts); len(left) > 0 {
 		unsettled := violations{}
 		for _, u := range left {

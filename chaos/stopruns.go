@@ -1,0 +1,111 @@
+package main
+
+// Runs cancelled and terminated from Temporal while the faults run, as an
+// operator would from the UI or the CLI: a run stopped with a callback at
+// TOP, or with callbacks queued and no event to come, must still get every
+// accepted event to TOP and notified (the sweeper gives the policy a new
+// run). The invariant that goes with it: no stopped policy is left with a
+// stopped run as its latest when the stack has settled.
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"sync"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/insuranceflow/insuranceflow/workflows"
+)
+
+// startedPolicies is the biz_ids the driver has begun to play, for the
+// run stopper to choose from.
+type startedPolicies struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (s *startedPolicies) add(bizID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.list = append(s.list, bizID)
+}
+
+func (s *startedPolicies) snapshot() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.list)
+}
+
+// runStopper cancels or terminates the open run of a policy the driver has
+// started, chosen at random; every second stop is a terminate.
+type runStopper struct {
+	temporal client.Client
+	started  *startedPolicies
+	rng      *rand.Rand
+	n        int
+}
+
+// errNoOpenRun: no run was stopped. None of the policies tried had an
+// open run, or Temporal refused (it is restarted during the window): the
+// stop is tried again at the next turn, not counted as a failed fault.
+var errNoOpenRun = errors.New("no started policy with an open run could be stopped")
+
+// stop stops one run and returns what it did (evCancelRun or
+// evTerminateRun) and the biz_id, which is the fault log's detail.
+func (s *runStopper) stop(ctx context.Context) (what, bizID string, err error) {
+	what = evCancelRun
+	if s.n%2 == 1 {
+		what = evTerminateRun
+	}
+	started := s.started.snapshot()
+	// A few tries: the policy drawn may not have an open run (not yet
+	// started, or closed by a terminal event).
+	for range 5 {
+		if len(started) == 0 {
+			break
+		}
+		biz := started[s.rng.IntN(len(started))]
+		d, err := s.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(biz), "")
+		if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			continue
+		}
+		run := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		if what == evCancelRun {
+			err = s.temporal.CancelWorkflow(ctx, workflows.WorkflowID(biz), run)
+		} else {
+			err = s.temporal.TerminateWorkflow(ctx, workflows.WorkflowID(biz), run, "chaos: an operator stops the run")
+		}
+		if err != nil {
+			continue
+		}
+		s.n++
+		return what, biz, nil
+	}
+	return what, "", errNoOpenRun
+}
+
+// stoppedLeft lists the policies a run was stopped for whose latest run is
+// still a cancelled or terminated one: the sweeper never resumed them.
+func stoppedLeft(ctx context.Context, tc client.Client, faults []faultEvent) violations {
+	v := violations{}
+	seen := map[string]bool{}
+	for _, e := range faults {
+		if (e.What != evCancelRun && e.What != evTerminateRun) || e.Error != "" || seen[e.Detail] {
+			continue
+		}
+		seen[e.Detail] = true
+		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(e.Detail), "")
+		if err != nil {
+			v.add(e.Detail, "describe: %v", err)
+			continue
+		}
+		switch st := d.GetWorkflowExecutionInfo().GetStatus(); st {
+		case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+			v.add(e.Detail, "%s at t+%s; its latest run is still %s", e.What, e.Offset, st)
+		}
+	}
+	return v
+}
