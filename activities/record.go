@@ -44,8 +44,10 @@ type OperatorRecord struct {
 	By     string    `json:"by,omitempty"`
 	Reason string    `json:"reason,omitempty"`
 	At     time.Time `json:"at"`
-	// UpdateID is the action's Temporal Update (see ImportRecord.UpdateID).
-	UpdateID string `json:"update_id,omitempty"`
+	// Key is the action's idempotency key in the audit trail: the same for
+	// every run of a handler that acts on the same park of the head (see
+	// workflows' operatorActionKey), so one action keeps one row.
+	Key string `json:"key,omitempty"`
 }
 
 // PolicyRecord is the policy as the workflow knows it.
@@ -146,7 +148,7 @@ func (a *Activities) recordCallbacks(ctx context.Context, in RecordInput) error 
 		var err error
 		if o := in.Operator; o != nil {
 			err = a.Store.SetCallbackByOperator(ctx, in.Policy.BizID, c.Seq, c.Callback, c.PolicyCallbackState,
-				store.OperatorAction{Action: o.Action, By: o.By, Reason: o.Reason, At: o.At, UpdateID: o.UpdateID})
+				store.OperatorAction{Action: o.Action, By: o.By, Reason: o.Reason, At: o.At, Key: o.Key})
 		} else {
 			err = a.Store.SetCallback(ctx, in.Policy.BizID, c.Seq, c.Callback, c.PolicyCallbackState)
 		}

@@ -93,7 +93,7 @@ func TestOperatorActionRecordedOnceAcrossWorkflowTasks(t *testing.T) {
 		ctx := context.Background()
 		s := newStore(t, b)
 		mustRecord(t, s, policy("A2"), event("A2", 1, 1, "pre_insured"))
-		first := OperatorAction{Action: "retry", By: "ops-bob", Reason: "fixed", At: clock.Add(time.Hour), UpdateID: "upd-1"}
+		first := OperatorAction{Action: "retry", By: "ops-bob", Reason: "fixed", At: clock.Add(time.Hour), Key: "upd-1"}
 		again := first
 		again.At = first.At.Add(6 * time.Second) // the handler's second run
 		for _, op := range []OperatorAction{first, again} {
@@ -106,7 +106,7 @@ func TestOperatorActionRecordedOnceAcrossWorkflowTasks(t *testing.T) {
 			t.Fatalf("operator actions = %+v, %v; want the one retry, at its first time", got, err)
 		}
 		// Another Update (a later retry of the same seq) is another row.
-		later := OperatorAction{Action: "retry", By: "ops-bob", Reason: "again", At: clock.Add(2 * time.Hour), UpdateID: "upd-2"}
+		later := OperatorAction{Action: "retry", By: "ops-bob", Reason: "again", At: clock.Add(2 * time.Hour), Key: "upd-2"}
 		if err := s.SetCallbackByOperator(ctx, "A2", 1, "queued", "pending", later); err != nil {
 			t.Fatal(err)
 		}

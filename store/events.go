@@ -394,10 +394,12 @@ type OperatorAction struct {
 	By     string // the ingress caller's name or the CLI's OS user; "" when unknown
 	Reason string
 	At     time.Time
-	// UpdateID is the Temporal Update that took the action: with it, a
+	// Key is the action's idempotency key (column update_id): with it, a
 	// repeated write (the handler run again after a lost workflow task, at
-	// a later At) keeps one row.
-	UpdateID string
+	// a later At, or the action re-sent after its Update was lost) keeps
+	// one row. An import's is its Update's ID; an operator action's names
+	// the park of the callback it acts on.
+	Key string
 }
 
 // operatorActions are the actions SetCallbackByOperator takes; the audit
@@ -469,7 +471,7 @@ func (s *Store) setCallback(ctx context.Context, bizID string, seq int64, callba
 		if op != nil {
 			if _, err := tx.ExecContext(ctx, tx.Rebind(
 				`INSERT INTO operator_actions (biz_id, seq, action, at, by_whom, reason, update_id) VALUES (?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT DO NOTHING`), bizID, seq, op.Action, micros(op.At), cleanText(op.By), cleanText(op.Reason), op.UpdateID); err != nil {
+				ON CONFLICT DO NOTHING`), bizID, seq, op.Action, micros(op.At), cleanText(op.By), cleanText(op.Reason), op.Key); err != nil {
 				return fmt.Errorf("record operator action: %w", err)
 			}
 		}

@@ -181,7 +181,7 @@ func (s *Store) RecordImported(ctx context.Context, p Policy, events []Event, by
 	if err := checkTexts(field{"importer", by}); err != nil {
 		return fmt.Errorf("record imported events for biz_id %q: %w", p.BizID, err)
 	}
-	return s.recordEvents(ctx, p, events, &OperatorAction{Action: ActionImport, By: by, At: at, UpdateID: updateID})
+	return s.recordEvents(ctx, p, events, &OperatorAction{Action: ActionImport, By: by, At: at, Key: updateID})
 }
 
 func (s *Store) recordEvents(ctx context.Context, p Policy, events []Event, audit *OperatorAction) error {
@@ -213,7 +213,7 @@ func recordEventsTx(ctx context.Context, tx *sqlx.Tx, p Policy, events []Event, 
 		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(
 			`INSERT INTO operator_actions (biz_id, seq, action, at, by_whom, reason, update_id) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT DO NOTHING`), e.BizID, e.Seq, audit.Action, micros(audit.At), cleanText(audit.By), "", audit.UpdateID); err != nil {
+			ON CONFLICT DO NOTHING`), e.BizID, e.Seq, audit.Action, micros(audit.At), cleanText(audit.By), "", audit.Key); err != nil {
 			return fmt.Errorf("record the import of seq %d: %w", e.Seq, err)
 		}
 	}

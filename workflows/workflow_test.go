@@ -912,3 +912,48 @@ func TestSkipDuringParkRecordIsNotOverwritten(t *testing.T) {
 		t.Errorf("status after the skip = %+v, want seq 1 skipped and nothing pending", *after)
 	}
 }
+
+// TestOperatorActionKeySurvivesALostUpdate is the race chaos found when a
+// Temporal restart met an operator's retry: the retry's handler wrote its
+// audit row (the RecordCallbacks local activity), then its workflow task
+// was lost with the server's in-memory Update, so the head stayed parked
+// and the caller's re-send, a new Update with a new ID, applied the retry
+// and wrote a second row. The store keeps one row per (seq, action, key),
+// so the key must be the same for every handler run that acts on the same
+// park of the head, whichever Update carries it; a later park of the same
+// seq (after more attempts) is another action with another key. Here the
+// first handler run's write "lands" but the handler fails (as its lost task
+// would leave the workflow: nothing applied), and the re-send applies.
+// This test failed before the fix: the two records had the Updates' IDs.
+func TestOperatorActionKeySurvivesALostUpdate(t *testing.T) {
+	h := newHarness(t)
+	h.fail(1, rejectedByTOP, rejectedByTOP)
+	h.report(0, lifecycle()[0])
+	lost := true
+	h.recordFn = func(in activities.RecordInput) error {
+		if in.Operator != nil && lost {
+			// Not retried: the handler ends without applying anything.
+			lost = false
+			return temporal.NewNonRetryableApplicationError("workflow task lost after the write", activities.ErrorTypeInvalid, nil)
+		}
+		return nil
+	}
+	first := h.operator(time.Minute, UpdateRetryCallback)
+	resent := h.operator(2*time.Minute, UpdateRetryCallback)
+	again := h.operator(3*time.Minute, UpdateRetryCallback) // after the retry parked it again
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, 10*time.Minute)
+	h.run(PolicyInput{BizID: testBizID})
+
+	if !first.completed || first.err == nil || !resent.completed || resent.err != nil || !again.completed || again.err != nil {
+		t.Fatalf("first %+v, re-sent %+v, again %+v (%v): want the first to fail and the others to apply", first, resent, again, again.rejection)
+	}
+	var keys []string
+	for _, r := range h.records {
+		if r.Operator != nil {
+			keys = append(keys, r.Operator.Key)
+		}
+	}
+	if len(keys) != 3 || keys[0] == "" || keys[0] != keys[1] || keys[2] == keys[1] {
+		t.Fatalf("operator record keys = %q, want the lost one's and the re-send's equal, the later park's different", keys)
+	}
+}
