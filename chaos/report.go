@@ -53,6 +53,9 @@ type settingsView struct {
 	StoreOutageFor string `json:"store_outage_for"`
 	PauseFor       string `json:"pause_for"`
 	RacePolicies   int    `json:"race_policies"`
+	// StopRunEvery: a policy's run cancelled or terminated from Temporal
+	// this often while the faults ran; "" when none were.
+	StopRunEvery string `json:"stop_run_every,omitempty"`
 }
 
 func (r *result) total() time.Duration {
@@ -97,13 +100,17 @@ func (r *result) markdown() string {
 	if s.TolerateAttemptGaps {
 		verdict += " (attempt numbers without a row tolerated)"
 	}
+	stops := ""
+	if s.StopRunEvery != "" {
+		stops = fmt.Sprintf(", a policy's run cancelled or terminated from Temporal every %s", s.StopRunEvery)
+	}
 	fmt.Fprintf(&b, "\nMeasured by `%s` on %s (%s): %d policies at concurrency %d, seed %d; "+
-		"for %s a worker SIGKILL every ~%s, one %d s code-7 ban and one Temporal restart; until every event was answered "+
+		"for %s a worker SIGKILL every ~%s%s, one %d s code-7 ban and one Temporal restart; until every event was answered "+
 		"%.0f%% isp.* errors and %.0f%% hangs of %s against a %s client timeout; every %dth policy parked; "+
 		"two workers at TOP_QPS=%d (topsim enforcing it), %d store outages of %s, one worker frozen for %s, "+
 		"operator retries and skips while the faults ran, then %d policies raced around run closes. %s.\n",
 		r.Command, r.Date.Format("2006-01-02"), r.Machine, s.Policies, s.Concurrency, s.Seed,
-		s.FaultWindow, s.KillEvery, s.BanSeconds, s.ISPErrorRate*100, s.HangRate*100, s.HangDuration, s.CallTimeout,
+		s.FaultWindow, s.KillEvery, stops, s.BanSeconds, s.ISPErrorRate*100, s.HangRate*100, s.HangDuration, s.CallTimeout,
 		s.ParkEvery, s.TOPQPS, s.StoreOutages, s.StoreOutageFor, s.PauseFor, s.RacePolicies, verdict)
 	parts := make([]string, len(r.Phases))
 	for i, p := range r.Phases {

@@ -62,7 +62,8 @@ func TestMarkdownShowsFailuresWithTheirBizIDs(t *testing.T) {
 	r := &result{
 		Command: "go run ./chaos -short", Date: time.Date(2025, 4, 8, 0, 0, 0, 0, time.UTC), Machine: "linux/amd64, 2 CPUs",
 		Settings: settingsView{Policies: 40, Concurrency: 12, Seed: 1, FaultWindow: "16s", KillEvery: "3s",
-			ISPErrorRate: 0.3, HangRate: 0.1, HangDuration: "5s", CallTimeout: "2s", BanSeconds: 10, ParkEvery: 10},
+			ISPErrorRate: 0.3, HangRate: 0.1, HangDuration: "5s", CallTimeout: "2s", BanSeconds: 10, ParkEvery: 10,
+			StopRunEvery: "2s"},
 		Phases: []phase{{Name: "stack start", Seconds: 1.5}},
 		Figures: []figure{
 			info(groupLoad, "policies", 40),
@@ -79,6 +80,7 @@ func TestMarkdownShowsFailuresWithTheirBizIDs(t *testing.T) {
 		"`go run ./chaos -short` on 2025-04-08",
 		"1 invariant FAILED",
 		"stack start 1.5 s",
+		"a worker SIGKILL every ~3s, a policy's run cancelled or terminated from Temporal every 2s, one 10 s code-7 ban",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

@@ -269,6 +269,9 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		Unsettled: o.Unsettled,
 		Faults:    flog.snapshot(),
 	}
+	if cfg.StopRunEvery > 0 {
+		res.Settings.StopRunEvery = cfg.StopRunEvery.String()
+	}
 	res.Total = res.total().Round(100 * time.Millisecond).Seconds()
 	res.OK = len(res.Failures) == 0
 	if !res.OK {
