@@ -27,6 +27,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/activities"
 	"github.com/insuranceflow/insuranceflow/ingress"
 	"github.com/insuranceflow/insuranceflow/notify"
+	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/top"
 )
 
@@ -47,6 +48,7 @@ const (
 	NameParkedCallbacksTime = Namespace + "_parked_callbacks_checked_timestamp_seconds"
 	NameNotifications       = Namespace + "_notifications_total"
 	NameNotificationsLost   = Namespace + "_notifications_lost_total"
+	NamePoliciesResumed     = Namespace + "_policies_resumed_total"
 )
 
 // labelOther replaces a label value outside its expected shape.
@@ -76,6 +78,7 @@ type Metrics struct {
 	parkedCheckedAt    prometheus.Gauge
 	notifications      *prometheus.CounterVec
 	notificationsLost  *prometheus.CounterVec
+	policiesResumed    prometheus.Counter
 }
 
 // The interfaces *Metrics is handed to.
@@ -83,7 +86,8 @@ var (
 	_ ingress.Metrics    = (*Metrics)(nil)
 	_ activities.Metrics = (*Metrics)(nil)
 
-	_ activities.NotifyMetrics = (*Metrics)(nil)
+	_ activities.NotifyMetrics  = (*Metrics)(nil)
+	_ policyclient.SweepMetrics = (*Metrics)(nil)
 )
 
 // RegisterError is returned by New and NewSDKHandler when a metric cannot be
@@ -155,6 +159,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: NameNotificationsLost,
 			Help: "Notifications whose retry budget (NOTIFY_RETRY_BUDGET) ran out: recorded in the store, never acknowledged by the receiver.",
 		}, []string{"type"}),
+		policiesResumed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: NamePoliciesResumed,
+			Help: "Policies the sweeper gave a new run because their latest run was cancelled, terminated or timed out.",
+		}),
 	}
 	collectors := []struct {
 		name string
@@ -172,6 +180,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		{NameParkedCallbacksTime, m.parkedCheckedAt},
 		{NameNotifications, m.notifications},
 		{NameNotificationsLost, m.notificationsLost},
+		{NamePoliciesResumed, m.policiesResumed},
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c.c); err != nil {
@@ -296,6 +305,14 @@ func (m *Metrics) CallbackParked() {
 		return
 	}
 	m.callbacksParked.Inc()
+}
+
+// PolicyResumed counts a policy the sweeper gave a new run.
+func (m *Metrics) PolicyResumed() {
+	if m == nil {
+		return
+	}
+	m.policiesResumed.Inc()
 }
 
 // SetParkedCallbacks sets the open parked callbacks gauge to n, counted at at.

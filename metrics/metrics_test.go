@@ -72,6 +72,7 @@ func TestNewRegistersEveryMetricWithKnownSeriesAtZero(t *testing.T) {
 		NameCallbackDuration:    len(top.Classes()),
 		NameParkedCallbacks:     1,
 		NameParkedCallbacksTime: 1,
+		NamePoliciesResumed:     1,
 		// No TOP error seen yet: no series.
 		NameTOPErrors:     0,
 		NameTOPRejections: 0,

@@ -33,6 +33,8 @@ type frontend struct {
 	update  func(*workflowservice.UpdateWorkflowExecutionRequest) (*workflowservice.UpdateWorkflowExecutionResponse, error)
 	query   func(*workflowservice.QueryWorkflowRequest) (*workflowservice.QueryWorkflowResponse, error)
 	list    func(*workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
+	// lastRunOf, when set, overrides lastRun per workflow ID.
+	lastRunOf map[string]enumspb.WorkflowExecutionStatus
 	// lastRun is the status DescribeWorkflowExecution answers for the
 	// latest run (run id "last-run"); unset means it completed.
 	lastRun enumspb.WorkflowExecutionStatus
@@ -42,6 +44,7 @@ type frontend struct {
 	updates   []*workflowservice.UpdateWorkflowExecutionRequest
 	queries   []*workflowservice.QueryWorkflowRequest
 	lists     []*workflowservice.ListWorkflowExecutionsRequest
+	starts    []*workflowservice.StartWorkflowExecutionRequest
 	callCount int
 
 	stop func() // stops serving, as if the frontend went down
@@ -109,6 +112,9 @@ func (f *frontend) UpdateWorkflowExecution(_ context.Context, req *workflowservi
 func (f *frontend) DescribeWorkflowExecution(_ context.Context, req *workflowservice.DescribeWorkflowExecutionRequest) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
 	f.record(func() {})
 	status := f.lastRun
+	if st, ok := f.lastRunOf[req.GetExecution().GetWorkflowId()]; ok {
+		status = st
+	}
 	if status == enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED {
 		status = enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
 	}
@@ -118,6 +124,11 @@ func (f *frontend) DescribeWorkflowExecution(_ context.Context, req *workflowser
 			Status:    status,
 		},
 	}, nil
+}
+
+func (f *frontend) StartWorkflowExecution(_ context.Context, req *workflowservice.StartWorkflowExecutionRequest) (*workflowservice.StartWorkflowExecutionResponse, error) {
+	f.record(func() { f.starts = append(f.starts, req) })
+	return &workflowservice.StartWorkflowExecutionResponse{RunId: "new-run", Started: true}, nil
 }
 
 func (f *frontend) QueryWorkflow(_ context.Context, req *workflowservice.QueryWorkflowRequest) (*workflowservice.QueryWorkflowResponse, error) {

@@ -150,12 +150,26 @@ func (c *Client) now() time.Time {
 	return time.Now()
 }
 
+// SweepMetrics counts what sweeps do; *metrics.Metrics is one.
+type SweepMetrics interface {
+	PolicyResumed()
+}
+
 // Sweep is workflows.ResumeClosedActivity, registered by the worker under
 // that name: ResumeClosed with a heartbeat per policy, so a long list is
-// not mistaken for a stuck sweep.
-type Sweep struct{ Policies *Client }
+// not mistaken for a stuck sweep, and a count of the policies resumed.
+type Sweep struct {
+	Policies *Client
+	Metrics  SweepMetrics // nil: not counted
+}
 
 // ResumeClosed runs one sweep.
 func (s Sweep) ResumeClosed(ctx context.Context, in workflows.ResumeClosedInput) (workflows.ResumeClosedResult, error) {
-	return s.Policies.ResumeClosed(ctx, in, func(r workflows.ResumeClosedResult) { activity.RecordHeartbeat(ctx, r) })
+	resumed := 0
+	return s.Policies.ResumeClosed(ctx, in, func(r workflows.ResumeClosedResult) {
+		for ; s.Metrics != nil && resumed < r.Resumed; resumed++ {
+			s.Metrics.PolicyResumed()
+		}
+		activity.RecordHeartbeat(ctx, r)
+	})
 }

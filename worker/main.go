@@ -309,7 +309,7 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 		Snapshots: policyclient.StoreSnapshots{Store: st},
 		TaskQueue: cfg.TaskQueue,
 		Settings:  cfg.Settings,
-	}}.ResumeClosed, activity.RegisterOptions{Name: workflows.ResumeClosedActivity})
+	}, Metrics: obs.sweepMetrics()}.ResumeClosed, activity.RegisterOptions{Name: workflows.ResumeClosedActivity})
 	w.RegisterActivity(&activities.Activities{
 		TOP:    caller,
 		Store:  st,

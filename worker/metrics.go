@@ -15,6 +15,7 @@ import (
 	"github.com/insuranceflow/insuranceflow/activities"
 	"github.com/insuranceflow/insuranceflow/ingress"
 	"github.com/insuranceflow/insuranceflow/metrics"
+	"github.com/insuranceflow/insuranceflow/policyclient"
 )
 
 // observability is the process's Prometheus metrics: the SDK's and the
@@ -68,6 +69,13 @@ func (o *observability) activityMetrics() activities.Metrics {
 }
 
 func (o *observability) notifyMetrics() activities.NotifyMetrics {
+	if o.metrics == nil {
+		return nil
+	}
+	return o.metrics
+}
+
+func (o *observability) sweepMetrics() policyclient.SweepMetrics {
 	if o.metrics == nil {
 		return nil
 	}
