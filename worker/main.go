@@ -333,22 +333,47 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 	return w, fatal, nil
 }
 
-// keepSweeper starts the sweeper, retrying until it succeeds or ctx ends: a
-// worker that cannot reach Temporal for a moment still polls and delivers,
-// and must not exit for want of the sweeper.
+// keepSweeper starts the sweeper, retrying until it succeeds, and then
+// looks every sweeperCheckEvery whether it still runs, starting it again if
+// someone cancelled or terminated it, until ctx ends. A worker that cannot
+// reach Temporal for a moment still polls and delivers, and must not exit
+// for want of the sweeper.
 func keepSweeper(ctx context.Context, tc client.Client, cfg config, logger *slog.Logger) {
-	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
-		err := startSweeper(ctx, tc, cfg)
-		if err == nil || ctx.Err() != nil {
+	wait := time.Second
+	started := false
+	for ctx.Err() == nil {
+		err := ensureSweeper(ctx, tc, cfg, started)
+		switch {
+		case ctx.Err() != nil:
 			return
+		case err != nil:
+			logger.Warn("sweeper not started; retrying", "in", wait, "error", err)
+			wait = min(2*wait, time.Minute)
+		default:
+			started, wait = true, sweeperCheckEvery
 		}
-		logger.Warn("sweeper not started; retrying", "in", wait, "error", err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
 	}
+}
+
+// sweeperCheckEvery is how often a worker checks that the sweeper runs.
+const sweeperCheckEvery = 10 * time.Minute
+
+// ensureSweeper starts the sweeper (with this worker's interval) the first
+// time, and later only when no run of it is open: a running sweeper's
+// history gets no signal every check.
+func ensureSweeper(ctx context.Context, tc client.Client, cfg config, started bool) error {
+	if started {
+		d, err := tc.DescribeWorkflowExecution(ctx, workflows.SweeperWorkflowID(cfg.TaskQueue), "")
+		if err == nil && d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return nil
+		}
+	}
+	return startSweeper(ctx, tc, cfg)
 }
 
 // startSweeper makes sure the task queue's sweeper runs, with this

@@ -18,6 +18,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -35,6 +36,27 @@ type frontend struct {
 
 	attributes map[string]enumspb.IndexedValueType
 	health     *health.Server
+
+	// The sweeper's calls: the status Describe answers for it, and every
+	// signal-with-start received.
+	mu            sync.Mutex
+	sweeperStatus enumspb.WorkflowExecutionStatus
+	signalStarts  []*workflowservice.SignalWithStartWorkflowExecutionRequest
+}
+
+func (f *frontend) DescribeWorkflowExecution(_ context.Context, req *workflowservice.DescribeWorkflowExecutionRequest) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{
+		Execution: req.GetExecution(), Status: f.sweeperStatus,
+	}}, nil
+}
+
+func (f *frontend) SignalWithStartWorkflowExecution(_ context.Context, req *workflowservice.SignalWithStartWorkflowExecutionRequest) (*workflowservice.SignalWithStartWorkflowExecutionResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.signalStarts = append(f.signalStarts, req)
+	return &workflowservice.SignalWithStartWorkflowExecutionResponse{RunId: "sweeper-run", Started: true}, nil
 }
 
 func (f *frontend) GetSystemInfo(context.Context, *workflowservice.GetSystemInfoRequest) (*workflowservice.GetSystemInfoResponse, error) {
