@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,22 +113,7 @@ func (a opAction) applied() bool {
 }
 
 // operatorLog collects the operator actions chaos took.
-type operatorLog struct {
-	mu      sync.Mutex
-	actions []opAction
-}
-
-func (l *operatorLog) add(a opAction) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.actions = append(l.actions, a)
-}
-
-func (l *operatorLog) snapshot() []opAction {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.actions)
-}
+type operatorLog struct{ syncList[opAction] }
 
 // skipped is the request ids of the callbacks an operator skipped: they
 // are never to be delivered.

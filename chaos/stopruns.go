@@ -11,8 +11,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"slices"
-	"sync"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -22,22 +20,7 @@ import (
 
 // startedPolicies is the biz_ids the driver has begun to play, for the
 // run stopper to choose from.
-type startedPolicies struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (s *startedPolicies) add(bizID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.list = append(s.list, bizID)
-}
-
-func (s *startedPolicies) snapshot() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.list)
-}
+type startedPolicies struct{ syncList[string] }
 
 // runStopper cancels or terminates the open run of a policy the driver has
 // started, chosen at random; every second stop is a terminate.

@@ -188,6 +188,33 @@ func dumpLogs(dir string) {
 	}
 }
 
+// extraWorker starts a worker of the test's own (its task queue, settings
+// and notifications in settings), stopped when the test ends, and returns
+// its ingress URL.
+func extraWorker(ctx context.Context, t *testing.T, name string, settings []string) string {
+	t.Helper()
+	url, stop, err := env.StartExtraWorker(ctx, name, settings)
+	if err != nil {
+		t.Fatalf("worker %s not ready: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("stopping worker %s: %v", name, err)
+		}
+	})
+	return url
+}
+
+// reportVia reports body through the ingress at url; anything but 202
+// Accepted fails the test.
+func reportVia(t *testing.T, url string, body map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body) // a map of strings and numbers always encodes
+	if code, out := send(t, http.MethodPost, url+"/v1/insurance-results", testToken, b); code != http.StatusAccepted {
+		t.Fatalf("report %v: %d %s", body, code, out)
+	}
+}
+
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()

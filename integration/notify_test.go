@@ -26,33 +26,18 @@ import (
 func TestNotifications(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	url, stop, err := env.StartExtraWorker(ctx, "notify-worker", append([]string{"TASK_QUEUE=notify-it"}, env.NotifyEnv()...))
-	if err != nil {
-		t.Fatalf("notifying worker not ready: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stopping the notifying worker: %v", err)
-		}
-	})
+	url := extraWorker(ctx, t, "notify-worker", append([]string{"TASK_QUEUE=notify-it"}, env.NotifyEnv()...))
 	t.Cleanup(func() { clearFaults(t); setReceiverDown(t, false) })
 	clearFaults(t)
 	setFaults(t, `{"reject_biz_id_pattern":"^NTFP"}`)
-	reportTo := func(body map[string]any) {
-		t.Helper()
-		b, _ := json.Marshal(body)
-		if code, out := send(t, http.MethodPost, url+"/v1/insurance-results", testToken, b); code != http.StatusAccepted {
-			t.Fatalf("report %v: %d %s", body, code, out)
-		}
-	}
 
 	// A whole lifecycle, and a callback TOP refuses.
 	happy := newBizID("NTFA")
 	for j, step := range lifecycle {
-		reportTo(event(happy, step.stage, step.status, j))
+		reportVia(t, url, event(happy, step.stage, step.status, j))
 	}
 	parked := newBizID("NTFP")
-	reportTo(event(parked, 1, 1, 0))
+	reportVia(t, url, event(parked, 1, 1, 0))
 
 	want := []string{"1:callback.delivered", "2:callback.delivered", "3:callback.delivered", "4:callback.delivered", "5:callback.delivered"}
 	waitNotifications(t, happy, want)
@@ -97,8 +82,8 @@ func TestNotifications(t *testing.T) {
 	// The receiver goes down: TOP still gets every callback at once.
 	setReceiverDown(t, true)
 	delayed := newBizID("NTFD")
-	reportTo(event(delayed, 1, 1, 0))
-	reportTo(event(delayed, 2, 1, 1))
+	reportVia(t, url, event(delayed, 1, 1, 0))
+	reportVia(t, url, event(delayed, 2, 1, 1))
 	eventually(t, 30*time.Second, delayed+" delivered to TOP while the receiver is down", func() (bool, string) {
 		n := len(simCallbacks(t, delayed))
 		return n == 2, fmt.Sprintf("%d callbacks at topsim", n)
@@ -181,24 +166,12 @@ func getJSON(t *testing.T, url string, out any) {
 func TestLostNotificationIsVisible(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	url, stop, err := env.StartExtraWorker(ctx, "notify-lost-worker",
-		append([]string{"TASK_QUEUE=notify-lost-it", "NOTIFY_RETRY_BUDGET=3s"}, env.NotifyEnv()...))
-	if err != nil {
-		t.Fatalf("notifying worker not ready: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stopping the notifying worker: %v", err)
-		}
-	})
+	url := extraWorker(ctx, t, "notify-lost-worker", append([]string{"TASK_QUEUE=notify-lost-it", "NOTIFY_RETRY_BUDGET=3s"}, env.NotifyEnv()...))
 	t.Cleanup(func() { setReceiverDown(t, false) })
 	setReceiverDown(t, true)
 
 	bizID := newBizID("NTFL")
-	b, _ := json.Marshal(event(bizID, 1, 1, 0))
-	if code, out := send(t, http.MethodPost, url+"/v1/insurance-results", testToken, b); code != http.StatusAccepted {
-		t.Fatalf("report: %d %s", code, out)
-	}
+	reportVia(t, url, event(bizID, 1, 1, 0))
 	type lost struct {
 		WebhookID string `json:"webhook_id"`
 		Seq       int64  `json:"seq"`
@@ -240,26 +213,11 @@ func TestLostNotificationIsVisible(t *testing.T) {
 func TestCancelledRunHandsOverNotifications(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	url, stop, err := env.StartExtraWorker(ctx, "notify-cancel-worker", append([]string{"TASK_QUEUE=notify-cancel-it"}, env.NotifyEnv()...))
-	if err != nil {
-		t.Fatalf("notifying worker not ready: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stopping the notifying worker: %v", err)
-		}
-	})
+	url := extraWorker(ctx, t, "notify-cancel-worker", append([]string{"TASK_QUEUE=notify-cancel-it"}, env.NotifyEnv()...))
 	t.Cleanup(func() { setReceiverDown(t, false) })
 	setReceiverDown(t, true)
-	reportTo := func(body map[string]any) {
-		t.Helper()
-		b, _ := json.Marshal(body)
-		if code, out := send(t, http.MethodPost, url+"/v1/insurance-results", testToken, b); code != http.StatusAccepted {
-			t.Fatalf("report %v: %d %s", body, code, out)
-		}
-	}
 	bizID := newBizID("NTFC")
-	reportTo(event(bizID, 1, 1, 0))
+	reportVia(t, url, event(bizID, 1, 1, 0))
 	eventually(t, 30*time.Second, bizID+" delivered to TOP", func() (bool, string) {
 		n := len(simCallbacks(t, bizID))
 		return n == 1, fmt.Sprintf("%d callbacks at topsim", n)
@@ -282,7 +240,7 @@ func TestCancelledRunHandsOverNotifications(t *testing.T) {
 		return st == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, st.String()
 	})
 	setReceiverDown(t, false)
-	reportTo(event(bizID, 2, 1, 1))
+	reportVia(t, url, event(bizID, 2, 1, 1))
 	waitNotifications(t, bizID, []string{"1:callback.delivered", "2:callback.delivered"})
 	recordRunHistoryOf(t, "notify-cancelled", bizID, cancelledRun) // cancelled with its notification unsent
 	recordHistoryOf(t, "notify-reopened", bizID)                   // took it over and sent it first
@@ -296,26 +254,11 @@ func TestCancelledRunHandsOverNotifications(t *testing.T) {
 func TestRunCancelledMidCallNotifiesTheOutcome(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	url, stop, err := env.StartExtraWorker(ctx, "notify-midcall-worker", append([]string{"TASK_QUEUE=notify-midcall-it"}, env.NotifyEnv()...))
-	if err != nil {
-		t.Fatalf("notifying worker not ready: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stopping the notifying worker: %v", err)
-		}
-	})
+	url := extraWorker(ctx, t, "notify-midcall-worker", append([]string{"TASK_QUEUE=notify-midcall-it"}, env.NotifyEnv()...))
 	t.Cleanup(func() { clearFaults(t) })
-	reportTo := func(body map[string]any) {
-		t.Helper()
-		b, _ := json.Marshal(body)
-		if code, out := send(t, http.MethodPost, url+"/v1/insurance-results", testToken, b); code != http.StatusAccepted {
-			t.Fatalf("report %v: %d %s", body, code, out)
-		}
-	}
 	bizID := newBizID("NTFM")
 	setFaults(t, `{"latency":"1500ms"}`)
-	reportTo(event(bizID, 1, 1, 0))
+	reportVia(t, url, event(bizID, 1, 1, 0))
 	time.Sleep(300 * time.Millisecond) // the callback is at topsim now
 	if err := env.Temporal.CancelWorkflow(ctx, workflows.WorkflowID(bizID), ""); err != nil {
 		t.Fatalf("cancel: %v", err)
@@ -325,7 +268,7 @@ func TestRunCancelledMidCallNotifiesTheOutcome(t *testing.T) {
 		return n == 1, fmt.Sprintf("%d callbacks at topsim", n)
 	})
 	clearFaults(t)
-	reportTo(event(bizID, 2, 1, 1))
+	reportVia(t, url, event(bizID, 2, 1, 1))
 	waitNotifications(t, bizID, []string{"1:callback.delivered", "2:callback.delivered"})
 	if n := len(simCallbacks(t, bizID)); n != 2 {
 		t.Fatalf("%d callbacks at topsim, want 2: seq 1 must not be sent again", n)

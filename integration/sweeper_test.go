@@ -2,9 +2,7 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
@@ -25,31 +23,16 @@ func TestSweeperResumesStoppedRuns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const queue = "sweeper-it"
-	url, stop, err := env.StartExtraWorker(ctx, "sweeper-worker", append([]string{
+	url := extraWorker(ctx, t, "sweeper-worker", append([]string{
 		"TASK_QUEUE=" + queue, "SWEEP_INTERVAL=1s", "EMPTY_RUN_GRACE=2s",
 	}, env.NotifyEnv()...))
-	if err != nil {
-		t.Fatalf("sweeping worker not ready: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stopping the sweeping worker: %v", err)
-		}
-	})
 	t.Cleanup(func() { clearFaults(t) })
-	reportTo := func(body map[string]any) {
-		t.Helper()
-		b, _ := json.Marshal(body)
-		if code, out := send(t, http.MethodPost, url+"/v1/insurance-results", testToken, b); code != http.StatusAccepted {
-			t.Fatalf("report %v: %d %s", body, code, out)
-		}
-	}
 	for _, how := range []string{"cancel", "terminate"} {
 		t.Run(how, func(t *testing.T) {
 			bizID := newBizID("SWP")
 			setFaults(t, `{"latency":"1500ms"}`)
-			reportTo(event(bizID, 1, 1, 0))
-			reportTo(event(bizID, 2, 1, 1)) // queued behind seq 1, which is at topsim
+			reportVia(t, url, event(bizID, 1, 1, 0))
+			reportVia(t, url, event(bizID, 2, 1, 1)) // queued behind seq 1, which is at topsim
 			desc, err := env.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
 			if err != nil {
 				t.Fatal(err)
