@@ -33,9 +33,9 @@ type RecordInput struct {
 type ImportRecord struct {
 	By string    `json:"by,omitempty"`
 	At time.Time `json:"at"`
-	// UpdateID is the import's Temporal Update: the audit rows' key, the
-	// same when the handler runs again after a lost workflow task.
-	UpdateID string `json:"update_id,omitempty"`
+	// Key is the audit rows' idempotency key: the same for every handler
+	// run that imports the same events (see workflows' importAuditKey).
+	Key string `json:"key,omitempty"`
 }
 
 // OperatorRecord is who changed a callback, how and why.
@@ -138,7 +138,7 @@ func (a *Activities) recordCallbacks(ctx context.Context, in RecordInput) error 
 		})
 	}
 	if in.Import != nil {
-		if err := a.Store.RecordImported(ctx, policy, events, in.Import.By, in.Import.At, in.Import.UpdateID); err != nil {
+		if err := a.Store.RecordImported(ctx, policy, events, in.Import.By, in.Import.At, in.Import.Key); err != nil {
 			return err
 		}
 	} else if err := a.Store.RecordEvents(ctx, policy, events...); err != nil {

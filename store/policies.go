@@ -166,9 +166,9 @@ func (s *Store) RecordEvents(ctx context.Context, p Policy, events ...Event) err
 // insuranceflow replaced: each event must have the callback "imported", and
 // gets an "import" row in the audit trail (operator_actions) saying who
 // imported it and when, in the same transaction. Recording the same call
-// again changes nothing: the audit row's key is the import's Update
-// (updateID), or its time when updateID is "".
-func (s *Store) RecordImported(ctx context.Context, p Policy, events []Event, by string, at time.Time, updateID string) error {
+// again changes nothing: the audit row's idempotency key is key, or its
+// time when key is "".
+func (s *Store) RecordImported(ctx context.Context, p Policy, events []Event, by string, at time.Time, key string) error {
 	for _, e := range events {
 		if e.Callback != CallbackImported {
 			return fmt.Errorf("record imported events for biz_id %q: %w", p.BizID,
@@ -181,7 +181,7 @@ func (s *Store) RecordImported(ctx context.Context, p Policy, events []Event, by
 	if err := checkTexts(field{"importer", by}); err != nil {
 		return fmt.Errorf("record imported events for biz_id %q: %w", p.BizID, err)
 	}
-	return s.recordEvents(ctx, p, events, &OperatorAction{Action: ActionImport, By: by, At: at, Key: updateID})
+	return s.recordEvents(ctx, p, events, &OperatorAction{Action: ActionImport, By: by, At: at, Key: key})
 }
 
 func (s *Store) recordEvents(ctx context.Context, p Policy, events []Event, audit *OperatorAction) error {

@@ -433,7 +433,7 @@ func (p *policy) importEvents(ctx workflow.Context, req ImportRequest) (ImportRe
 	err := p.recordCallbacksFor(ctx, importRecordBudget, fmt.Sprintf("record %d imported events", len(imported)), activities.RecordInput{
 		Policy: p.policyRecord(p.callbackState()),
 		Events: imported,
-		Import: &activities.ImportRecord{By: req.By, At: workflow.Now(ctx), UpdateID: workflow.GetCurrentUpdateInfo(ctx).ID},
+		Import: &activities.ImportRecord{By: req.By, At: workflow.Now(ctx), Key: importAuditKey},
 	})
 	if err != nil {
 		// The events are the policy's now (a repeated import answers them
@@ -450,6 +450,15 @@ func (p *policy) importEvents(ctx workflow.Context, req ImportRequest) (ImportRe
 	p.logger.Info("events imported", "imported", len(imported), "accepted", result.New(), "last_seq", p.lastSeq)
 	return result, nil
 }
+
+// importAuditKey is the idempotency key of an imported event's audit row
+// (one row per seq and key): an event is imported once, so the key need
+// only be the same for every handler run that imports it. Not the Update's
+// ID: when the server loses an import's Update after its handler wrote the
+// rows (a Temporal restart during the workflow task), the caller's re-send
+// is a new Update that imports the same events under the same seqs, and
+// keyed by Update the audit trail showed each import twice.
+const importAuditKey = "imported"
 
 // importRecordBudget bounds the retries of an import's store write: like
 // the snapshot load, a store outage is waited out rather than leave

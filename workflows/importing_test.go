@@ -177,3 +177,35 @@ func TestImportedSurvivesContinueAsNew(t *testing.T) {
 		t.Errorf("plan = %+v", plan)
 	}
 }
+
+// TestImportAuditKeyIsTheEvents: an import whose workflow task the server
+// lost (a Temporal restart) after its handler had written the events and
+// their audit rows is re-sent by its caller as a new Update, and its
+// handler, starting from the same state, imports the same events under the
+// same seqs again. Keyed by the Update's ID, the store kept a second
+// "import" row per event; the key names the import of the event instead
+// (an event is imported once), so both handler runs write the same rows.
+// Here the two runs are two environments that receive the same import
+// under two Update IDs. This test failed before the fix (the records
+// carried "first" and "re-sent").
+func TestImportAuditKeyIsTheEvents(t *testing.T) {
+	keys := make([]string, 2)
+	for i, updateID := range []string{"first", "re-sent"} {
+		h := newHarness(t)
+		h.startAttributes(fsm.StateInsured)
+		r := &reply{}
+		req := ImportRequest{By: "ops-alice", Events: imported(lifecycle()[:3], true, true, true)}
+		h.env.RegisterDelayedCallback(func() { h.env.UpdateWorkflow(UpdateImport, updateID, r.callbacks(), req) }, 0)
+		h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Hour)
+		h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: 2 * time.Hour}})
+		r.importResult(t)
+		for _, rec := range h.records {
+			if rec.Import != nil {
+				keys[i] = rec.Import.Key
+			}
+		}
+	}
+	if keys[0] == "" || keys[0] != keys[1] {
+		t.Fatalf("import audit keys %q, want one non-empty key whichever Update carried the import", keys)
+	}
+}
