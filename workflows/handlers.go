@@ -317,7 +317,7 @@ func (p *policy) recordOperatorAction(ctx workflow.Context, head Callback, actio
 		Events:   []activities.EventRecord{eventRecord(head, EventParked)},
 		Callback: &activities.CallbackChange{Seq: head.Seq, Callback: string(to), PolicyCallbackState: string(after)},
 		Operator: &activities.OperatorRecord{Action: action, By: req.By, Reason: req.Reason, At: workflow.Now(ctx),
-			Key: operatorActionKey(head)},
+			Key: p.operatorActionKey(head)},
 	})
 	if err != nil {
 		p.logger.Error("operator action not recorded", "seq", head.Seq, "callback", to, "error", err)
@@ -332,15 +332,24 @@ func (p *policy) recordOperatorAction(ctx workflow.Context, head Callback, actio
 }
 
 // operatorActionKey is the audit row's idempotency key of an action on the
-// parked head: it names that park of the callback, by the attempts it had
-// when it parked. Not the Update's ID: when the server loses an Update whose
-// handler had already written its row (a Temporal restart during the
-// workflow task), the head stays parked, the caller re-sends, and the new
-// Update, with a new ID, applies the same action; keyed by Update the audit
-// trail showed it twice (found by chaos). A later park of the same callback
-// follows at least one more attempt, so an action on it gets a new key.
-func operatorActionKey(head Callback) string {
-	return fmt.Sprintf("park-after-attempt-%d", head.Attempts)
+// parked head: it names that park of the callback, by the attempts the head
+// had when it parked and by how many actions on its seq the run knows of.
+// Not the Update's ID: when the server loses an Update whose handler had
+// already written its row (a Temporal restart during the workflow task),
+// the head stays parked, the caller re-sends, and the new Update, with a
+// new ID, applies the same action; keyed by Update the audit trail showed
+// it twice (found by chaos). Every handler run on the same park computes
+// the same key. A later park follows at least one more attempt and one
+// more applied action; the second counts even where the first does not (a
+// run reloaded from a store whose attempts lag behind the workflow's).
+func (p *policy) operatorActionKey(head Callback) string {
+	prior := 0
+	for _, a := range p.operatorActions {
+		if a.Seq == head.Seq {
+			prior++
+		}
+	}
+	return fmt.Sprintf("park-after-attempt-%d-action-%d", head.Attempts, prior+1)
 }
 
 // isStoreConflict reports whether a RecordCallbacks error is the store

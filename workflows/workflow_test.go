@@ -957,3 +957,19 @@ func TestOperatorActionKeySurvivesALostUpdate(t *testing.T) {
 		t.Fatalf("operator record keys = %q, want the lost one's and the re-send's equal, the later park's different", keys)
 	}
 }
+
+// A run reloaded from a store whose attempts count lags the workflow's
+// (an attempt that failed inside its first store write) sees the same
+// attempts at the next park as at the one already acted on; the applied
+// action it loaded with the snapshot still gives the new action its own key.
+func TestOperatorActionKeyCountsAppliedActions(t *testing.T) {
+	head := Callback{Seq: 1, Attempts: 3, State: EventParked}
+	fresh := &policy{}
+	reloaded := &policy{operatorActions: []OperatorAction{{Seq: 1, Action: ActionRetry, Result: EventQueued}, {Seq: 2, Action: ActionSkip}}}
+	if a, b := fresh.operatorActionKey(head), reloaded.operatorActionKey(head); a == b {
+		t.Fatalf("keys %q and %q: an action after an applied one must not share its key", a, b)
+	}
+	if got := reloaded.operatorActionKey(head); got != "park-after-attempt-3-action-2" {
+		t.Fatalf("key = %q, want park-after-attempt-3-action-2 (one earlier action on seq 1)", got)
+	}
+}
