@@ -35,6 +35,8 @@ type frontend struct {
 	list    func(*workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
 	// lastRunOf, when set, overrides lastRun per workflow ID.
 	lastRunOf map[string]enumspb.WorkflowExecutionStatus
+	// startRefused are the workflow IDs whose start is refused.
+	startRefused map[string]bool
 	// lastRun is the status DescribeWorkflowExecution answers for the
 	// latest run (run id "last-run"); unset means it completed.
 	lastRun enumspb.WorkflowExecutionStatus
@@ -128,6 +130,9 @@ func (f *frontend) DescribeWorkflowExecution(_ context.Context, req *workflowser
 
 func (f *frontend) StartWorkflowExecution(_ context.Context, req *workflowservice.StartWorkflowExecutionRequest) (*workflowservice.StartWorkflowExecutionResponse, error) {
 	f.record(func() { f.starts = append(f.starts, req) })
+	if f.startRefused[req.GetWorkflowId()] {
+		return nil, grpcError(serviceerror.NewInvalidArgument("refused by the test"))
+	}
 	return &workflowservice.StartWorkflowExecutionResponse{RunId: "new-run", Started: true}, nil
 }
 

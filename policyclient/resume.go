@@ -17,10 +17,12 @@ import (
 )
 
 // visibilityLag is how far behind the close of a run its visibility record
-// may appear. A sweep's next watermark is set back by it, so a run closed
-// just before a sweep listed is listed by the next one; a run listed twice
-// is resumed once (the second time its policy has a newer run).
-const visibilityLag = time.Minute
+// may appear, with the skew between this host's clock and the server's
+// (CloseTime is the server's). A sweep's next watermark is set back by it,
+// so a run closed just before a sweep listed is listed by the next one. It
+// is generous because a run missed here is missed for good, while a run
+// listed again costs one Describe (its policy has a newer run by then).
+const visibilityLag = 10 * time.Minute
 
 // Stopped reports how a policy's latest run ended when that end leaves
 // work behind that only a new run does: "Canceled", "Terminated" or
@@ -105,6 +107,7 @@ func (c *Client) ResumeClosed(ctx context.Context, in workflows.ResumeClosedInpu
 		" AND TaskQueue = " + quote(in.TaskQueue) +
 		" AND ExecutionStatus IN ('Canceled', 'Terminated', 'TimedOut')" +
 		" AND CloseTime >= " + quote(in.ClosedSince.UTC().Format(time.RFC3339Nano))
+	res.Next = began.Add(-visibilityLag)
 	seen := map[string]bool{}
 	var token []byte
 	for {
@@ -122,12 +125,20 @@ func (c *Client) ResumeClosed(ctx context.Context, in workflows.ResumeClosedInpu
 			}
 			seen[bizID] = true
 			resumed, err := c.Resume(ctx, bizID)
-			if err != nil {
-				return res, err
-			}
-			if resumed {
+			switch {
+			case ctx.Err() != nil:
+				return res, callError(ctx, "resume policy "+bizID, ctx.Err())
+			case err != nil:
+				// One policy that cannot be resumed now must not stop the
+				// others: it is counted, and the watermark stays at or
+				// before its close, so the next sweep tries it again.
+				res.Failed++
+				if closed := exec.GetCloseTime().AsTime(); closed.Before(res.Next) {
+					res.Next = closed
+				}
+			case resumed:
 				res.Resumed++
-			} else {
+			default:
 				res.Current++
 			}
 			if progress != nil {
@@ -138,7 +149,6 @@ func (c *Client) ResumeClosed(ctx context.Context, in workflows.ResumeClosedInpu
 			break
 		}
 	}
-	res.Next = began.Add(-visibilityLag)
 	return res, nil
 }
 

@@ -1,6 +1,7 @@
 package policyclient
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,34 +10,44 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
 func TestResumeClosed(t *testing.T) {
+	var closedAt map[string]time.Time
 	closed := func(ids ...string) *workflowservice.ListWorkflowExecutionsResponse {
 		resp := &workflowservice.ListWorkflowExecutionsResponse{}
 		for _, id := range ids {
 			resp.Executions = append(resp.Executions, &workflowpb.WorkflowExecutionInfo{
 				Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: "r-" + id},
+				CloseTime: timestamppb.New(closedAt[id]),
 			})
 		}
 		return resp
 	}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	closedAt = map[string]time.Time{
+		"policy-A": now.Add(-5 * time.Minute), "policy-B": now.Add(-4 * time.Minute),
+		"policy-C": now.Add(-3 * time.Minute), "policy-D": now.Add(-30 * time.Minute),
+	}
 	f := &frontend{
 		// A was terminated twice (two listed runs), B was cancelled but has
-		// had a later run since, which completed; C timed out.
+		// had a later run since, which completed; C timed out; D was
+		// cancelled, and its start is refused now.
 		list: func(*workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
-			return closed("policy-A", "policy-A", "policy-B", "policy-C"), nil
+			return closed("policy-A", "policy-A", "policy-B", "policy-D", "policy-C"), nil
 		},
 		lastRunOf: map[string]enumspb.WorkflowExecutionStatus{
 			"policy-A": enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED,
 			"policy-B": enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED,
 			"policy-C": enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+			"policy-D": enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED,
 		},
+		startRefused: map[string]bool{"policy-D": true},
 	}
 	tc := startFrontend(t, f)
-	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	c := &Client{Temporal: tc, TaskQueue: "q", Now: func() time.Time { return now },
 		Settings: workflows.Settings{IdleTimeout: time.Hour}}
 	since := now.Add(-10 * time.Minute)
@@ -46,12 +57,18 @@ func TestResumeClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := workflows.ResumeClosedResult{Closed: 4, Resumed: 2, Current: 1, Next: now.Add(-visibilityLag)}
+	// D's failure holds the watermark at its close, so the next sweep
+	// tries it again; the others go on regardless.
+	want := workflows.ResumeClosedResult{Closed: 5, Resumed: 2, Current: 1, Failed: 1, Next: closedAt["policy-D"]}
+	if !res.Next.Equal(want.Next) {
+		t.Fatalf("next watermark %s, want %s", res.Next, want.Next)
+	}
+	res.Next = want.Next
 	if res != want {
 		t.Fatalf("result %+v, want %+v", res, want)
 	}
-	if len(progress) != 3 {
-		t.Errorf("progress called %d times, want once per policy (3)", len(progress))
+	if len(progress) != 4 {
+		t.Errorf("progress called %d times, want once per policy (4)", len(progress))
 	}
 	q := f.lists[0].GetQuery()
 	for _, part := range []string{"WorkflowType = 'Policy'", "TaskQueue = 'q'",
@@ -60,9 +77,10 @@ func TestResumeClosed(t *testing.T) {
 			t.Errorf("query %q lacks %q", q, part)
 		}
 	}
-	if len(f.starts) != 2 {
-		t.Fatalf("%d runs started, want 2 (A and C)", len(f.starts))
+	if len(f.starts) != 3 {
+		t.Fatalf("%d starts, want 3 (A, D refused, C)", len(f.starts))
 	}
+	f.starts = slices.DeleteFunc(f.starts, func(s *workflowservice.StartWorkflowExecutionRequest) bool { return s.GetWorkflowId() == "policy-D" })
 	for i, id := range []string{"policy-A", "policy-C"} {
 		s := f.starts[i]
 		if s.GetWorkflowId() != id || s.GetTaskQueue().GetName() != "q" || s.GetWorkflowType().GetName() != workflows.WorkflowName ||

@@ -76,13 +76,16 @@ type ResumeClosedInput struct {
 type ResumeClosedResult struct {
 	// Closed is how many runs closed by a cancel, terminate or timeout
 	// the listing found; Resumed how many policies got a new run; Current
-	// how many had one already (a later event, an earlier sweep).
+	// how many needed none (a later event or sweep gave them one, or
+	// their latest run failed); Failed how many could not be resumed now.
 	Closed  int `json:"closed"`
 	Resumed int `json:"resumed"`
 	Current int `json:"current"`
+	Failed  int `json:"failed,omitempty"`
 	// Next is the watermark for the next sweep: when this one began
 	// listing, less the visibility store's lag, so a run whose close was
-	// not yet visible is listed next time.
+	// not yet visible is listed next time; no later than the close of a
+	// run whose policy could not be resumed, so it is tried again.
 	Next time.Time `json:"next"`
 }
 
@@ -108,9 +111,10 @@ func Sweeper(ctx workflow.Context, in SweeperInput) error {
 	}
 	signals := workflow.GetSignalChannel(ctx, SignalSweepInterval)
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		// A sweep lists and starts runs; its heartbeat shows it is alive
-		// on a long list.
-		StartToCloseTimeout: 10 * time.Minute,
+		// A sweep lists and starts runs; its heartbeat (one per policy)
+		// shows it is alive on a long list, such as the first sweep after a
+		// batch terminate.
+		StartToCloseTimeout: time.Hour,
 		HeartbeatTimeout:    time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
@@ -135,8 +139,8 @@ func Sweeper(ctx workflow.Context, in SweeperInput) error {
 			if res.Next.After(since) {
 				since = res.Next
 			}
-			if res.Resumed > 0 {
-				logger.Info("stopped policies resumed", "resumed", res.Resumed, "closed_runs", res.Closed)
+			if res.Resumed > 0 || res.Failed > 0 {
+				logger.Info("stopped policies resumed", "resumed", res.Resumed, "failed", res.Failed, "closed_runs", res.Closed)
 			}
 		}
 		interval = awaitSweep(ctx, signals, interval)
