@@ -71,7 +71,8 @@ func (s *runStopper) stop(ctx context.Context) (what, bizID string, err error) {
 }
 
 // stoppedLeft lists the policies a run was stopped for whose latest run is
-// still a cancelled or terminated one: the sweeper never resumed them.
+// still a cancelled or terminated one (the sweeper never resumed them), or
+// a failed one (the run that took over could not go on).
 func stoppedLeft(ctx context.Context, tc client.Client, faults []faultEvent) violations {
 	v := violations{}
 	seen := map[string]bool{}
@@ -88,6 +89,8 @@ func stoppedLeft(ctx context.Context, tc client.Client, faults []faultEvent) vio
 		switch st := d.GetWorkflowExecutionInfo().GetStatus(); st {
 		case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
 			v.add(e.Detail, "%s at t+%s; its latest run is still %s", e.What, e.Offset, st)
+		case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
+			v.add(e.Detail, "%s at t+%s; the run that took over failed", e.What, e.Offset)
 		}
 	}
 	return v

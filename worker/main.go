@@ -339,23 +339,25 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 // reach Temporal for a moment still polls and delivers, and must not exit
 // for want of the sweeper.
 func keepSweeper(ctx context.Context, tc client.Client, cfg config, logger *slog.Logger) {
-	wait := time.Second
+	backoff := time.Second
 	started := false
 	for ctx.Err() == nil {
-		err := ensureSweeper(ctx, tc, cfg, started)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
+		wait := sweeperCheckEvery
+		if err := ensureSweeper(ctx, tc, cfg, started); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			wait, backoff = backoff, min(2*backoff, time.Minute)
 			logger.Warn("sweeper not started; retrying", "in", wait, "error", err)
-			wait = min(2*wait, time.Minute)
-		default:
-			started, wait = true, sweeperCheckEvery
+		} else {
+			started, backoff = true, time.Second
 		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
-		case <-time.After(wait):
+		case <-timer.C:
 		}
 	}
 }
