@@ -22,8 +22,9 @@ import (
 	"github.com/insuranceflow/insuranceflow/store"
 )
 
-// operate posts a retry or skip naming seq.
-func (c *ingressClient) operate(ctx context.Context, bizID, action string, seq int64, reason string) (reply, error) {
+// operate posts a retry or skip naming seq, with key as its
+// Idempotency-Key.
+func (c *ingressClient) operate(ctx context.Context, bizID, action string, seq int64, reason, key string) (reply, error) {
 	body, _ := json.Marshal(map[string]any{"seq": seq, "reason": reason}) // a map of a number and a string always encodes
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
 		c.base+"/v1/policies/"+url.PathEscape(bizID)+"/callbacks/"+action, bytes.NewReader(body))
@@ -31,6 +32,7 @@ func (c *ingressClient) operate(ctx context.Context, bizID, action string, seq i
 		return reply{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
 	return c.do(req)
 }
 
@@ -161,15 +163,18 @@ func operateDuringFaults(ctx context.Context, ingress *ingressClient, plans []po
 				action = "skip"
 			}
 			acted[biz]++
-			reason := fmt.Sprintf("chaos: %s while faults run (action %d)", action, len(log.snapshot())+1)
-			log.add(operateTwice(ctx, ingress, biz, action, seq, reqID, reason))
+			n := len(log.snapshot()) + 1
+			reason := fmt.Sprintf("chaos: %s while faults run (action %d)", action, n)
+			key := fmt.Sprintf("%s.%s.%d", biz, action, n)
+			log.add(operateTwice(ctx, ingress, biz, action, seq, reqID, reason, key))
 		}
 	}
 }
 
 // operateTwice sends the same action twice at once, as a client that
-// retries on a slow answer would.
-func operateTwice(ctx context.Context, ingress *ingressClient, biz, action string, seq int64, reqID, reason string) opAction {
+// retries on a slow answer would: the same body and the same
+// Idempotency-Key.
+func operateTwice(ctx context.Context, ingress *ingressClient, biz, action string, seq int64, reqID, reason, key string) opAction {
 	a := opAction{BizID: biz, Seq: seq, RequestID: reqID, Action: action, Reason: reason, Sent: time.Now()}
 	answers := make([]opAnswer, 2)
 	var wg sync.WaitGroup
@@ -182,7 +187,7 @@ func operateTwice(ctx context.Context, ingress *ingressClient, biz, action strin
 			deadline := time.Now().Add(2 * time.Minute)
 			for {
 				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				rep, err := ingress.operate(cctx, biz, action, seq, reason)
+				rep, err := ingress.operate(cctx, biz, action, seq, reason, key)
 				cancel()
 				answers[k] = decodeOpAnswer(rep, err)
 				if (err == nil && rep.Status < 500) || time.Now().After(deadline) || ctx.Err() != nil {

@@ -221,7 +221,9 @@ func (s *Server) operate(w http.ResponseWriter, r *http.Request,
 // readOperatorRequest reads the body of an operator action:
 // {"seq": N, "reason": "..."}. seq is required: it names the parked
 // callback the operator looked at, so that a repeated request can never act
-// on the next one.
+// on the next one. An Idempotency-Key header is the action's request id: a
+// re-send with it answers the first one's outcome even after the callback
+// has parked again (see workflows.OperatorRequest.RequestID).
 func readOperatorRequest(w http.ResponseWriter, r *http.Request) (workflows.OperatorRequest, *apiError) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOperatorBody))
 	if apiErr := bodyError(err, maxOperatorBody); apiErr != nil {
@@ -252,7 +254,11 @@ func readOperatorRequest(w http.ResponseWriter, r *http.Request) (workflows.Oper
 	case *req.Seq < 1:
 		return workflows.OperatorRequest{}, invalid("seq", fmt.Sprintf("must be 1 or more, got %d", *req.Seq))
 	}
-	return workflows.OperatorRequest{Seq: *req.Seq, Reason: req.Reason, By: callerName(r.Context())}, nil
+	key := r.Header.Get(headerIdempotencyKey)
+	if msg := insurance.CheckRequestID(key); msg != "" {
+		return workflows.OperatorRequest{}, invalid(headerIdempotencyKey, msg)
+	}
+	return workflows.OperatorRequest{Seq: *req.Seq, Reason: req.Reason, By: callerName(r.Context()), RequestID: key}, nil
 }
 
 // healthz answers while the process serves HTTP at all.

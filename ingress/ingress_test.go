@@ -85,6 +85,9 @@ func (f *fakePolicies) List(ctx context.Context, filter policyclient.ListFilter)
 
 func (f *fakePolicies) Retry(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
 	reason := fmt.Sprintf("seq=%d %s", req.Seq, req.Reason)
+	if req.RequestID != "" {
+		reason += " [" + req.RequestID + "]"
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.note(ctx)
@@ -687,6 +690,28 @@ func TestOperatorActions(t *testing.T) {
 		}
 		if got := s.fake.operated; len(got) != 1 || got[0] != "retry "+bizID+" by ingress-token-1: seq=4 app key renewed" {
 			t.Fatalf("operated=%q", got)
+		}
+	})
+	t.Run("an Idempotency-Key is the action's request id", func(t *testing.T) {
+		s := start(t, &fakePolicies{operator: workflows.OperatorResult{Seq: 4, Callback: workflows.EventQueued}}, nil)
+		r := s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/retry", `{"seq":4,"reason":"app key renewed"}`,
+			map[string]string{"Idempotency-Key": "ops-42.retry"})
+		if r.status != http.StatusOK {
+			t.Fatalf("status=%d body=%v, want 200", r.status, r.body)
+		}
+		if got := s.fake.operated; len(got) != 1 || got[0] != "retry "+bizID+" by ingress-token-1: seq=4 app key renewed [ops-42.retry]" {
+			t.Fatalf("operated=%q", got)
+		}
+	})
+	t.Run("a bad Idempotency-Key is refused, naming the header", func(t *testing.T) {
+		s := start(t, &fakePolicies{}, nil)
+		e := wantError(t, s.do(t, "POST", "/v1/policies/"+bizID+"/callbacks/retry", `{"seq":4}`,
+			map[string]string{"Idempotency-Key": "not a key"}), http.StatusBadRequest, "invalid_request")
+		if fields, _ := e["fields"].([]any); len(fields) != 1 || fields[0].(map[string]any)["field"] != "Idempotency-Key" {
+			t.Fatalf("fields=%v, want Idempotency-Key named", e["fields"])
+		}
+		if len(s.fake.operated) != 0 {
+			t.Fatalf("a bad key reached the policy client")
 		}
 	})
 	t.Run("skip without a body is refused: the seq is required", func(t *testing.T) {

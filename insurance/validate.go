@@ -65,9 +65,16 @@ func (r Result) validate(ps *problems) {
 		ps.add(fieldInsuranceType, enumMessage(fieldInsuranceType, int(r.InsuranceType)))
 	}
 	checkText(ps, fieldAppKey, r.AppKey, maxAppKey)
-	if msg := checkToken(r.RequestID, maxRequestID, isRequestIDByte, "letters, digits, '_', '.', ':' and '-'"); msg != "" {
+	if msg := CheckRequestID(r.RequestID); msg != "" {
 		ps.add(fieldRequestID, msg)
 	}
+}
+
+// CheckRequestID holds a request id to request_id's rules (letters, digits,
+// '_', '.', ':' and '-', at most 64) and says what is wrong, "" when
+// nothing is; wherever a caller gives one (an Idempotency-Key header).
+func CheckRequestID(id string) string {
+	return checkToken(id, maxRequestID, isRequestIDByte, "letters, digits, '_', '.', ':' and '-'")
 }
 
 // enumMessage reads like "9 is not a stage (want 1-5: pre_insure, underwrite, ...)".

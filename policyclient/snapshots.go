@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/insuranceflow/insuranceflow/fsm"
@@ -125,7 +126,12 @@ func (s StoreSnapshots) Snapshot(ctx context.Context, bizID string) (*workflows.
 		if a.Action == workflows.ActionSkip {
 			result = workflows.EventSkipped
 		}
-		snap.OperatorActions = append(snap.OperatorActions, workflows.OperatorAction{Seq: a.Seq, Action: a.Action, Result: result, At: a.At})
+		// A row keyed by the park, not by a caller's request id, has none.
+		requestID, ok := strings.CutPrefix(a.Key, workflows.OperatorKeyPrefix)
+		if !ok {
+			requestID = ""
+		}
+		snap.OperatorActions = append(snap.OperatorActions, workflows.OperatorAction{Seq: a.Seq, Action: a.Action, Result: result, At: a.At, RequestID: requestID})
 	}
 	return snap, nil
 }

@@ -165,3 +165,34 @@ func TestReportAgainstAStoredCancelledPolicy(t *testing.T) {
 		t.Fatalf("updates=%d temporal calls=%d, want 1 and 1 (no update-with-start)", len(f.updates), f.calls())
 	}
 }
+
+// An operator action recorded with the caller's request id comes back with
+// it in the snapshot, so a run that loads the policy still answers a
+// re-send as repeated; one keyed by its park comes back without.
+func TestSnapshotOperatorRequestIDs(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	at := time.Date(2025, 4, 8, 1, 0, 0, 0, time.UTC)
+	e1 := storedEvent(t, 1, event(insurance.StagePreInsure, insurance.StatusSuccess), fsm.StatePreInsured, 0, at)
+	e1.Callback = "parked"
+	if err := s.RecordEvents(ctx, store.Policy{BizID: bizID, InsuranceType: 1, PolicyNumber: "12345678A"}, e1); err != nil {
+		t.Fatal(err)
+	}
+	for i, key := range []string{workflows.OperatorKeyPrefix + "op-7", "park-after-attempt-2-action-2"} {
+		op := store.OperatorAction{Action: workflows.ActionRetry, By: "ops-bob", Reason: "checked", At: at.Add(time.Duration(i+1) * time.Minute), Key: key}
+		if err := s.SetCallbackByOperator(ctx, bizID, 1, "queued", "idle", op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := StoreSnapshots{Store: s}.Snapshot(ctx, bizID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.OperatorActions) != 2 || snap.OperatorActions[0].RequestID != "op-7" || snap.OperatorActions[1].RequestID != "" {
+		t.Fatalf("operator actions = %+v, want op-7 then none", snap.OperatorActions)
+	}
+	res, ok := repeatedFromStore(snap, workflows.UpdateRetryCallback, workflows.OperatorRequest{RequestID: "op-7"})
+	if !ok || res != (workflows.OperatorResult{Seq: 1, Callback: workflows.EventQueued, Repeated: true}) {
+		t.Fatalf("repeatedFromStore by request id = %+v, %v", res, ok)
+	}
+}

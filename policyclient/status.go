@@ -152,7 +152,7 @@ func (c *Client) operate(ctx context.Context, bizID, update string, req workflow
 	if snap == nil {
 		return workflows.OperatorResult{}, fmt.Errorf("policy %s: %w", bizID, ErrNotFound)
 	}
-	if res, ok := repeatedFromStore(snap, update, req.Seq); ok {
+	if res, ok := repeatedFromStore(snap, update, req); ok {
 		return res, nil
 	}
 	return workflows.OperatorResult{}, &Rejection{
@@ -162,18 +162,20 @@ func (c *Client) operate(ctx context.Context, bizID, update string, req workflow
 }
 
 // repeatedFromStore answers an operator action on a closed policy that was
-// already applied to its seq, from the store's record of it.
-func repeatedFromStore(snap *workflows.Snapshot, update string, seq int64) (workflows.OperatorResult, bool) {
-	if seq == 0 {
-		return workflows.OperatorResult{}, false
-	}
+// already applied, from the store's record of it: the action with the
+// request's id, or the latest of that action on the seq it names.
+func repeatedFromStore(snap *workflows.Snapshot, update string, req workflows.OperatorRequest) (workflows.OperatorResult, bool) {
 	action := workflows.ActionRetry
 	if update == workflows.UpdateSkipCallback {
 		action = workflows.ActionSkip
 	}
 	for i := len(snap.OperatorActions) - 1; i >= 0; i-- {
-		if a := snap.OperatorActions[i]; a.Seq == seq && a.Action == action {
-			return workflows.OperatorResult{Seq: seq, Callback: a.Result, Repeated: true}, true
+		a := snap.OperatorActions[i]
+		if a.Action != action {
+			continue
+		}
+		if (req.RequestID != "" && a.RequestID == req.RequestID) || (req.Seq != 0 && a.Seq == req.Seq) {
+			return workflows.OperatorResult{Seq: a.Seq, Callback: a.Result, Repeated: true}, true
 		}
 	}
 	return workflows.OperatorResult{}, false

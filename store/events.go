@@ -494,14 +494,15 @@ func (s *Store) OperatorActions(ctx context.Context, bizID string) ([]OperatorAc
 		At     int64  `db:"at"`
 		By     string `db:"by_whom"`
 		Reason string `db:"reason"`
+		Key    string `db:"update_id"`
 	}
 	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(
-		`SELECT seq, action, at, by_whom, reason FROM operator_actions WHERE biz_id = ? ORDER BY at, seq, action`), bizID); err != nil {
+		`SELECT seq, action, at, by_whom, reason, update_id FROM operator_actions WHERE biz_id = ? ORDER BY at, seq, action`), bizID); err != nil {
 		return nil, fmt.Errorf("read operator actions of biz_id %q: %w", bizID, err)
 	}
 	out := make([]OperatorAction, len(rows))
 	for i, r := range rows {
-		out[i] = OperatorAction{BizID: bizID, Seq: r.Seq, Action: r.Action, By: r.By, Reason: r.Reason, At: fromMicros(r.At)}
+		out[i] = OperatorAction{BizID: bizID, Seq: r.Seq, Action: r.Action, By: r.By, Reason: r.Reason, At: fromMicros(r.At), Key: r.Key}
 	}
 	return out, nil
 }

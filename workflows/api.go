@@ -305,6 +305,12 @@ type OperatorRequest struct {
 	// By is who acts: the ingress caller's name or the CLI's OS user. It
 	// goes to the store's audit trail, never to logs.
 	By string `json:"by,omitempty"`
+	// RequestID is the caller's idempotency key (the HTTP Idempotency-Key
+	// header), "" when it sent none. An action whose key was applied
+	// before answers that outcome (Repeated) whatever the head is now: a
+	// retry re-sent after its answer was lost must not retry the callback
+	// again once it has parked again, which Seq alone cannot tell.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // OperatorResult says which callback an operator action applied to.
@@ -329,7 +335,14 @@ type OperatorAction struct {
 	Action string        `json:"action"` // ActionRetry or ActionSkip
 	Result EventCallback `json:"result"` // the callback state it left: queued or skipped
 	At     time.Time     `json:"at"`
+	// RequestID is the request's idempotency key, if it had one.
+	RequestID string `json:"request_id,omitempty"`
 }
+
+// OperatorKeyPrefix starts the audit-trail key of an operator action sent
+// with a request id; the rest is that id. policyclient reads it back when
+// it loads a policy, so a new run still recognises a re-sent action.
+const OperatorKeyPrefix = "request:"
 
 // MaxOperatorActions bounds the operator actions a run remembers (and a
 // snapshot carries).

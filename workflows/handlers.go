@@ -176,6 +176,11 @@ func (p *policy) accept(ctx workflow.Context, ev insurance.Result, callback Even
 // any other seq than the parked head's is a ReasonSeqMismatch.
 func (p *policy) validateOperator(action string) func(workflow.Context, OperatorRequest) error {
 	return func(_ workflow.Context, req OperatorRequest) error {
+		if prior, ok := p.actionWithKey(action, req.RequestID); ok {
+			return temporal.NewApplicationError(
+				fmt.Sprintf("callback #%d was already %s by this request", prior.Seq, prior.Result), ReasonOperatorRepeated,
+				OperatorResult{Seq: prior.Seq, Callback: prior.Result, Repeated: true})
+		}
 		headParked := len(p.fifo) > 0 && p.fifo[0].State == EventParked
 		if req.Seq != 0 && !(headParked && p.fifo[0].Seq == req.Seq) {
 			if prior, ok := p.priorAction(action, req.Seq); ok {
@@ -204,6 +209,20 @@ func (p *policy) validateOperator(action string) func(workflow.Context, Operator
 		}
 		return nil
 	}
+}
+
+// actionWithKey finds the action applied under the request id key (never
+// for "").
+func (p *policy) actionWithKey(action, key string) (OperatorAction, bool) {
+	if key == "" {
+		return OperatorAction{}, false
+	}
+	for _, a := range p.operatorActions {
+		if a.RequestID == key && a.Action == action {
+			return a, true
+		}
+	}
+	return OperatorAction{}, false
 }
 
 // priorAction finds the latest time action was applied to seq.
@@ -259,7 +278,7 @@ func (p *policy) retryCallback(ctx workflow.Context, req OperatorRequest) (Opera
 	h.State = EventQueued
 	h.BudgetStartedAt = time.Time{}
 	p.updateEventStatus(*h, nil)
-	p.rememberAction(ctx, h.Seq, ActionRetry, EventQueued)
+	p.rememberAction(ctx, h.Seq, ActionRetry, EventQueued, req.RequestID)
 	p.notifyOf(ctx, notify.TypeRetried, *h, operatorFields(req))
 	p.logger.Info("operator retried callback", "seq", h.Seq, "attempts", h.Attempts)
 	p.setCurrentDetails(ctx)
@@ -279,7 +298,7 @@ func (p *policy) skipCallback(ctx workflow.Context, req OperatorRequest) (Operat
 	head.State = EventSkipped
 	p.updateEventStatus(head, nil)
 	p.popHead(ctx)
-	p.rememberAction(ctx, head.Seq, ActionSkip, EventSkipped)
+	p.rememberAction(ctx, head.Seq, ActionSkip, EventSkipped, req.RequestID)
 	p.notifyOf(ctx, notify.TypeSkipped, head, operatorFields(req))
 	// A skip that empties the FIFO gave the main loop nothing to do, so the
 	// CallbackState search attribute stayed "parked". Runs recorded before
@@ -298,8 +317,8 @@ func operatorFields(req OperatorRequest) func(*notify.Notification) {
 }
 
 // rememberAction keeps an applied action for recognising repeats.
-func (p *policy) rememberAction(ctx workflow.Context, seq int64, action string, result EventCallback) {
-	p.operatorActions = append(p.operatorActions, OperatorAction{Seq: seq, Action: action, Result: result, At: workflow.Now(ctx)})
+func (p *policy) rememberAction(ctx workflow.Context, seq int64, action string, result EventCallback, requestID string) {
+	p.operatorActions = append(p.operatorActions, OperatorAction{Seq: seq, Action: action, Result: result, At: workflow.Now(ctx), RequestID: requestID})
 	if n := len(p.operatorActions); n > MaxOperatorActions {
 		p.operatorActions = slices.Clone(p.operatorActions[n-MaxOperatorActions:])
 	}
@@ -317,7 +336,7 @@ func (p *policy) recordOperatorAction(ctx workflow.Context, head Callback, actio
 		Events:   []activities.EventRecord{eventRecord(head, EventParked)},
 		Callback: &activities.CallbackChange{Seq: head.Seq, Callback: string(to), PolicyCallbackState: string(after)},
 		Operator: &activities.OperatorRecord{Action: action, By: req.By, Reason: req.Reason, At: workflow.Now(ctx),
-			Key: p.operatorActionKey(head)},
+			Key: p.operatorActionKey(head, req.RequestID)},
 	})
 	if err != nil {
 		p.logger.Error("operator action not recorded", "seq", head.Seq, "callback", to, "error", err)
@@ -332,7 +351,8 @@ func (p *policy) recordOperatorAction(ctx workflow.Context, head Callback, actio
 }
 
 // operatorActionKey is the audit row's idempotency key of an action on the
-// parked head: it names that park of the callback, by the attempts the head
+// parked head: the caller's request id when it sent one, else it names
+// that park of the callback, by the attempts the head
 // had when it parked and by how many actions on its seq the run knows of.
 // Not the Update's ID: when the server loses an Update whose handler had
 // already written its row (a Temporal restart during the workflow task),
@@ -342,7 +362,11 @@ func (p *policy) recordOperatorAction(ctx workflow.Context, head Callback, actio
 // the same key. A later park follows at least one more attempt and one
 // more applied action; the second counts even where the first does not (a
 // run reloaded from a store whose attempts lag behind the workflow's).
-func (p *policy) operatorActionKey(head Callback) string {
+func (p *policy) operatorActionKey(head Callback, requestID string) string {
+	if requestID != "" {
+		// The caller's own key names the action, whichever park it met.
+		return OperatorKeyPrefix + requestID
+	}
 	prior := 0
 	for _, a := range p.operatorActions {
 		if a.Seq == head.Seq {

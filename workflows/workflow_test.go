@@ -966,10 +966,60 @@ func TestOperatorActionKeyCountsAppliedActions(t *testing.T) {
 	head := Callback{Seq: 1, Attempts: 3, State: EventParked}
 	fresh := &policy{}
 	reloaded := &policy{operatorActions: []OperatorAction{{Seq: 1, Action: ActionRetry, Result: EventQueued}, {Seq: 2, Action: ActionSkip}}}
-	if a, b := fresh.operatorActionKey(head), reloaded.operatorActionKey(head); a == b {
+	if a, b := fresh.operatorActionKey(head, ""), reloaded.operatorActionKey(head, ""); a == b {
 		t.Fatalf("keys %q and %q: an action after an applied one must not share its key", a, b)
 	}
-	if got := reloaded.operatorActionKey(head); got != "park-after-attempt-3-action-2" {
+	if got := reloaded.operatorActionKey(head, ""); got != "park-after-attempt-3-action-2" {
 		t.Fatalf("key = %q, want park-after-attempt-3-action-2 (one earlier action on seq 1)", got)
+	}
+}
+
+// TestOperatorRequestIDRecognisesAResend is the race chaos found next: a
+// retry sent twice at once, whose first answer was lost (the ingress
+// killed), is re-sent by the caller after the retried callback has parked
+// again. By seq alone the re-send is a new retry of the new park, and was
+// applied a second time (two audit rows, one more TOP attempt). With the
+// caller's request id it answers the first one's outcome, Repeated, and
+// changes nothing; another request id retries the new park.
+func TestOperatorRequestIDRecognisesAResend(t *testing.T) {
+	h := newHarness(t)
+	h.fail(1, rejectedByTOP, rejectedByTOP)
+	h.report(0, lifecycle()[0])
+	send := func(at time.Duration, key string) *reply {
+		r := &reply{}
+		h.env.RegisterDelayedCallback(func() {
+			h.env.UpdateWorkflow(UpdateRetryCallback, "", r.callbacks(), OperatorRequest{Seq: 1, Reason: "checked with TOP support", RequestID: key})
+		}, at)
+		return r
+	}
+	first := send(time.Minute, "op-1")
+	resent := send(2*time.Minute, "op-1") // after the retry parked again
+	next := send(3*time.Minute, "op-2")
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, 10*time.Minute)
+	h.run(PolicyInput{BizID: testBizID})
+
+	if got := first.operatorResult(t); got != (OperatorResult{Seq: 1, Callback: EventQueued}) {
+		t.Fatalf("first = %+v", got)
+	}
+	var appErr *temporal.ApplicationError
+	var res OperatorResult
+	if resent.rejection == nil || !errors.As(resent.rejection, &appErr) || appErr.Type() != ReasonOperatorRepeated ||
+		appErr.Details(&res) != nil || res != (OperatorResult{Seq: 1, Callback: EventQueued, Repeated: true}) {
+		t.Fatalf("re-send = %+v (%v), want it refused as repeated with the first outcome", resent, resent.rejection)
+	}
+	if got := next.operatorResult(t); got != (OperatorResult{Seq: 1, Callback: EventQueued}) {
+		t.Fatalf("a new request = %+v, want it applied", got)
+	}
+	var keys []string
+	for _, r := range h.records {
+		if r.Operator != nil {
+			keys = append(keys, r.Operator.Key)
+		}
+	}
+	if want := []string{OperatorKeyPrefix + "op-1", OperatorKeyPrefix + "op-2"}; !slices.Equal(keys, want) {
+		t.Fatalf("operator records = %q, want %q", keys, want)
+	}
+	if got, want := h.deliveries(), []string{"1/1", "1/2", "1/3"}; !slices.Equal(got, want) {
+		t.Fatalf("deliveries = %v, want %v: the re-send must not retry", got, want)
 	}
 }
