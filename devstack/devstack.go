@@ -237,32 +237,7 @@ func (s *Stack) start(ctx context.Context) error {
 
 	s.TemporalAddress = o.TemporalAddress
 	if s.TemporalAddress == "" {
-		ports, err := freePorts(4)
-		if err != nil {
-			return err
-		}
-		s.TemporalAddress = fmt.Sprintf("127.0.0.1:%d", ports[0])
-		s.TemporalMetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[3])
-		s.devServer = []string{"server", "start-dev",
-			"--ip", "127.0.0.1", "--port", fmt.Sprint(ports[0]), "--ui-port", fmt.Sprint(ports[1]),
-			"--http-port", fmt.Sprint(ports[2]), "--metrics-port", fmt.Sprint(ports[3]), "--headless",
-			"--db-filename", filepath.Join(s.Dir, "temporal.db"),
-			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=NORMAL",
-			"--search-attribute", "BizId=Keyword", "--search-attribute", "PolicyState=Keyword",
-			"--search-attribute", "InsuranceType=Keyword", "--search-attribute", "CallbackState=Keyword",
-			// The SDK asks for eager activities (the DeliverCallback a
-			// workflow task schedules runs on the worker that completed
-			// the task, with no trip through the matching service); the
-			// server grants them only when told to.
-			"--dynamic-config-value", "system.enableActivityEagerExecution=true",
-			// A workflow task the server creates itself (after an
-			// activity completes, or for a new run) waits for its shard's
-			// transfer queue reader, which polls at most 20 times a
-			// second by default: 20-40 ms per FIFO step, read from the
-			// histories at 50 % load. 200 makes it about 1 ms.
-			"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200",
-			"--log-level", "error"}
-		if err := s.StartTemporal(ctx); err != nil {
+		if err := s.startDevServer(ctx); err != nil {
 			return err
 		}
 	} else if err := s.waitTemporal(ctx, nil); err != nil {
@@ -537,6 +512,50 @@ func (s *Stack) StopTemporal() error {
 	fmt.Fprintf(s.opts.Log, "devstack: stopping the Temporal dev server (pid %d)\n", p.pid())
 	p.terminate(stopGrace)
 	return nil
+}
+
+// startDevServer starts the pinned dev server on free ports. The ports are
+// free when picked, but another process (a test stack starting beside this
+// one) may bind one before the server does, and the server also picks
+// ports of its own for its internal services: it then exits while
+// starting. Such a start is tried again on other ports, twice at most.
+func (s *Stack) startDevServer(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		ports, err := freePorts(4)
+		if err != nil {
+			return err
+		}
+		s.TemporalAddress = fmt.Sprintf("127.0.0.1:%d", ports[0])
+		s.TemporalMetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[3])
+		s.devServer = []string{"server", "start-dev",
+			"--ip", "127.0.0.1", "--port", fmt.Sprint(ports[0]), "--ui-port", fmt.Sprint(ports[1]),
+			"--http-port", fmt.Sprint(ports[2]), "--metrics-port", fmt.Sprint(ports[3]), "--headless",
+			"--db-filename", filepath.Join(s.Dir, "temporal.db"),
+			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=NORMAL",
+			"--search-attribute", "BizId=Keyword", "--search-attribute", "PolicyState=Keyword",
+			"--search-attribute", "InsuranceType=Keyword", "--search-attribute", "CallbackState=Keyword",
+			// The SDK asks for eager activities (the DeliverCallback a
+			// workflow task schedules runs on the worker that completed
+			// the task, with no trip through the matching service); the
+			// server grants them only when told to.
+			"--dynamic-config-value", "system.enableActivityEagerExecution=true",
+			// A workflow task the server creates itself (after an
+			// activity completes, or for a new run) waits for its shard's
+			// transfer queue reader, which polls at most 20 times a
+			// second by default: 20-40 ms per FIFO step, read from the
+			// histories at 50 % load. 200 makes it about 1 ms.
+			"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200",
+			"--log-level", "error"}
+		err = s.StartTemporal(ctx)
+		p := s.proc(ProcTemporal)
+		if err == nil || attempt == 3 || ctx.Err() != nil || p == nil || p.running() {
+			return err
+		}
+		fmt.Fprintf(s.opts.Log, "devstack: the Temporal dev server exited while starting (attempt %d); starting it again on other ports\n", attempt)
+		s.mu.Lock()
+		delete(s.procs, ProcTemporal) // a first start again: all ports new
+		s.mu.Unlock()
+	}
 }
 
 // StartTemporal starts the dev server on the same ports with the same

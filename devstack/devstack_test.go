@@ -316,3 +316,33 @@ func getStatus(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestDevServerExitingAtStartIsStartedAgain: a dev server that exits while
+// starting (a port taken between devstack's pick and the server's bind, as
+// once in `make test` with several stacks starting at once) is started
+// again on other ports. The "server" here exits with status 2 the first
+// time, as the real one did, and is the pinned dev server after that.
+func TestDevServerExitingAtStartIsStartedAgain(t *testing.T) {
+	real := temporalBin(t)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "failed-once")
+	script := filepath.Join(dir, "temporal")
+	body := "#!/bin/sh\nif [ ! -e '" + marker + "' ]; then : > '" + marker + "'; echo 'bind: address already in use' >&2; exit 2; fi\nexec '" + real + "' \"$@\"\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	s := &Stack{opts: Options{TemporalBin: script, Log: &log}, Dir: dir, procs: map[string]*process{}}
+	t.Cleanup(func() { _ = s.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.startDevServer(ctx); err != nil {
+		t.Fatalf("startDevServer: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "exited while starting (attempt 1)") {
+		t.Fatalf("log = %q, want the first start's exit noted", log.String())
+	}
+	if p := s.proc(ProcTemporal); p == nil || !p.running() {
+		t.Fatal("no dev server running after the second start")
+	}
+}
