@@ -146,10 +146,6 @@ func (c *Client) startImport(ctx context.Context, bizID string, req workflows.Im
 // a new run costs no upsert.
 func (c *Client) importWithStart(ctx context.Context, bizID string, req workflows.ImportRequest, plan workflows.ImportPlan,
 	in workflows.PolicyInput, reuse enumspb.WorkflowIdReusePolicy) (workflows.ImportResult, error) {
-	queue := c.TaskQueue
-	if queue == "" {
-		queue = workflows.DefaultTaskQueue
-	}
 	typ := plan.InsuranceType
 	if !typ.Valid() {
 		typ = req.Events[0].Event.InsuranceType
@@ -163,7 +159,7 @@ func (c *Client) importWithStart(ctx context.Context, bizID string, req workflow
 	}
 	start := client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(bizID),
-		TaskQueue:                queue,
+		TaskQueue:                c.taskQueue(),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    reuse,
 		TypedSearchAttributes:    workflows.PolicySearchAttributes(bizID, plan.State, typ, cb),

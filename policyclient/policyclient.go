@@ -17,6 +17,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -149,21 +150,36 @@ func (c *Client) start(ctx context.Context, r insurance.Result, snap *workflows.
 // may hold accepted events it never recorded, and the next run asks it for
 // them. "" when the latest run completed, is running, or never existed.
 func (c *Client) previousRun(ctx context.Context, bizID string) (string, error) {
-	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return "", nil
+	info, err := c.lastRun(ctx, bizID)
+	if err != nil || info == nil {
+		return "", err
 	}
-	if err != nil {
-		return "", callError(ctx, "describe the last run of policy "+bizID, err)
-	}
-	info := desc.GetWorkflowExecutionInfo()
 	switch info.GetStatus() {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED,
 		enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
 		return info.GetExecution().GetRunId(), nil
 	}
 	return "", nil
+}
+
+// lastRun describes the policy's latest run; nil when it never had one.
+func (c *Client) lastRun(ctx context.Context, bizID string) (*workflowpb.WorkflowExecutionInfo, error) {
+	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, callError(ctx, "describe the last run of policy "+bizID, err)
+	}
+	return desc.GetWorkflowExecutionInfo(), nil
+}
+
+// taskQueue is the queue policy runs start on.
+func (c *Client) taskQueue() string {
+	if c.TaskQueue == "" {
+		return workflows.DefaultTaskQueue
+	}
+	return c.TaskQueue
 }
 
 // alreadyStarted reports whether an Update-with-Start was refused because
@@ -236,17 +252,13 @@ func reportAnswer(ctx context.Context, bizID string, handle client.WorkflowUpdat
 // or refused as "already started". When a run exists these options are
 // ignored, search attributes included.
 func (c *Client) startOptions(r insurance.Result, snap *workflows.Snapshot) client.StartWorkflowOptions {
-	queue := c.TaskQueue
-	if queue == "" {
-		queue = workflows.DefaultTaskQueue
-	}
 	typ := r.InsuranceType
 	if snap != nil && snap.InsuranceType.Valid() {
 		typ = snap.InsuranceType
 	}
 	return client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(r.BizID),
-		TaskQueue:                queue,
+		TaskQueue:                c.taskQueue(),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		// A new run's attributes are right from its first moment in the UI,
 		// so the workflow need not upsert them before handling its event.

@@ -24,22 +24,18 @@ import (
 // listed again costs one Describe (its policy has a newer run by then).
 const visibilityLag = 10 * time.Minute
 
-// Stopped reports how a policy's latest run ended when that end leaves
+// stopped reports how a policy's latest run ended when that end leaves
 // work behind that only a new run does: "Canceled", "Terminated" or
-// "TimedOut", with the run's ID. "" when the latest run is open, completed
-// or continued (nothing to resume), failed (a run that fails has met a
-// policy it cannot restore, which a new run would meet again: that is a
-// bug to fix, and the failed-workflow alert's to report), or when the
-// policy has never had a run.
+// "TimedOut", with the run's ID and search attributes. "" when the latest
+// run is open, completed or continued (nothing to resume), failed (a run
+// that fails has met a policy it cannot restore, which a new run would
+// meet again: that is a bug to fix, and the failed-workflow alert's to
+// report), or when the policy has never had a run.
 func (c *Client) stopped(ctx context.Context, bizID string) (status, runID string, fields map[string]*commonpb.Payload, err error) {
-	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
-	if isNotFound(err) {
-		return "", "", nil, nil
+	info, err := c.lastRun(ctx, bizID)
+	if err != nil || info == nil {
+		return "", "", nil, err
 	}
-	if err != nil {
-		return "", "", nil, callError(ctx, "describe the last run of policy "+bizID, err)
-	}
-	info := desc.GetWorkflowExecutionInfo()
 	switch info.GetStatus() {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED,
 		enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
@@ -61,13 +57,9 @@ func (c *Client) Resume(ctx context.Context, bizID string) (bool, error) {
 	if err != nil || runID == "" {
 		return false, err
 	}
-	queue := c.TaskQueue
-	if queue == "" {
-		queue = workflows.DefaultTaskQueue
-	}
 	_, err = c.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(bizID),
-		TaskQueue:                queue,
+		TaskQueue:                c.taskQueue(),
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		// The stopped run's, which the UI showed last; the new run upserts
