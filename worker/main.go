@@ -304,12 +304,8 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 	})
 	w.RegisterWorkflowWithOptions(workflows.Policy, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.Sweeper, workflow.RegisterOptions{Name: workflows.SweeperWorkflowName})
-	w.RegisterActivityWithOptions(policyclient.Sweep{Policies: &policyclient.Client{
-		Temporal:  tc,
-		Snapshots: policyclient.StoreSnapshots{Store: st},
-		TaskQueue: cfg.TaskQueue,
-		Settings:  cfg.Settings,
-	}, Metrics: obs.sweepMetrics()}.ResumeClosed, activity.RegisterOptions{Name: workflows.ResumeClosedActivity})
+	w.RegisterActivityWithOptions(policyclient.Sweep{Policies: newPolicyClient(tc, st, cfg), Metrics: obs.sweepMetrics()}.ResumeClosed,
+		activity.RegisterOptions{Name: workflows.ResumeClosedActivity})
 	w.RegisterActivity(&activities.Activities{
 		TOP:    caller,
 		Store:  st,
@@ -425,10 +421,11 @@ func runWorker(ctx context.Context, w worker.Worker, fatal <-chan error, logger 
 	}
 }
 
-// newIngress builds the HTTP server and binds its listener, so the caller
-// can log the real address before serving.
-func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logger, obs *observability, gate ingress.Gate, tr *tracing.Tracing) (*http.Server, net.Listener, error) {
-	policies := &policyclient.Client{
+// newPolicyClient is the one policyclient configuration of the process:
+// the ingress's, and the sweep activity's (which starts runs with the same
+// task queue and settings a report would).
+func newPolicyClient(tc client.Client, st *store.Store, cfg config) *policyclient.Client {
+	return &policyclient.Client{
 		Temporal:  tc,
 		Snapshots: policyclient.StoreSnapshots{Store: st},
 		Audit:     st,
@@ -436,12 +433,19 @@ func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logg
 		TaskQueue: cfg.TaskQueue,
 		Settings:  cfg.Settings,
 		// This host's clock: the ingress refuses events dated ahead
-		// of it (see policyclient.Client.Now).
+		// of it (see policyclient.Client.Now), and a sweep sets its
+		// watermark by it.
 		Now:           time.Now,
 		MaxFutureSkew: cfg.MaxFutureSkew,
 
 		DataConverter: cfg.dataConverter(),
 	}
+}
+
+// newIngress builds the HTTP server and binds its listener, so the caller
+// can log the real address before serving.
+func newIngress(tc client.Client, st *store.Store, cfg config, logger *slog.Logger, obs *observability, gate ingress.Gate, tr *tracing.Tracing) (*http.Server, net.Listener, error) {
+	policies := newPolicyClient(tc, st, cfg)
 	api, err := ingress.New(ingress.Config{
 		Policies:    policies,
 		Imports:     policies,
