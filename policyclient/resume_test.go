@@ -10,6 +10,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/testsuite"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/insuranceflow/insuranceflow/workflows"
@@ -106,5 +108,46 @@ func TestResumeLeavesAFailedRun(t *testing.T) {
 	resumed, err := c.Resume(shortContext(t, 10*time.Second), "A")
 	if err != nil || resumed || len(f.starts) != 0 {
 		t.Fatalf("Resume = %v, %v with %d starts; want nothing started", resumed, err, len(f.starts))
+	}
+}
+
+// countResumed is a SweepMetrics that counts.
+type countResumed struct{ n int }
+
+func (c *countResumed) PolicyResumed() { c.n++ }
+
+// The activity the worker registers counts each resumed policy once, and
+// runs (heartbeating) in an activity context.
+func TestSweepActivityCountsResumes(t *testing.T) {
+	f := &frontend{
+		list: func(*workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+			resp := &workflowservice.ListWorkflowExecutionsResponse{}
+			for _, id := range []string{"policy-A", "policy-B", "policy-C"} {
+				resp.Executions = append(resp.Executions, &workflowpb.WorkflowExecutionInfo{
+					Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: "r"}, CloseTime: timestamppb.Now()})
+			}
+			return resp, nil
+		},
+		lastRunOf: map[string]enumspb.WorkflowExecutionStatus{
+			"policy-A": enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED,
+			"policy-B": enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+			"policy-C": enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+		},
+	}
+	metrics := &countResumed{}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivityWithOptions(Sweep{Policies: &Client{Temporal: startFrontend(t, f)}, Metrics: metrics}.ResumeClosed,
+		activity.RegisterOptions{Name: workflows.ResumeClosedActivity})
+	v, err := env.ExecuteActivity(workflows.ResumeClosedActivity, workflows.ResumeClosedInput{TaskQueue: "q", ClosedSince: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.ResumeClosedResult
+	if err := v.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Resumed != 2 || res.Current != 1 || metrics.n != 2 {
+		t.Fatalf("result %+v, %d counted; want 2 resumed (A, C), 1 current (B), 2 counted", res, metrics.n)
 	}
 }
