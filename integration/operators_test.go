@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -115,4 +116,72 @@ func checkActions(t *testing.T, where string, got []operatorAction, reason strin
 	if a.Seq != 1 || a.Action != "skip" || a.By != operatorName || a.Reason != reason || a.At.IsZero() {
 		t.Fatalf("%s: operator action=%+v, want seq 1 skip by %s with %q", where, a, operatorName, reason)
 	}
+}
+
+// TestStarterRetryResentWithItsKey: an operator's `starter retry` whose
+// answer was lost is run again with the key its error named. By then TOP has
+// refused the retried callback once more and it has parked again; the
+// re-run answers the first retry's outcome instead of retrying it a second
+// time, while a retry under a new key is a new action.
+func TestStarterRetryResentWithItsKey(t *testing.T) {
+	t.Cleanup(func() { clearFaults(t) })
+	clearFaults(t)
+	setFaults(t, `{"reject_biz_id_pattern":"^SKEY"}`)
+
+	bizID := newBizID("SKEY")
+	mustAccept(t, event(bizID, 1, 1, 0), 1, "pre_insured")
+	waitParked(t, bizID)
+	attempts := status(t, bizID).Events[0].Attempts
+
+	retry := func(key string) operatorResult {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := env.Starter(ctx, "--json", "retry", bizID, "--seq", "1", "--reason", "TOP fixed", "--idempotency-key", key).Output()
+		if err != nil {
+			t.Fatalf("starter retry --idempotency-key %s: %v\n%s", key, err, out)
+		}
+		var res operatorResult
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("starter retry output %q: %v", out, err)
+		}
+		return res
+	}
+	reparked := func(after int) int {
+		t.Helper()
+		var now int
+		eventually(t, 20*time.Second, bizID+" parked again", func() (bool, string) {
+			st := status(t, bizID)
+			now = st.Events[0].Attempts
+			return st.CallbackState == "parked" && now > after, fmt.Sprintf("%s after %d attempts", st.CallbackState, now)
+		})
+		return now
+	}
+
+	if res := retry("ticket-4711"); res.Seq != 1 || res.Repeated {
+		t.Fatalf("first retry = %+v, want seq 1 applied", res)
+	}
+	attempts = reparked(attempts)
+
+	if res := retry("ticket-4711"); res.Seq != 1 || !res.Repeated {
+		t.Fatalf("re-run with the same key = %+v, want seq 1 repeated", res)
+	}
+	time.Sleep(time.Second)
+	if st := status(t, bizID); st.CallbackState != "parked" || st.Events[0].Attempts != attempts {
+		t.Fatalf("after the re-run: %s with %d attempts, want still parked with %d (no second retry)",
+			st.CallbackState, st.Events[0].Attempts, attempts)
+	}
+
+	if res := retry("ticket-4712"); res.Seq != 1 || res.Repeated {
+		t.Fatalf("retry under a new key = %+v, want seq 1 applied", res)
+	}
+	reparked(attempts)
+}
+
+// operatorResult is `starter retry|skip --json`'s answer.
+type operatorResult struct {
+	Action   string `json:"action"`
+	Seq      int64  `json:"seq"`
+	Callback string `json:"callback"`
+	Repeated bool   `json:"repeated"`
 }

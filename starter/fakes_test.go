@@ -35,6 +35,7 @@ type fakePolicies struct {
 	permissive bool
 
 	operator []string // "retry biz reason" per Retry/Skip call
+	keys     []string // the idempotency key of each Retry/Skip call
 
 	listFilters []policyclient.ListFilter
 	listPages   []policyclient.ListPage
@@ -144,17 +145,18 @@ func (f *fakePolicies) List(_ context.Context, filter policyclient.ListFilter) (
 }
 
 func (f *fakePolicies) Retry(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
-	return f.operate("retry", bizID, req.Reason, workflows.EventRetrying)
+	return f.operate("retry", bizID, req, workflows.EventRetrying)
 }
 
 func (f *fakePolicies) Skip(ctx context.Context, bizID string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
-	return f.operate("skip", bizID, req.Reason, workflows.EventSkipped)
+	return f.operate("skip", bizID, req, workflows.EventSkipped)
 }
 
-func (f *fakePolicies) operate(action, bizID, reason string, to workflows.EventCallback) (workflows.OperatorResult, error) {
+func (f *fakePolicies) operate(action, bizID string, req workflows.OperatorRequest, to workflows.EventCallback) (workflows.OperatorResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.operator = append(f.operator, action+" "+bizID+" "+reason)
+	f.operator = append(f.operator, action+" "+bizID+" "+req.Reason)
+	f.keys = append(f.keys, req.RequestID)
 	st, ok := f.status[bizID]
 	if !ok {
 		return workflows.OperatorResult{}, fmt.Errorf("policy %s: %w", bizID, policyclient.ErrNotFound)

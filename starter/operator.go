@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/user"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/temporal"
 
+	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
@@ -70,6 +74,24 @@ func parkedHead(ctx context.Context, ops policyOps, bizID string) (workflows.Eve
 	}
 }
 
+// newIdempotencyKey is the key of an action the operator gave none for:
+// random, so that no two invocations share one, and within the request id
+// rules the workflow checks.
+func newIdempotencyKey() string { return "cli-" + rand.Text() }
+
+// outcomeUnknown reports whether a failed action may nevertheless have been
+// applied: no answer came from the workflow (Temporal unreachable, the
+// --timeout passed, an error of no known kind). An answer from the workflow,
+// even "the store is down, try again", says the action was not applied.
+func outcomeUnknown(err error) bool {
+	var answer *temporal.ApplicationError
+	if errors.As(err, &answer) {
+		return false
+	}
+	code := exitCodeOf(err)
+	return code == exitUnavailable || code == exitInternal
+}
+
 // osUser names the operator in the audit trail: the OS user running the CLI.
 func osUser() string {
 	if u, err := user.Current(); err == nil && u.Username != "" {
@@ -82,6 +104,7 @@ func newOperatorCmd(a *app, action operatorAction) *cobra.Command {
 	var (
 		reason string
 		seq    int64
+		key    string
 	)
 	cmd := &cobra.Command{
 		Use:   action.name() + " <biz_id>",
@@ -90,7 +113,11 @@ func newOperatorCmd(a *app, action operatorAction) *cobra.Command {
 			"otherwise the policy rejects the action (no_parked_callback, exit code 3). " +
 			"--seq names the parked callback to act on; without it the CLI reads the policy, prints its parked " +
 			"callback and acts on that one. A seq that is not the parked one is refused (seq_mismatch, exit code 3); " +
-			"repeating an action that was already applied answers its original outcome and changes nothing.",
+			"repeating an action that was already applied answers its original outcome and changes nothing.\n\n" +
+			"Every action carries an idempotency key (--idempotency-key, or one the CLI makes up). When the answer " +
+			"is lost (Temporal unreachable or --timeout passed), the action may or may not have been applied; the " +
+			"error names the key, and re-running the command with it applies the action at most once: if the first " +
+			"was applied, the re-run answers that outcome even after the callback has parked again.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ops, err := a.policies(cmd.Context())
@@ -103,6 +130,11 @@ func newOperatorCmd(a *app, action operatorAction) *cobra.Command {
 			if seq < 0 {
 				return &usageError{Err: fmt.Errorf("--seq must be 1 or more, got %d", seq)}
 			}
+			if key == "" {
+				key = newIdempotencyKey()
+			} else if problem := insurance.CheckRequestID(key); problem != "" {
+				return &usageError{Err: fmt.Errorf("--idempotency-key %s", problem)}
+			}
 			if seq == 0 {
 				head, err := parkedHead(ctx, ops, bizID)
 				if err != nil {
@@ -112,7 +144,11 @@ func newOperatorCmd(a *app, action operatorAction) *cobra.Command {
 					head.Seq, head.Stage, head.Status, head.Attempts, head.LastError)
 				seq = head.Seq
 			}
-			res, err := action.do(ctx, ops, bizID, workflows.OperatorRequest{Seq: seq, Reason: reason, By: osUser()})
+			res, err := action.do(ctx, ops, bizID, workflows.OperatorRequest{Seq: seq, Reason: reason, By: osUser(), RequestID: key})
+			if err != nil && outcomeUnknown(err) {
+				return fmt.Errorf("%s callback of %s: %w (the %s may have been applied: re-run with --seq %d --idempotency-key %s to apply it at most once)",
+					action.name(), bizID, err, action.name(), seq, key)
+			}
 			if err != nil {
 				return fmt.Errorf("%s callback of %s: %w", action.name(), bizID, err)
 			}
@@ -128,6 +164,7 @@ func newOperatorCmd(a *app, action operatorAction) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail")
+	cmd.Flags().StringVar(&key, "idempotency-key", "", "the action's idempotency key, to re-send an action whose answer was lost (default: a new random key, named in such an error)")
 	cmd.Flags().Int64Var(&seq, "seq", 0, "the seq of the parked callback to act on (default: the parked callback, read and printed first)")
 	return cmd
 }
