@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/insuranceflow/insuranceflow/deploy"
 	"github.com/insuranceflow/insuranceflow/temporalconn"
 	"github.com/insuranceflow/insuranceflow/topsim/simulator"
 	"github.com/insuranceflow/insuranceflow/workflows"
@@ -520,6 +521,10 @@ func (s *Stack) StopTemporal() error {
 // ports of its own for its internal services: it then exits while
 // starting. Such a start is tried again on other ports, twice at most.
 func (s *Stack) startDevServer(ctx context.Context) error {
+	dynamicConfig, err := deploy.DynamicConfigValues()
+	if err != nil {
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		ports, err := freePorts(4)
 		if err != nil {
@@ -534,18 +539,14 @@ func (s *Stack) startDevServer(ctx context.Context) error {
 			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=NORMAL",
 			"--search-attribute", "BizId=Keyword", "--search-attribute", "PolicyState=Keyword",
 			"--search-attribute", "InsuranceType=Keyword", "--search-attribute", "CallbackState=Keyword",
-			// The SDK asks for eager activities (the DeliverCallback a
-			// workflow task schedules runs on the worker that completed
-			// the task, with no trip through the matching service); the
-			// server grants them only when told to.
-			"--dynamic-config-value", "system.enableActivityEagerExecution=true",
-			// A workflow task the server creates itself (after an
-			// activity completes, or for a new run) waits for its shard's
-			// transfer queue reader, which polls at most 20 times a
-			// second by default: 20-40 ms per FIFO step, read from the
-			// histories at 50 % load. 200 makes it about 1 ms.
-			"--dynamic-config-value", "history.transferProcessorMaxPollRPS=200",
 			"--log-level", "error"}
+		// The cluster's dynamic config (deploy/temporal-dynamicconfig.yaml
+		// has the reasons): eager activities, the transfer queue's poll
+		// rate. Without them tests, bench and chaos would run another
+		// system than the one deployed.
+		for _, v := range dynamicConfig {
+			s.devServer = append(s.devServer, "--dynamic-config-value", v)
+		}
 		err = s.StartTemporal(ctx)
 		p := s.proc(ProcTemporal)
 		if err == nil || attempt == 3 || ctx.Err() != nil || p == nil || p.running() {

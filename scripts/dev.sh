@@ -90,6 +90,9 @@ temporal_ip=${TEMPORAL_ADDRESS%:*}
 # and refuses to start with OTEL_TRACES_EXPORTER=console (it knows otlp only).
 otel_unset=()
 for v in $(compgen -e | grep '^OTEL_' || true); do otel_unset+=(-u "$v"); done
+# The --dynamic-config-value flags below are deploy/temporal-dynamicconfig.yaml,
+# the cluster's (reasons there); deploy's TestDevScriptRunsTheDynamicConfig
+# fails when they differ.
 env ${otel_unset[@]+"${otel_unset[@]}"} "$BIN/temporal" server start-dev \
   --ip "$temporal_ip" --port "$temporal_port" --ui-port "$TEMPORAL_UI_PORT" \
   --namespace "$TEMPORAL_NAMESPACE" \
@@ -97,8 +100,11 @@ env ${otel_unset[@]+"${otel_unset[@]}"} "$BIN/temporal" server start-dev \
   --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=NORMAL \
   --search-attribute BizId=Keyword --search-attribute PolicyState=Keyword \
   --search-attribute InsuranceType=Keyword --search-attribute CallbackState=Keyword \
-  --dynamic-config-value system.enableActivityEagerExecution=true \
+  --dynamic-config-value frontend.enableExecuteMultiOperation=true \
+  --dynamic-config-value frontend.enableUpdateWorkflowExecution=true \
+  --dynamic-config-value frontend.enableUpdateWorkflowExecutionAsyncAccepted=true \
   --dynamic-config-value history.transferProcessorMaxPollRPS=200 \
+  --dynamic-config-value system.enableActivityEagerExecution=true \
   ${codec_args[@]+"${codec_args[@]}"} \
   --log-level error >"$DATA/temporal.log" 2>&1 &
 pids+=($!)
