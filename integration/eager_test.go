@@ -15,9 +15,11 @@ import (
 // trip through the matching service, which cost ~45 ms per FIFO step. It
 // takes both halves: the server's system.enableActivityEagerExecution (the
 // dynamic config every dev server gets from deploy/temporal-dynamicconfig.yaml)
-// and a worker that asks for it, which it does only while it sets no
-// task-queue rate limit (TOP_QPS is the worker's own limiter for that
-// reason). The server counts each eager dispatch.
+// and a worker that asks for it, which the SDK does only while the worker
+// sets no task-queue rate limit. The suite's workers run with TOP_QPS set
+// (testTOPQPS), so this also holds the design that gives both: TOP_QPS is
+// the worker's own limiter, not Temporal's. The server counts each eager
+// dispatch.
 func TestCallbacksRunEagerly(t *testing.T) {
 	before := eagerDispatches(t)
 	bizID := newBizID("EAG")

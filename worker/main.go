@@ -282,26 +282,7 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 	if callTimeout == 0 {
 		callTimeout = top.DefaultCallTimeout
 	}
-	w := worker.New(tc, cfg.TaskQueue, worker.Options{
-		// A deploy's SIGTERM lets running callbacks finish (the default is
-		// 0: they would be cancelled and retried after a heartbeat timeout,
-		// possibly after TOP had already taken them).
-		WorkerStopTimeout: cfg.WorkerStopTimeout,
-		// The SDK's default is two pollers per kind, shared by the sticky
-		// and the normal workflow queues. A new policy's first workflow task
-		// comes from the normal queue, so under load it waited for one of
-		// them: at saturation the first event's accept p50 was 340-1,470 ms
-		// against 55-130 ms for later ones. Autoscaling (Temporal's advice
-		// for production workers) adds pollers while polls come back full.
-		WorkflowTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
-		ActivityTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
-		OnFatalError: func(err error) {
-			select {
-			case fatal <- err:
-			default:
-			}
-		},
-	})
+	w := worker.New(tc, cfg.TaskQueue, workerOptions(cfg, fatal))
 	w.RegisterWorkflowWithOptions(workflows.Policy, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	w.RegisterWorkflowWithOptions(workflows.Sweeper, workflow.RegisterOptions{Name: workflows.SweeperWorkflowName})
 	w.RegisterActivityWithOptions(policyclient.Sweep{Policies: newPolicyClient(tc, st, cfg), Metrics: obs.sweepMetrics()}.ResumeClosed,
@@ -403,6 +384,32 @@ func notifier(cfg config) activities.Notifier {
 		return nil
 	}
 	return &notify.Sender{URL: cfg.NotifyURL, Secret: cfg.NotifySecret, Client: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// workerOptions is how the worker polls and stops; a fatal error goes to
+// fatal. It sets no TaskQueueActivitiesPerSecond, whatever TOP_QPS is: the
+// SDK turns eager activity execution off under a task-queue rate limit.
+func workerOptions(cfg config, fatal chan<- error) worker.Options {
+	return worker.Options{
+		// A deploy's SIGTERM lets running callbacks finish (the default is
+		// 0: they would be cancelled and retried after a heartbeat timeout,
+		// possibly after TOP had already taken them).
+		WorkerStopTimeout: cfg.WorkerStopTimeout,
+		// The SDK's default is two pollers per kind, shared by the sticky
+		// and the normal workflow queues. A new policy's first workflow task
+		// comes from the normal queue, so under load it waited for one of
+		// them: at saturation the first event's accept p50 was 340-1,470 ms
+		// against 55-130 ms for later ones. Autoscaling (Temporal's advice
+		// for production workers) adds pollers while polls come back full.
+		WorkflowTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
+		ActivityTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{}),
+		OnFatalError: func(err error) {
+			select {
+			case fatal <- err:
+			default:
+			}
+		},
+	}
 }
 
 // runWorker polls until ctx ends, then stops the worker, which waits for
