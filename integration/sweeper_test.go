@@ -7,7 +7,10 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -73,4 +76,79 @@ func TestSweeperResumesStoppedRuns(t *testing.T) {
 		})
 	}
 	recordWorkflowHistory(t, "sweeper", workflows.SweeperWorkflowID(queue), "")
+}
+
+// raceBeforeStart is a Temporal client whose next ExecuteWorkflow first runs
+// before (the window between a sweep's Describe and its start).
+type raceBeforeStart struct {
+	client.Client
+	before func()
+}
+
+func (r *raceBeforeStart) ExecuteWorkflow(ctx context.Context, opts client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
+	if r.before != nil {
+		r.before()
+		r.before = nil
+	}
+	return r.Client.ExecuteWorkflow(ctx, opts, wf, args...)
+}
+
+// TestResumeAfterAReportCompletedARun is the race between a sweep and a
+// report, on a real server: the sweep sees the policy's cancelled run; in
+// the window before its start a report opens a run (which loads the store
+// and asks the cancelled run for its leftovers), is delivered, and that run
+// completes. The sweep must leave the policy alone: a run started now asks
+// the older cancelled run again for nothing. This test failed before the
+// resume's start only allowed a duplicate of a run that did not complete:
+// it started a third run.
+func TestResumeAfterAReportCompletedARun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tc := dialStack(t, ctx)
+	st := openStackStore(t, ctx)
+	settings := workflows.Settings{IdleTimeout: time.Second, EmptyRunGrace: time.Second}
+	reports := &policyclient.Client{Temporal: tc, Snapshots: policyclient.StoreSnapshots{Store: st}, Settings: settings}
+	racing := &raceBeforeStart{Client: tc}
+	sweep := &policyclient.Client{Temporal: racing, Snapshots: reports.Snapshots, Settings: settings}
+
+	bizID := fmt.Sprintf("SWRACE%d", time.Now().UnixNano()%1e12)
+	ev := func(stage insurance.Stage, h int) insurance.Result {
+		return insurance.Result{BizID: bizID, Stage: stage, Status: insurance.StatusSuccess,
+			TimeOfOccurrence: fmt.Sprintf("2025-04-08 %02d:00:00", h), InsuranceType: insurance.TypeHomeProperty}
+	}
+	if _, err := reports.Report(ctx, ev(insurance.StagePreInsure, 9)); err != nil {
+		t.Fatal(err)
+	}
+	waitReceipts(t, bizID, 1, 30*time.Second)
+	if err := tc.CancelWorkflow(ctx, workflows.WorkflowID(bizID), ""); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, ctx, tc, bizID)
+
+	var completed string
+	racing.before = func() {
+		if _, err := reports.Report(ctx, ev(insurance.StageUnderwrite, 10)); err != nil {
+			t.Errorf("the racing report: %v", err)
+			return
+		}
+		waitReceipts(t, bizID, 2, 30*time.Second)
+		waitClosed(t, ctx, tc, bizID) // idle for a second, then completed
+		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+		if err != nil {
+			t.Errorf("describe: %v", err)
+			return
+		}
+		completed = d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	}
+	resumed, err := sweep.Resume(ctx, bizID)
+	if err != nil || resumed {
+		t.Fatalf("Resume = %v, %v; want not resumed (the report's run did it)", resumed, err)
+	}
+	d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := d.GetWorkflowExecutionInfo(); info.GetExecution().GetRunId() != completed || info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		t.Fatalf("latest run %s is %s; want the report's run %s, completed, and no other", info.GetExecution().GetRunId(), info.GetStatus(), completed)
+	}
 }

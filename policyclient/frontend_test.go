@@ -37,6 +37,11 @@ type frontend struct {
 	lastRunOf map[string]enumspb.WorkflowExecutionStatus
 	// startRefused are the workflow IDs whose start is refused.
 	startRefused map[string]bool
+	// completedSinceDescribe are the workflow IDs whose latest run, by the
+	// time a start comes, is a newer one that completed (a report opened
+	// and closed it after the Describe): a start that only allows a
+	// duplicate of a failed run is refused, as the server refuses it.
+	completedSinceDescribe map[string]bool
 	// lastRun is the status DescribeWorkflowExecution answers for the
 	// latest run (run id "last-run"); unset means it completed.
 	lastRun enumspb.WorkflowExecutionStatus
@@ -132,6 +137,9 @@ func (f *frontend) StartWorkflowExecution(_ context.Context, req *workflowservic
 	f.record(func() { f.starts = append(f.starts, req) })
 	if f.startRefused[req.GetWorkflowId()] {
 		return nil, grpcError(serviceerror.NewInvalidArgument("refused by the test"))
+	}
+	if f.completedSinceDescribe[req.GetWorkflowId()] && req.GetWorkflowIdReusePolicy() != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE {
+		return nil, grpcError(serviceerror.NewWorkflowExecutionAlreadyStarted("completed since", req.GetRequestId(), "newer-run"))
 	}
 	return &workflowservice.StartWorkflowExecutionResponse{RunId: "new-run", Started: true}, nil
 }

@@ -52,6 +52,13 @@ func (c *Client) stopped(ctx context.Context, bizID string) (status, runID strin
 // would. Any other latest run is left alone: resuming is idempotent, and
 // a report that reopens the policy meanwhile shares the run (conflict
 // policy USE_EXISTING).
+//
+// The start only follows a run that did not complete (reuse policy
+// ALLOW_DUPLICATE_FAILED_ONLY): if a report opened a run after the
+// Describe and that run completed before the start, it has loaded the
+// store and taken the stopped run's leftovers, and a run started now would
+// ask the older stopped run again (re-sending its notifications) for
+// nothing. The server refuses that start, and the policy counts as current.
 func (c *Client) Resume(ctx context.Context, bizID string) (bool, error) {
 	status, runID, fields, err := c.stopped(ctx, bizID)
 	if err != nil || runID == "" {
@@ -60,8 +67,10 @@ func (c *Client) Resume(ctx context.Context, bizID string) (bool, error) {
 	_, err = c.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(bizID),
 		TaskQueue:                c.taskQueue(),
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// Else the SDK answers a refused start with the completed run.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		// The stopped run's, which the UI showed last; the new run upserts
 		// what it loads in its first workflow task.
 		TypedSearchAttributes: carriedSearchAttributes(bizID, fields),
@@ -69,6 +78,9 @@ func (c *Client) Resume(ctx context.Context, bizID string) (bool, error) {
 	}, workflows.WorkflowName, workflows.PolicyInput{
 		BizID: bizID, Settings: c.Settings, LoadSnapshot: true, PreviousRunID: runID,
 	})
+	if alreadyStarted(err) {
+		return false, nil
+	}
 	if err != nil {
 		return false, callError(ctx, "resume policy "+bizID, err)
 	}

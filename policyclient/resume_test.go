@@ -86,7 +86,7 @@ func TestResumeClosed(t *testing.T) {
 	for i, id := range []string{"policy-A", "policy-C"} {
 		s := f.starts[i]
 		if s.GetWorkflowId() != id || s.GetTaskQueue().GetName() != "q" || s.GetWorkflowType().GetName() != workflows.WorkflowName ||
-			s.GetWorkflowIdReusePolicy() != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE ||
+			s.GetWorkflowIdReusePolicy() != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY ||
 			s.GetWorkflowIdConflictPolicy() != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING {
 			t.Fatalf("start %d = %v", i, s)
 		}
@@ -149,5 +149,24 @@ func TestSweepActivityCountsResumes(t *testing.T) {
 	}
 	if res.Resumed != 2 || res.Current != 1 || metrics.n != 2 {
 		t.Fatalf("result %+v, %d counted; want 2 resumed (A, C), 1 current (B), 2 counted", res, metrics.n)
+	}
+}
+
+// TestResumeAfterARunCompletedMeanwhile is the race between a sweep and a
+// report: the sweep's Describe sees the cancelled run; before its start a
+// report opens a new run, which loads the store, asks the cancelled run for
+// its leftovers, delivers them and completes. That run has done the
+// resume; a further run would be started asking the older cancelled run
+// (its notifications sent again) for nothing. The start only succeeds while
+// the latest run is still a stopped one.
+func TestResumeAfterARunCompletedMeanwhile(t *testing.T) {
+	f := &frontend{lastRun: enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, completedSinceDescribe: map[string]bool{"policy-A": true}}
+	c := &Client{Temporal: startFrontend(t, f)}
+	resumed, err := c.Resume(shortContext(t, 10*time.Second), "A")
+	if err != nil || resumed {
+		t.Fatalf("Resume = %v, %v; want not resumed, no error (the newer run did it)", resumed, err)
+	}
+	if len(f.starts) != 1 || f.starts[0].GetWorkflowIdReusePolicy() != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY {
+		t.Fatalf("starts = %v, want one that only follows a stopped run", f.starts)
 	}
 }
