@@ -222,6 +222,7 @@ func faultFigures(in checkInput) []figure {
 		info(groupFaults, "policy runs cancelled from Temporal", count(evCancelRun)),
 		info(groupFaults, "policy runs terminated from Temporal", count(evTerminateRun)),
 		invariant(groupFaults, "stopped runs the sweeper never resumed (latest run still cancelled or terminated)", in.Obs.StoppedLeft),
+		invariant(groupFaults, "runs a sweep started after the policy's run had completed (a sweep that raced a report)", in.Obs.ResumedAfterCompleted),
 		info(groupFaults, "topsim requests", st.Requests),
 		info(groupFaults, "topsim isp.* errors injected", st.ISPErrors),
 		info(groupFaults, "topsim hangs past the client timeout", st.Hangs),

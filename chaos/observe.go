@@ -286,6 +286,9 @@ type observation struct {
 	// StoppedLeft is the policies whose run chaos stopped and whose latest
 	// run is still the stopped one once everything settled.
 	StoppedLeft violations
+	// ResumedAfterCompleted is the runs a sweep started right after a run
+	// of the same policy that completed (a sweep that raced a report).
+	ResumedAfterCompleted violations
 
 	// Notifications are what topsim's receiver got and the store recorded
 	// as lost.

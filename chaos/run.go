@@ -224,7 +224,7 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 	t.done("close races + settle")
 	o.Notifications = waitNotified(ctx, obs.http, stack, st, cfg.Settle)
 	t.done("notifications settle")
-	o.StoppedLeft = stoppedLeft(ctx, stack.Temporal, flog.snapshot())
+	o.StoppedLeft, o.ResumedAfterCompleted = stoppedRuns(ctx, stack.Temporal, flog.snapshot())
 
 	if err := obs.collect(ctx, runs, races, &o); err != nil {
 		return nil, fmt.Errorf("collect the final state: %w", err)

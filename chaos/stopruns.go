@@ -10,11 +10,18 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
+	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -70,11 +77,15 @@ func (s *runStopper) stop(ctx context.Context) (what, bizID string, err error) {
 	return what, "", errNoOpenRun
 }
 
-// stoppedLeft lists the policies a run was stopped for whose latest run is
-// still a cancelled or terminated one (the sweeper never resumed them), or
-// a failed one (the run that took over could not go on).
-func stoppedLeft(ctx context.Context, tc client.Client, faults []faultEvent) violations {
-	v := violations{}
+// stoppedRuns checks the policies a run was stopped for, once everything
+// settled. left: the latest run is still a cancelled or terminated one (the
+// sweeper never resumed it), or a failed one (the run that took over could
+// not go on). resumedAfterCompleted: a run the sweeper started follows a
+// run that completed, i.e. the sweep raced a report that reopened the
+// policy and completed, and started a run asking the older stopped run
+// again for its leftovers.
+func stoppedRuns(ctx context.Context, tc client.Client, faults []faultEvent) (left, resumedAfterCompleted violations) {
+	left, resumedAfterCompleted = violations{}, violations{}
 	seen := map[string]bool{}
 	for _, e := range faults {
 		if (e.What != evCancelRun && e.What != evTerminateRun) || e.Error != "" || seen[e.Detail] {
@@ -83,15 +94,66 @@ func stoppedLeft(ctx context.Context, tc client.Client, faults []faultEvent) vio
 		seen[e.Detail] = true
 		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(e.Detail), "")
 		if err != nil {
-			v.add(e.Detail, "describe: %v", err)
+			left.add(e.Detail, "describe: %v", err)
 			continue
 		}
 		switch st := d.GetWorkflowExecutionInfo().GetStatus(); st {
 		case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-			v.add(e.Detail, "%s at t+%s; its latest run is still %s", e.What, e.Offset, st)
+			left.add(e.Detail, "%s at t+%s; its latest run is still %s", e.What, e.Offset, st)
 		case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
-			v.add(e.Detail, "%s at t+%s; the run that took over failed", e.What, e.Offset)
+			left.add(e.Detail, "%s at t+%s; the run that took over failed", e.What, e.Offset)
+		}
+		if err := checkResumes(ctx, tc, e.Detail, resumedAfterCompleted); err != nil {
+			resumedAfterCompleted.add(e.Detail, "runs: %v", err)
 		}
 	}
-	return v
+	return left, resumedAfterCompleted
+}
+
+// runReader is the part of the Temporal client checkResumes reads runs with.
+type runReader interface {
+	ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+}
+
+// checkResumes adds to v each run of bizID that a sweep started (its
+// summary says so) right after a run that completed.
+func checkResumes(ctx context.Context, tc runReader, bizID string, v violations) error {
+	var runs []*workflowpb.WorkflowExecutionInfo
+	var token []byte
+	for {
+		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "WorkflowId = '" + workflows.WorkflowID(bizID) + "'", NextPageToken: token,
+		})
+		if err != nil {
+			return err
+		}
+		runs = append(runs, resp.GetExecutions()...)
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	slices.SortFunc(runs, func(a, b *workflowpb.WorkflowExecutionInfo) int {
+		return a.GetStartTime().AsTime().Compare(b.GetStartTime().AsTime())
+	})
+	for i := 1; i < len(runs); i++ {
+		if runs[i-1].GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+			continue
+		}
+		run := runs[i].GetExecution().GetRunId()
+		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), run)
+		if err != nil {
+			return err
+		}
+		var summary string
+		if p := d.GetExecutionConfig().GetUserMetadata().GetSummary(); p != nil {
+			if err := converter.GetDefaultDataConverter().FromPayload(p, &summary); err != nil {
+				return fmt.Errorf("run %s's summary: %w", run, err)
+			}
+		}
+		if strings.Contains(summary, policyclient.ResumedSummary) {
+			v.add(bizID, "run %s (%q) was started by a sweep after run %s had completed", run, summary, runs[i-1].GetExecution().GetRunId())
+		}
+	}
+	return nil
 }

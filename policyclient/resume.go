@@ -24,6 +24,11 @@ import (
 // listed again costs one Describe (its policy has a newer run by then).
 const visibilityLag = 10 * time.Minute
 
+// ResumedSummary is in the static summary of every run a sweep starts
+// ("Policy X · resumed after its run was cancelled"): the UI shows why the
+// run exists, and chaos finds the runs sweeps started by it.
+const ResumedSummary = " · resumed after its run was "
+
 // stopped reports how a policy's latest run ended when that end leaves
 // work behind that only a new run does: "Canceled", "Terminated" or
 // "TimedOut", with the run's ID and search attributes. "" when the latest
@@ -74,7 +79,7 @@ func (c *Client) Resume(ctx context.Context, bizID string) (bool, error) {
 		// The stopped run's, which the UI showed last; the new run upserts
 		// what it loads in its first workflow task.
 		TypedSearchAttributes: carriedSearchAttributes(bizID, fields),
-		StaticSummary:         fmt.Sprintf("Policy %s · resumed after its run was %s", bizID, strings.ToLower(status)),
+		StaticSummary:         fmt.Sprintf("Policy %s%s%s", bizID, ResumedSummary, strings.ToLower(status)),
 	}, workflows.WorkflowName, workflows.PolicyInput{
 		BizID: bizID, Settings: c.Settings, LoadSnapshot: true, PreviousRunID: runID,
 	})
