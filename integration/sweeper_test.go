@@ -30,6 +30,8 @@ func TestSweeperResumesStoppedRuns(t *testing.T) {
 		"TASK_QUEUE=" + queue, "SWEEP_INTERVAL=1s", "EMPTY_RUN_GRACE=2s",
 	}, env.NotifyEnv()...))
 	t.Cleanup(func() { clearFaults(t) })
+	// Nothing else in the suite asks for eager workflow start.
+	eagerBefore := serverCounter(t, "workflow_eager_execution") - serverCounter(t, "workflow_eager_execution_denied")
 	for _, how := range []string{"cancel", "terminate"} {
 		t.Run(how, func(t *testing.T) {
 			bizID := newBizID("SWP")
@@ -74,6 +76,11 @@ func TestSweeperResumesStoppedRuns(t *testing.T) {
 				recordHistoryOf(t, "resumed-after-terminate", bizID)
 			}
 		})
+	}
+	// Each resumed run's first workflow task came back in the start's
+	// answer to the sweeping worker (eager workflow start).
+	if n := serverCounter(t, "workflow_eager_execution") - serverCounter(t, "workflow_eager_execution_denied") - eagerBefore; n < 2 {
+		t.Errorf("eager workflow starts granted: %.0f, want one per resumed run (2)", n)
 	}
 	recordWorkflowHistory(t, "sweeper", workflows.SweeperWorkflowID(queue), "")
 }

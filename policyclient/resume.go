@@ -76,6 +76,12 @@ func (c *Client) Resume(ctx context.Context, bizID string) (bool, error) {
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		// Else the SDK answers a refused start with the completed run.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// A sweep runs in a worker of the queue it starts on, so the new
+		// run's first workflow task can come back in the start's answer
+		// (eager workflow start, on by default on the server) rather than
+		// through matching. Reports cannot: Update-with-Start is never
+		// started eagerly.
+		EnableEagerStart: true,
 		// The stopped run's, which the UI showed last; the new run upserts
 		// what it loads in its first workflow task.
 		TypedSearchAttributes: carriedSearchAttributes(bizID, fields),

@@ -105,6 +105,7 @@ env ${otel_unset[@]+"${otel_unset[@]}"} "$BIN/temporal" server start-dev \
   --dynamic-config-value frontend.enableUpdateWorkflowExecutionAsyncAccepted=true \
   --dynamic-config-value history.transferProcessorMaxPollRPS=200 \
   --dynamic-config-value system.enableActivityEagerExecution=true \
+  --dynamic-config-value system.enableEagerWorkflowStart=true \
   ${codec_args[@]+"${codec_args[@]}"} \
   --log-level error >"$DATA/temporal.log" 2>&1 &
 pids+=($!)
