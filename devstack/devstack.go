@@ -73,6 +73,9 @@ type Options struct {
 	// namespace "default" and the search attributes registered. "" = start
 	// a dev server with its SQLite (WAL) file in Dir.
 	TemporalAddress string
+	// TemporalMetricsAddr is that external server's Prometheus /metrics
+	// host:port, "" when unknown; a dev server's is found by the stack.
+	TemporalMetricsAddr string
 	// TemporalEnv is how the stack's processes and clients reach an
 	// external server beyond its address: TEMPORAL_* settings of the SDK's
 	// environment configuration (temporalconn), e.g. the
@@ -128,8 +131,9 @@ type Stack struct {
 	// MetricsAddr is the main worker's /metrics host:port; "" unless
 	// Options.Metrics.
 	MetricsAddr string
-	// TemporalMetricsAddr is the dev server's Prometheus /metrics
-	// host:port; "" with an external server.
+	// TemporalMetricsAddr is the server's Prometheus /metrics host:port:
+	// the dev server's, or Options.TemporalMetricsAddr with an external
+	// server.
 	TemporalMetricsAddr string
 	Dir                 string
 	Token               string
@@ -237,6 +241,7 @@ func (s *Stack) start(ctx context.Context) error {
 	}
 
 	s.TemporalAddress = o.TemporalAddress
+	s.TemporalMetricsAddr = o.TemporalMetricsAddr
 	if s.TemporalAddress == "" {
 		if err := s.startDevServer(ctx); err != nil {
 			return err

@@ -38,6 +38,9 @@ func TestCallbacksRunEagerly(t *testing.T) {
 // summed over its label sets (its exporter may add _total to the name).
 func serverCounter(t *testing.T, name string) float64 {
 	t.Helper()
+	if env.TemporalMetricsAddr == "" {
+		t.Fatal("the Temporal server's metrics address is unknown: with an external server, set IT_TEMPORAL_METRICS_ADDR")
+	}
 	resp, err := httpClient.Get("http://" + env.TemporalMetricsAddr + "/metrics")
 	if err != nil {
 		t.Fatalf("the dev server's metrics: %v", err)

@@ -126,6 +126,9 @@ func startStack(dir, clientsFile string) (*devstack.Stack, error) {
 		// A server someone else runs (`make test-cluster`: Temporal on
 		// PostgreSQL), with the namespace and search attributes registered.
 		TemporalAddress: os.Getenv("IT_TEMPORAL_ADDRESS"),
+		// Its Prometheus endpoint, for the tests that read the server's
+		// eager-dispatch counts.
+		TemporalMetricsAddr: os.Getenv("IT_TEMPORAL_METRICS_ADDR"),
 		// Its TLS settings (`make test-cluster` runs it with mutual TLS):
 		// IT_TEMPORAL_TLS_… become the processes' TEMPORAL_TLS_….
 		TemporalEnv: itTemporalEnv(os.Environ()),

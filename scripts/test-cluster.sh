@@ -247,7 +247,7 @@ if [ "${CLUSTER_RUN:-test}" = bench ]; then
 fi
 
 step "go test -tags cluster ./integration against $ADDRESS over mutual TLS, store: $(redact "${STORE_URL:-SQLite, a file of the suite}")"
-env_args=(IT_TEMPORAL_ADDRESS="$ADDRESS" TEMPORAL_BIN="$BIN/temporal")
+env_args=(IT_TEMPORAL_ADDRESS="$ADDRESS" IT_TEMPORAL_METRICS_ADDR="127.0.0.1:$((PORT_BASE + 767))" TEMPORAL_BIN="$BIN/temporal")
 # devstack hands these to the worker and the starter as TEMPORAL_TLS_*.
 for kv in "${TLS_ENV[@]}"; do env_args+=("IT_$kv"); done
 if [ -n "$STORE_URL" ]; then env_args+=(IT_DATABASE_URL="$STORE_URL"); fi
