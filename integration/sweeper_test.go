@@ -100,62 +100,72 @@ func (r *raceBeforeStart) ExecuteWorkflow(ctx context.Context, opts client.Start
 	return r.Client.ExecuteWorkflow(ctx, opts, wf, args...)
 }
 
-// TestResumeAfterAReportCompletedARun is the race between a sweep and a
+// TestResumeAfterAReportOpenedARun is the race between a sweep and a
 // report, on a real server: the sweep sees the policy's cancelled run; in
 // the window before its start a report opens a run (which loads the store
-// and asks the cancelled run for its leftovers), is delivered, and that run
-// completes. The sweep must leave the policy alone: a run started now asks
-// the older cancelled run again for nothing. This test failed before the
-// resume's start only allowed a duplicate of a run that did not complete:
-// it started a third run.
-func TestResumeAfterAReportCompletedARun(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	tc := dialStack(t, ctx)
-	st := openStackStore(t, ctx)
-	settings := workflows.Settings{IdleTimeout: time.Second, EmptyRunGrace: time.Second}
-	reports := &policyclient.Client{Temporal: tc, Snapshots: policyclient.StoreSnapshots{Store: st}, Settings: settings}
-	racing := &raceBeforeStart{Client: tc}
-	sweep := &policyclient.Client{Temporal: racing, Snapshots: reports.Snapshots, Settings: settings}
+// and asks the cancelled run for its leftovers) and is delivered. Whether
+// that run has completed by the start or is still open, it did the resume:
+// the sweep must start nothing and count nothing. This test failed before
+// the resume's start refused both: after a completed run it started a
+// third run (asking the older cancelled run again for nothing), and an
+// open run it joined and counted as resumed.
+func TestResumeAfterAReportOpenedARun(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		idle time.Duration // the report's run completes when idle this long
+	}{{"completed", time.Second}, {"still open", time.Hour}} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			tc := dialStack(t, ctx)
+			st := openStackStore(t, ctx)
+			settings := workflows.Settings{IdleTimeout: tt.idle, EmptyRunGrace: time.Second}
+			reports := &policyclient.Client{Temporal: tc, Snapshots: policyclient.StoreSnapshots{Store: st}, Settings: settings}
+			racing := &raceBeforeStart{Client: tc}
+			sweep := &policyclient.Client{Temporal: racing, Snapshots: reports.Snapshots, Settings: settings}
 
-	bizID := fmt.Sprintf("SWRACE%d", time.Now().UnixNano()%1e12)
-	ev := func(stage insurance.Stage, h int) insurance.Result {
-		return insurance.Result{BizID: bizID, Stage: stage, Status: insurance.StatusSuccess,
-			TimeOfOccurrence: fmt.Sprintf("2025-04-08 %02d:00:00", h), InsuranceType: insurance.TypeHomeProperty}
-	}
-	if _, err := reports.Report(ctx, ev(insurance.StagePreInsure, 9)); err != nil {
-		t.Fatal(err)
-	}
-	waitReceipts(t, bizID, 1, 30*time.Second)
-	if err := tc.CancelWorkflow(ctx, workflows.WorkflowID(bizID), ""); err != nil {
-		t.Fatal(err)
-	}
-	waitClosed(t, ctx, tc, bizID)
+			bizID := fmt.Sprintf("SWRACE%d", time.Now().UnixNano()%1e12)
+			ev := func(stage insurance.Stage, h int) insurance.Result {
+				return insurance.Result{BizID: bizID, Stage: stage, Status: insurance.StatusSuccess,
+					TimeOfOccurrence: fmt.Sprintf("2025-04-08 %02d:00:00", h), InsuranceType: insurance.TypeHomeProperty}
+			}
+			if _, err := reports.Report(ctx, ev(insurance.StagePreInsure, 9)); err != nil {
+				t.Fatal(err)
+			}
+			waitReceipts(t, bizID, 1, 30*time.Second)
+			if err := tc.CancelWorkflow(ctx, workflows.WorkflowID(bizID), ""); err != nil {
+				t.Fatal(err)
+			}
+			waitClosed(t, ctx, tc, bizID)
 
-	var completed string
-	racing.before = func() {
-		if _, err := reports.Report(ctx, ev(insurance.StageUnderwrite, 10)); err != nil {
-			t.Errorf("the racing report: %v", err)
-			return
-		}
-		waitReceipts(t, bizID, 2, 30*time.Second)
-		waitClosed(t, ctx, tc, bizID) // idle for a second, then completed
-		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
-		if err != nil {
-			t.Errorf("describe: %v", err)
-			return
-		}
-		completed = d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-	}
-	resumed, err := sweep.Resume(ctx, bizID)
-	if err != nil || resumed {
-		t.Fatalf("Resume = %v, %v; want not resumed (the report's run did it)", resumed, err)
-	}
-	d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info := d.GetWorkflowExecutionInfo(); info.GetExecution().GetRunId() != completed || info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-		t.Fatalf("latest run %s is %s; want the report's run %s, completed, and no other", info.GetExecution().GetRunId(), info.GetStatus(), completed)
+			var reportRun string
+			racing.before = func() {
+				if _, err := reports.Report(ctx, ev(insurance.StageUnderwrite, 10)); err != nil {
+					t.Errorf("the racing report: %v", err)
+					return
+				}
+				waitReceipts(t, bizID, 2, 30*time.Second)
+				if tt.idle < time.Minute {
+					waitClosed(t, ctx, tc, bizID) // idle for a second, then completed
+				}
+				d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+				if err != nil {
+					t.Errorf("describe: %v", err)
+					return
+				}
+				reportRun = d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+			}
+			resumed, err := sweep.Resume(ctx, bizID)
+			if err != nil || resumed {
+				t.Fatalf("Resume = %v, %v; want not resumed (the report's run did it)", resumed, err)
+			}
+			d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info := d.GetWorkflowExecutionInfo(); info.GetExecution().GetRunId() != reportRun {
+				t.Fatalf("latest run %s (%s); want the report's run %s, and no other", info.GetExecution().GetRunId(), info.GetStatus(), reportRun)
+			}
+		})
 	}
 }

@@ -42,6 +42,10 @@ type frontend struct {
 	// and closed it after the Describe): a start that only allows a
 	// duplicate of a failed run is refused, as the server refuses it.
 	completedSinceDescribe map[string]bool
+	// openSinceDescribe are the workflow IDs with an open run by the time
+	// a start comes (a report opened it after the Describe): a start with
+	// conflict policy USE_EXISTING joins it, any other is refused.
+	openSinceDescribe map[string]bool
 	// lastRun is the status DescribeWorkflowExecution answers for the
 	// latest run (run id "last-run"); unset means it completed.
 	lastRun enumspb.WorkflowExecutionStatus
@@ -137,6 +141,12 @@ func (f *frontend) StartWorkflowExecution(_ context.Context, req *workflowservic
 	f.record(func() { f.starts = append(f.starts, req) })
 	if f.startRefused[req.GetWorkflowId()] {
 		return nil, grpcError(serviceerror.NewInvalidArgument("refused by the test"))
+	}
+	if f.openSinceDescribe[req.GetWorkflowId()] {
+		if req.GetWorkflowIdConflictPolicy() == enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING {
+			return &workflowservice.StartWorkflowExecutionResponse{RunId: "open-run", Started: false}, nil
+		}
+		return nil, grpcError(serviceerror.NewWorkflowExecutionAlreadyStarted("running", req.GetRequestId(), "open-run"))
 	}
 	if f.completedSinceDescribe[req.GetWorkflowId()] && req.GetWorkflowIdReusePolicy() != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE {
 		return nil, grpcError(serviceerror.NewWorkflowExecutionAlreadyStarted("completed since", req.GetRequestId(), "newer-run"))

@@ -54,16 +54,15 @@ func (c *Client) stopped(ctx context.Context, bizID string) (status, runID strin
 // the store and asks the stopped run for what the store lacks (its last
 // accepted events, its unsent notifications), delivers what is pending,
 // and completes once the policy is quiet, as a run reopened by an event
-// would. Any other latest run is left alone: resuming is idempotent, and
-// a report that reopens the policy meanwhile shares the run (conflict
-// policy USE_EXISTING).
+// would. Any other latest run is left alone, so resuming is idempotent.
 //
-// The start only follows a run that did not complete (reuse policy
-// ALLOW_DUPLICATE_FAILED_ONLY): if a report opened a run after the
-// Describe and that run completed before the start, it has loaded the
-// store and taken the stopped run's leftovers, and a run started now would
-// ask the older stopped run again (re-sending its notifications) for
-// nothing. The server refuses that start, and the policy counts as current.
+// Between the Describe and the start a report may open a run, which loads
+// the store and takes the stopped run's leftovers itself: the resume is
+// then done, and the server refuses the start, whether that run is still
+// open (conflict policy FAIL; USE_EXISTING would count a resume that did
+// nothing) or has completed (reuse policy ALLOW_DUPLICATE_FAILED_ONLY; a
+// run started after it would ask the older stopped run again, re-sending
+// its notifications, for nothing). The policy then counts as current.
 func (c *Client) Resume(ctx context.Context, bizID string) (bool, error) {
 	status, runID, fields, err := c.stopped(ctx, bizID)
 	if err != nil || runID == "" {
@@ -73,8 +72,8 @@ func (c *Client) Resume(ctx context.Context, bizID string) (bool, error) {
 		ID:                       workflows.WorkflowID(bizID),
 		TaskQueue:                c.taskQueue(),
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		// Else the SDK answers a refused start with the completed run.
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// Else the SDK answers a refused start with the existing run.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		// A sweep runs in a worker of the queue it starts on, so the new
 		// run's first workflow task can come back in the start's answer

@@ -87,7 +87,7 @@ func TestResumeClosed(t *testing.T) {
 		s := f.starts[i]
 		if s.GetWorkflowId() != id || s.GetTaskQueue().GetName() != "q" || s.GetWorkflowType().GetName() != workflows.WorkflowName ||
 			s.GetWorkflowIdReusePolicy() != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY ||
-			s.GetWorkflowIdConflictPolicy() != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING {
+			s.GetWorkflowIdConflictPolicy() != enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL {
 			t.Fatalf("start %d = %v", i, s)
 		}
 		var in workflows.PolicyInput
@@ -152,21 +152,33 @@ func TestSweepActivityCountsResumes(t *testing.T) {
 	}
 }
 
-// TestResumeAfterARunCompletedMeanwhile is the race between a sweep and a
+// TestResumeAfterARunOpenedMeanwhile is the race between a sweep and a
 // report: the sweep's Describe sees the cancelled run; before its start a
-// report opens a new run, which loads the store, asks the cancelled run for
-// its leftovers, delivers them and completes. That run has done the
-// resume; a further run would be started asking the older cancelled run
-// (its notifications sent again) for nothing. The start only succeeds while
-// the latest run is still a stopped one.
-func TestResumeAfterARunCompletedMeanwhile(t *testing.T) {
-	f := &frontend{lastRun: enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, completedSinceDescribe: map[string]bool{"policy-A": true}}
-	c := &Client{Temporal: startFrontend(t, f)}
-	resumed, err := c.Resume(shortContext(t, 10*time.Second), "A")
-	if err != nil || resumed {
-		t.Fatalf("Resume = %v, %v; want not resumed, no error (the newer run did it)", resumed, err)
-	}
-	if len(f.starts) != 1 || f.starts[0].GetWorkflowIdReusePolicy() != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY {
-		t.Fatalf("starts = %v, want one that only follows a stopped run", f.starts)
+// report opens a new run, which loads the store and asks the cancelled
+// run for its leftovers. That run does the resume, whether it is still
+// open or has completed by the start: the sweep starts nothing and counts
+// nothing. Before, a completed one was followed by a further run asking
+// the older cancelled run again (its notifications sent again), and an
+// open one was joined and counted as resumed.
+func TestResumeAfterARunOpenedMeanwhile(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		f    *frontend
+	}{
+		{"completed", &frontend{completedSinceDescribe: map[string]bool{"policy-A": true}}},
+		{"still open", &frontend{openSinceDescribe: map[string]bool{"policy-A": true}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.f.lastRun = enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED
+			c := &Client{Temporal: startFrontend(t, tt.f)}
+			resumed, err := c.Resume(shortContext(t, 10*time.Second), "A")
+			if err != nil || resumed {
+				t.Fatalf("Resume = %v, %v; want not resumed, no error (the report's run did it)", resumed, err)
+			}
+			if s := tt.f.starts; len(s) != 1 || s[0].GetWorkflowIdReusePolicy() != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY ||
+				s[0].GetWorkflowIdConflictPolicy() != enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL {
+				t.Fatalf("starts = %v, want one that only follows a stopped run and joins none", s)
+			}
+		})
 	}
 }
