@@ -1,8 +1,8 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
@@ -34,25 +34,17 @@ func TestCallbacksRunEagerly(t *testing.T) {
 	})
 }
 
-// serverCounter is a counter of the dev server's Prometheus endpoint,
+// serverCounter is a counter of the Temporal server's Prometheus endpoint,
 // summed over its label sets (its exporter may add _total to the name).
 func serverCounter(t *testing.T, name string) float64 {
 	t.Helper()
 	if env.TemporalMetricsAddr == "" {
 		t.Fatal("the Temporal server's metrics address is unknown: with an external server, set IT_TEMPORAL_METRICS_ADDR")
 	}
-	resp, err := httpClient.Get("http://" + env.TemporalMetricsAddr + "/metrics")
-	if err != nil {
-		t.Fatalf("the dev server's metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("the dev server's metrics: %s", resp.Status)
-	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(fetchMetrics(t, env.TemporalMetricsAddr)))
 	if err != nil {
-		t.Fatalf("the dev server's metrics: %v", err)
+		t.Fatalf("the Temporal server's metrics: %v", err)
 	}
 	var sum float64
 	for _, n := range []string{name, name + "_total"} {

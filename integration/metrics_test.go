@@ -2,7 +2,9 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,18 +12,25 @@ import (
 	"time"
 )
 
+// fetchMetrics reads the Prometheus endpoint at addr (host:port).
+func fetchMetrics(t *testing.T, addr string) []byte {
+	t.Helper()
+	resp, err := httpClient.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: %s %v", addr, resp.Status, err)
+	}
+	return body
+}
+
 // scrapeLines reads the main worker's /metrics and hands each line to fn.
 func scrapeLines(t *testing.T, fn func(line string)) {
 	t.Helper()
-	resp, err := httpClient.Get("http://" + env.MetricsAddr + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape: %s", resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(bytes.NewReader(fetchMetrics(t, env.MetricsAddr)))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		fn(sc.Text())

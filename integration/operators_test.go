@@ -26,13 +26,7 @@ type operatorAction struct {
 // history` (from the store) and GET /v1/policies/{biz_id} (while the
 // workflow runs) name the operator, the reason and the seq.
 func TestWhoActedIsVisible(t *testing.T) {
-	t.Cleanup(func() { clearFaults(t) })
-	clearFaults(t)
-	setFaults(t, `{"reject_biz_id_pattern":"^WHO"}`)
-
-	bizID := newBizID("WHO")
-	mustAccept(t, event(bizID, 1, 1, 0), 1, "pre_insured")
-	waitParked(t, bizID)
+	bizID := parkedPolicy(t, "WHO")
 
 	const reason = "TOP support ticket 4711: ignore"
 	body := map[string]any{"seq": 1, "reason": reason}
@@ -124,13 +118,7 @@ func checkActions(t *testing.T, where string, got []operatorAction, reason strin
 // re-run answers the first retry's outcome instead of retrying it a second
 // time, while a retry under a new key is a new action.
 func TestStarterRetryResentWithItsKey(t *testing.T) {
-	t.Cleanup(func() { clearFaults(t) })
-	clearFaults(t)
-	setFaults(t, `{"reject_biz_id_pattern":"^SKEY"}`)
-
-	bizID := newBizID("SKEY")
-	mustAccept(t, event(bizID, 1, 1, 0), 1, "pre_insured")
-	waitParked(t, bizID)
+	bizID := parkedPolicy(t, "SKEY")
 	attempts := status(t, bizID).Events[0].Attempts
 
 	retry := func(key string) operatorResult {
@@ -176,6 +164,21 @@ func TestStarterRetryResentWithItsKey(t *testing.T) {
 		t.Fatalf("retry under a new key = %+v, want seq 1 applied", res)
 	}
 	reparked(attempts)
+}
+
+// parkedPolicy reports the first event of a new policy (biz_id prefix,
+// then a unique part) whose callbacks topsim refuses with
+// call_success=false, and returns once its callback has parked. The refusal
+// ends with the test.
+func parkedPolicy(t *testing.T, prefix string) string {
+	t.Helper()
+	t.Cleanup(func() { clearFaults(t) })
+	clearFaults(t)
+	setFaults(t, fmt.Sprintf(`{"reject_biz_id_pattern":"^%s"}`, prefix))
+	bizID := newBizID(prefix)
+	mustAccept(t, event(bizID, 1, 1, 0), 1, "pre_insured")
+	waitParked(t, bizID)
+	return bizID
 }
 
 // operatorResult is `starter retry|skip --json`'s answer.
