@@ -120,6 +120,13 @@ func newOperatorCmd(a *app, action operatorAction) *cobra.Command {
 			"was applied, the re-run answers that outcome even after the callback has parked again.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Checked before dialling: bad input is bad input even when
+			// Temporal is down.
+			if key == "" {
+				key = newIdempotencyKey()
+			} else if problem := insurance.CheckRequestID(key); problem != "" {
+				return &usageError{Err: fmt.Errorf("--idempotency-key %s", problem)}
+			}
 			ops, err := a.policies(cmd.Context())
 			if err != nil {
 				return err
@@ -129,11 +136,6 @@ func newOperatorCmd(a *app, action operatorAction) *cobra.Command {
 			bizID := args[0]
 			if seq < 0 {
 				return &usageError{Err: fmt.Errorf("--seq must be 1 or more, got %d", seq)}
-			}
-			if key == "" {
-				key = newIdempotencyKey()
-			} else if problem := insurance.CheckRequestID(key); problem != "" {
-				return &usageError{Err: fmt.Errorf("--idempotency-key %s", problem)}
 			}
 			if seq == 0 {
 				head, err := parkedHead(ctx, ops, bizID)

@@ -44,14 +44,17 @@ func TestOperatorActionCarriesAnIdempotencyKey(t *testing.T) {
 	}
 }
 
+// TestOperatorActionRefusesABadKey: a bad key is bad input (exit 2, naming
+// the flag) before Temporal is dialled, so it is reported as such even when
+// Temporal is unreachable.
 func TestOperatorActionRefusesABadKey(t *testing.T) {
-	ops := newFakePolicies()
-	res := runWith(t, ops, "retry", "B1", "--seq", "1", "--idempotency-key", "no spaces")
+	b := &fakeBackends{opsErr: &unavailableError{Backend: "temporal", Target: "127.0.0.1:7233", Err: fmt.Errorf("connection refused")}}
+	res := cli{backends: b}.run(t, "retry", "B1", "--seq", "1", "--idempotency-key", "no spaces")
 	if res.code != exitBadInput || !strings.Contains(res.stderr, "--idempotency-key must contain only") {
 		t.Fatalf("exit=%d stderr=%q, want exit %d naming --idempotency-key", res.code, res.stderr, exitBadInput)
 	}
-	if len(ops.operator) != 0 {
-		t.Fatalf("acted with a bad key: %q", ops.operator)
+	if b.policiesCalls != 0 {
+		t.Fatalf("dialled Temporal for a bad key")
 	}
 }
 
