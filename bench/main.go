@@ -774,7 +774,7 @@ func (m *measurer) openIngress(ctx context.Context, lcs []lifecycle, rate float6
 		return openRun{}, err
 	}
 	o := openSummary("insuranceflow", 0, rate, lcs, runs, delivery)
-	o.CompletionTaskWait = completionTaskWait(ctx, m.s.Temporal, lcs, runs, workflows.WorkflowID)
+	o.History = readHistories(ctx, m.s.Temporal, lcs, runs, workflows.WorkflowID, callbackActivity)
 	o.EagerShare = m.eagerShare(ctx, eager0, runs)
 	if timing1 := m.workerSums(ctx); onMain && timing0 != nil && timing1 != nil {
 		o.ActivityMeanMS, o.TOPCallMeanMS = workerTiming(timing0, timing1)
@@ -794,7 +794,7 @@ func (m *measurer) openBaseline(ctx context.Context, lcs []lifecycle, rate float
 	}
 	delivery := baselineDelivery(ctx, m.cl, lcs, runs, time.Minute)
 	o := openSummary("baseline", 0, rate, lcs, runs, delivery)
-	o.CompletionTaskWait = completionTaskWait(ctx, m.s.Temporal, lcs, runs, baselineWorkflowID)
+	o.History = readHistories(ctx, m.s.Temporal, lcs, runs, baselineWorkflowID, baselineActivity)
 	o.EagerShare = m.eagerShare(ctx, eager0, runs)
 	m.keep("baseline", delivery)
 	return o, nil

@@ -33,17 +33,12 @@ type openRun struct {
 	Failed         int         `json:"failed"`
 	Accept         Percentiles `json:"accept_latency"`
 	Delivery       Percentiles `json:"delivery_latency"`
-	// DeliveryClear and DeliveryQueued split Delivery: events accepted
-	// once the previous callback of their policy had been delivered, and
-	// events accepted while it was still in flight, which wait for it
-	// (one callback at a time, in order, per policy).
-	DeliveryClear  Percentiles `json:"delivery_latency_nothing_ahead"`
-	DeliveryQueued Percentiles `json:"delivery_latency_behind_previous"`
-	// CompletionTaskWait is, from up to completionTaskHistories of the
-	// run's histories, how long each workflow task the server created on an
+	// History is read from up to completionTaskHistories of the run's
+	// histories: how long each workflow task the server created on an
 	// activity's completion (the one that schedules a queued callback)
-	// waited to be dispatched to the worker.
-	CompletionTaskWait Percentiles `json:"completion_task_wait"`
+	// waited to be dispatched to the worker, how long callbacks stayed
+	// open, and how many events waited for the one before them.
+	History historyFigures `json:"history"`
 	// EagerShare is the share of this run's callbacks the server handed
 	// to the worker eagerly (in the answer to the workflow task that
 	// scheduled them, with no trip through matching); -1 = unknown (no
@@ -107,8 +102,6 @@ func openSummary(system string, round int, rate float64, lcs []lifecycle, runs [
 	}
 	o.Accept = percentiles(accept)
 	o.Delivery = percentiles(delivery)
-	clear, queued := queuedSplit(runs)
-	o.DeliveryClear, o.DeliveryQueued = percentiles(clear), percentiles(queued)
 	return o
 }
 
@@ -137,10 +130,81 @@ func completionTaskWaits(evs []*historypb.HistoryEvent) []time.Duration {
 	return waits
 }
 
-// completionTaskWait reads up to completionTaskHistories histories of the
-// run's lifecycles (workflow IDs by id) and summarises completionTaskWaits.
-func completionTaskWait(ctx context.Context, c client.Client, lcs []lifecycle, runs []lcRun, id func(bizID string) string) Percentiles {
-	var waits []time.Duration
+// callbackWindows reads, in one history, how long each callback stayed
+// open as the workflow sees it (its activity's started → completed events,
+// by the server's clock: the callback itself, its answer to Temporal and
+// the server recording it) and, for each accepted update in order, whether
+// its callback was scheduled by a later workflow task than the one that
+// accepted it (deferred): such an event reached the workflow while the
+// callback before it was still open, and waited for that one's completion
+// and the workflow task it brings. The k-th accepted update's callback is
+// the k-th activity of type callbackType.
+func callbackWindows(evs []*historypb.HistoryEvent, callbackType string) (open []time.Duration, deferred []bool) {
+	task := 0                         // workflow tasks completed so far
+	var acceptedIn, scheduledIn []int // the task of each accepted update, of each callback scheduled
+	started := map[int64]time.Time{}  // callback's scheduled event id → started
+	callbacks := map[int64]bool{}     // scheduled event ids of callbacks
+	for _, e := range evs {
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+			task++
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+			acceptedIn = append(acceptedIn, task)
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			if e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == callbackType {
+				callbacks[e.GetEventId()] = true
+				scheduledIn = append(scheduledIn, task)
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			if id := e.GetActivityTaskStartedEventAttributes().GetScheduledEventId(); callbacks[id] {
+				started[id] = e.GetEventTime().AsTime()
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			if at, ok := started[e.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()]; ok {
+				open = append(open, e.GetEventTime().AsTime().Sub(at))
+			}
+		}
+	}
+	for k := range min(len(acceptedIn), len(scheduledIn)) {
+		deferred = append(deferred, scheduledIn[k] != acceptedIn[k])
+	}
+	return open, deferred
+}
+
+// callbackActivity is the registered name of insuranceflow's callback
+// activity (activities.Activities.DeliverCallback, registered by method
+// name).
+const callbackActivity = "DeliverCallback"
+
+// historyFigures is what an open-loop run's histories say.
+type historyFigures struct {
+	// CompletionTaskWait: see completionTaskWaits.
+	CompletionTaskWait Percentiles `json:"completion_task_wait"`
+	// CallbackOpen: see callbackWindows.
+	CallbackOpen Percentiles `json:"callback_open"`
+	// Prompt and Deferred split the delivery latency of the events whose
+	// histories were read: callbacks scheduled by the workflow task that
+	// accepted their event, and those that waited for the callback before
+	// them (see callbackWindows).
+	Prompt   Percentiles `json:"delivery_latency_prompt"`
+	Deferred Percentiles `json:"delivery_latency_deferred"`
+}
+
+// DeferredShare is the share of events, in %, whose callback waited for
+// the one before it.
+func (h historyFigures) DeferredShare() float64 {
+	n := h.Prompt.Count + h.Deferred.Count
+	if n == 0 {
+		return 0
+	}
+	return float64(h.Deferred.Count) * 100 / float64(n)
+}
+
+// readHistories reads up to completionTaskHistories histories of the run's
+// lifecycles (workflow IDs by id) and summarises them; runs must hold each
+// event's accept and delivery times.
+func readHistories(ctx context.Context, c client.Client, lcs []lifecycle, runs []lcRun, id func(bizID string) string, callbackType string) historyFigures {
+	var waits, open, prompt, deferred []time.Duration
 	read := 0
 	for i, l := range lcs {
 		if read == completionTaskHistories {
@@ -155,26 +219,20 @@ func completionTaskWait(ctx context.Context, c client.Client, lcs []lifecycle, r
 		}
 		read++
 		waits = append(waits, completionTaskWaits(evs)...)
-	}
-	return percentiles(waits)
-}
-
-// queuedSplit sorts the delivered events' latencies into those accepted
-// after the previous callback of their lifecycle was delivered (nothing
-// ahead of them) and those accepted before (queued behind it). A first
-// event has nothing ahead.
-func queuedSplit(runs []lcRun) (clear, queued []time.Duration) {
-	for _, r := range runs {
-		for k := range min(len(r.deliveredAt), len(r.acceptedAt)) {
+		o, late := callbackWindows(evs, callbackType)
+		open = append(open, o...)
+		r := runs[i]
+		for k := range min(len(late), len(r.acceptedAt), len(r.deliveredAt)) {
 			d := r.deliveredAt[k].Sub(r.acceptedAt[k])
-			if k > 0 && r.deliveredAt[k-1].After(r.acceptedAt[k]) {
-				queued = append(queued, d)
+			if late[k] {
+				deferred = append(deferred, d)
 			} else {
-				clear = append(clear, d)
+				prompt = append(prompt, d)
 			}
 		}
 	}
-	return clear, queued
+	return historyFigures{CompletionTaskWait: percentiles(waits), CallbackOpen: percentiles(open),
+		Prompt: percentiles(prompt), Deferred: percentiles(deferred)}
 }
 
 // baselineDelivery waits (up to timeout) until every accepted baseline

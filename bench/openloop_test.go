@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -233,37 +234,6 @@ func TestWorkerTiming(t *testing.T) {
 	}
 }
 
-// TestQueuedSplit: an event accepted before the previous callback of its
-// lifecycle reached TOP is queued behind it; one accepted after, or a
-// lifecycle's first, has nothing ahead of it.
-func TestQueuedSplit(t *testing.T) {
-	base := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
-	at := func(ms ...int) []time.Time {
-		var ts []time.Time
-		for _, m := range ms {
-			ts = append(ts, base.Add(time.Duration(m)*time.Millisecond))
-		}
-		return ts
-	}
-	runs := []lcRun{
-		// step 2 accepted at 5 ms, step 1 delivered at 8 ms: queued;
-		// step 3 accepted at 20 ms, step 2 delivered at 12 ms: clear.
-		{acceptedAt: at(0, 5, 20), deliveredAt: at(8, 12, 21)},
-		// delivered in the same instant it was accepted: not queued.
-		{acceptedAt: at(0, 3), deliveredAt: at(3, 4)},
-		// accepted but never delivered: nothing to sort.
-		{acceptedAt: at(0, 1)},
-	}
-	clear, queued := queuedSplit(runs)
-	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
-	if want := []time.Duration{ms(8), ms(1), ms(3), ms(1)}; !slices.Equal(clear, want) {
-		t.Errorf("nothing ahead: %v, want %v", clear, want)
-	}
-	if want := []time.Duration{ms(7)}; !slices.Equal(queued, want) {
-		t.Errorf("queued: %v, want %v", queued, want)
-	}
-}
-
 // TestCompletionTaskWaits: only a workflow task scheduled right after an
 // activity completed is timed, from its scheduled to its started event;
 // the task an update or a start brought is not.
@@ -294,5 +264,72 @@ func TestCompletionTaskWaits(t *testing.T) {
 	got := completionTaskWaits(evs)
 	if want := []time.Duration{25 * time.Millisecond}; !slices.Equal(got, want) {
 		t.Fatalf("waits %v, want %v", got, want)
+	}
+}
+
+// TestCallbackWindows: a callback is open from its activity's started to
+// its completed event; an event counts as deferred when its callback was
+// scheduled by a later workflow task than the one that accepted it, and
+// activities of other types are neither.
+func TestCallbackWindows(t *testing.T) {
+	base := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	id := int64(0)
+	ev := func(ms int, typ enumspb.EventType, attrs func(*historypb.HistoryEvent)) *historypb.HistoryEvent {
+		id++
+		e := &historypb.HistoryEvent{EventId: id, EventType: typ, EventTime: timestamppb.New(base.Add(time.Duration(ms) * time.Millisecond))}
+		if attrs != nil {
+			attrs(e)
+		}
+		return e
+	}
+	scheduled := func(activityType string) func(*historypb.HistoryEvent) {
+		return func(e *historypb.HistoryEvent) {
+			e.Attributes = &historypb.HistoryEvent_ActivityTaskScheduledEventAttributes{ActivityTaskScheduledEventAttributes: &historypb.ActivityTaskScheduledEventAttributes{
+				ActivityType: &commonpb.ActivityType{Name: activityType}}}
+		}
+	}
+	started := func(sched int64) func(*historypb.HistoryEvent) {
+		return func(e *historypb.HistoryEvent) {
+			e.Attributes = &historypb.HistoryEvent_ActivityTaskStartedEventAttributes{ActivityTaskStartedEventAttributes: &historypb.ActivityTaskStartedEventAttributes{ScheduledEventId: sched}}
+		}
+	}
+	completed := func(sched int64) func(*historypb.HistoryEvent) {
+		return func(e *historypb.HistoryEvent) {
+			e.Attributes = &historypb.HistoryEvent_ActivityTaskCompletedEventAttributes{ActivityTaskCompletedEventAttributes: &historypb.ActivityTaskCompletedEventAttributes{ScheduledEventId: sched}}
+		}
+	}
+	const (
+		wtCompleted = enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+		accepted    = enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+		actSched    = enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+		actStarted  = enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED
+		actDone     = enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+	)
+	evs := []*historypb.HistoryEvent{
+		ev(0, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, nil),
+		ev(9, wtCompleted, nil),                 // 2: task 1
+		ev(9, accepted, nil),                    // event 1, accepted in task 1
+		ev(9, actSched, scheduled("Callback")),  // 4: its callback, in task 1
+		ev(9, actStarted, started(4)),           // 5
+		ev(14, actDone, completed(4)),           // open 5 ms
+		ev(20, wtCompleted, nil),                // task 2
+		ev(20, accepted, nil),                   // event 2, accepted in task 2
+		ev(20, actSched, scheduled("Callback")), // 9: in task 2
+		ev(21, actSched, scheduled("Notify")),   // 10: not a callback
+		ev(21, actStarted, started(9)),
+		ev(22, actStarted, started(10)),
+		ev(30, wtCompleted, nil),       // task 3: callback 9 still open
+		ev(30, accepted, nil),          // event 3, accepted in task 3
+		ev(31, actDone, completed(10)), // not a callback: no window
+		ev(33, actDone, completed(9)),  // open 12 ms
+		ev(40, wtCompleted, nil),       // task 4, the completion's
+		ev(40, actSched, scheduled("Callback")),
+	}
+	open, deferred := callbackWindows(evs, "Callback")
+	if want := []time.Duration{5 * time.Millisecond, 12 * time.Millisecond}; !slices.Equal(open, want) {
+		t.Errorf("open %v, want %v", open, want)
+	}
+	if want := []bool{false, false, true}; !slices.Equal(deferred, want) {
+		t.Errorf("deferred %v, want %v", deferred, want)
 	}
 }

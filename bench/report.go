@@ -128,19 +128,17 @@ func eagerCell(runs []openRun) string {
 	return fmt.Sprintf("%.0f %%", v*100)
 }
 
-// splitSentence says how a system's events split into those with nothing
-// ahead of them and those queued behind the previous callback.
+// splitSentence says, from the histories, how a system's events split
+// into those whose callback the accepting workflow task scheduled and those
+// that waited for the callback before them.
 func splitSentence(system string, runs []openRun) string {
-	clear := medianOf(runs, func(o openRun) float64 { return float64(o.DeliveryClear.Count) })
-	queued := medianOf(runs, func(o openRun) float64 { return float64(o.DeliveryQueued.Count) })
-	share := 0.0
-	if clear+queued > 0 {
-		share = queued / (clear + queued) * 100
-	}
-	clear50, clear99 := p50p99(runs, func(o openRun) Percentiles { return o.DeliveryClear })
-	queued50, queued99 := p50p99(runs, func(o openRun) Percentiles { return o.DeliveryQueued })
-	return fmt.Sprintf("%s delivered an event with nothing ahead of it in p50 %.1f / p99 %.1f, and %.0f %% of its events were accepted behind a callback still in flight, delivered in p50 %.1f / p99 %.1f",
-		system, clear50, clear99, share, queued50, queued99)
+	h := func(o openRun) historyFigures { return o.History }
+	share := medianOf(runs, func(o openRun) float64 { return h(o).DeferredShare() })
+	prompt50, prompt99 := p50p99(runs, func(o openRun) Percentiles { return h(o).Prompt })
+	deferred50, deferred99 := p50p99(runs, func(o openRun) Percentiles { return h(o).Deferred })
+	open50, open99 := p50p99(runs, func(o openRun) Percentiles { return h(o).CallbackOpen })
+	return fmt.Sprintf("%s's callbacks stay open p50 %.1f / p99 %.1f ms; %.0f %% of its events waited for the one before them (delivered in p50 %.1f / p99 %.1f), the others were delivered in p50 %.1f / p99 %.1f",
+		system, open50, open99, share, deferred50, deferred99, prompt50, prompt99)
 }
 
 // openLoopMarkdown is the open-loop table: per load and system, the
@@ -177,16 +175,18 @@ func openLoopMarkdown(r *results) string {
 				"of which the TOP call (signing, HTTP to topsim and back) %.1f ms; the other %.1f ms are the store transaction before the call (the event, the attempt's start and the fence) and the record after it, and a heartbeat and a second look only for an attempt that is no longer fresh.\n",
 				act, call, act-call)
 		}
-		wait := func(o openRun) Percentiles { return o.CompletionTaskWait }
+		wait := func(o openRun) Percentiles { return o.History.CompletionTaskWait }
 		ours50, ours99 := p50p99(l.Insuranceflow, wait)
 		base50, base99 := p50p99(l.Baseline, wait)
 		fmt.Fprintf(&b, "\nThe workflow task the server creates when a callback completes (the one that schedules the next queued callback) waited p50 %.1f / p99 %.1f ms to reach the worker (the baseline's: %.1f / %.1f ms), read from up to %d histories per run; "+
 			"it waits for its history shard's transfer queue reader, which polls at most `history.transferProcessorMaxPollRPS` times a second (200 on the servers the bench runs, as in deploy/temporal-dynamicconfig.yaml; Temporal's default is 20, up to 50 ms between polls).\n",
 			ours50, ours99, base50, base99, completionTaskHistories)
-		fmt.Fprintf(&b, "\nWhy the delivery p50s differ at 50 %% load (median of the rounds, ms): %s; %s. "+
-			"A policy's callbacks go to TOP one at a time, in order, so an event accepted while the previous callback is still on its way waits for it; "+
-			"the baseline's no-op callback takes microseconds, so its events hardly ever wait.\n",
-			splitSentence("insuranceflow", l.Insuranceflow), splitSentence("the baseline", l.Baseline))
+		fmt.Fprintf(&b, "\nWhy the delivery p50s differ at 50 %% load: a policy's callbacks go to TOP one at a time, in order, and its workflow learns that one is done only when the server has recorded the completion of its activity. "+
+			"While a callback is open (its activity's started → completed events, by the server's clock), an event that reaches the workflow is accepted, but its callback is scheduled only by the workflow task that the completion brings. "+
+			"From up to %d histories per run (median of the rounds, ms): %s; %s. "+
+			"Insuranceflow's callback is open longer by the work the baseline's no-op skips: the fenced store write, the signed call to topsim and its answer, and the record of the outcome; "+
+			"the bench sends a lifecycle's next event as soon as the previous one is accepted, so that extra time decides how many events wait.\n",
+			completionTaskHistories, splitSentence("insuranceflow", l.Insuranceflow), splitSentence("the baseline", l.Baseline))
 	}
 	return b.String()
 }

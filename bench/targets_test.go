@@ -21,12 +21,14 @@ func TestTargetsAndMarkdown(t *testing.T) {
 		Insuranceflow: []openRun{run(12, 1.5, 40), run(40, 9, 150), run(13, 3, 60)},
 	}
 	for i := range lvl.Insuranceflow {
-		lvl.Insuranceflow[i].DeliveryClear = Percentiles{Count: 87, P50: 2.5, P99: 20}
-		lvl.Insuranceflow[i].DeliveryQueued = Percentiles{Count: 13, P50: 11, P99: 22}
-		lvl.Insuranceflow[i].CompletionTaskWait = Percentiles{P50: 1.4, P99: 14.5}
-		lvl.Baseline[i].DeliveryClear = Percentiles{Count: 99, P50: 0.1, P99: 6.7}
-		lvl.Baseline[i].DeliveryQueued = Percentiles{Count: 1, P50: 4.8, P99: 9.1}
-		lvl.Baseline[i].CompletionTaskWait = Percentiles{P50: 1.3, P99: 11}
+		lvl.Insuranceflow[i].History.CompletionTaskWait = Percentiles{P50: 1.4, P99: 14.5}
+		lvl.Insuranceflow[i].History.CallbackOpen = Percentiles{P50: 5.2, P99: 17}
+		lvl.Insuranceflow[i].History.Prompt = Percentiles{Count: 40 - i, P50: 1.5, P99: 20}
+		lvl.Insuranceflow[i].History.Deferred = Percentiles{Count: 60 + i, P50: 6, P99: 22}
+		lvl.Baseline[i].History.CompletionTaskWait = Percentiles{P50: 1.3, P99: 11}
+		lvl.Baseline[i].History.CallbackOpen = Percentiles{P50: 2.6, P99: 9}
+		lvl.Baseline[i].History.Prompt = Percentiles{Count: 80 + i, P50: 0.1, P99: 6.7}
+		lvl.Baseline[i].History.Deferred = Percentiles{Count: 20 - i, P50: 4.8, P99: 9.1}
 	}
 	judgeLevel(&lvl)
 	// Per round: delivery 1.5÷max(0.2,1)=1.5, 9÷3=3, 3÷2=1.5 → median 1.5;
@@ -87,8 +89,8 @@ func TestTargetsAndMarkdown(t *testing.T) {
 		"| … of a lifecycle's first event (it starts the workflow) | 49.4 / 99.5 / 209.9 | 13.9 / 158.7 / 350.6 | 0.60 (p99) |",
 		"| … of the events after it | 154.5 / 217.4 / 260.0 | 104.3 / 139.6 / 147.7 | 1.76 (p99) |",
 		"waited p50 1.4 / p99 14.5 ms to reach the worker (the baseline's: 1.3 / 11.0 ms), read from up to 100 histories per run",
-		"insuranceflow delivered an event with nothing ahead of it in p50 2.5 / p99 20.0, and 13 % of its events were accepted behind a callback still in flight, delivered in p50 11.0 / p99 22.0; " +
-			"the baseline delivered an event with nothing ahead of it in p50 0.1 / p99 6.7, and 1 % of its events were accepted behind a callback still in flight, delivered in p50 4.8 / p99 9.1.",
+		"insuranceflow's callbacks stay open p50 5.2 / p99 17.0 ms; 61 % of its events waited for the one before them (delivered in p50 6.0 / p99 22.0), the others were delivered in p50 1.5 / p99 20.0; " +
+			"the baseline's callbacks stay open p50 2.6 / p99 9.0 ms; 19 % of its events waited for the one before them (delivered in p50 4.8 / p99 9.1), the others were delivered in p50 0.1 / p99 6.7.",
 	} {
 		if !strings.Contains(md, s) {
 			t.Fatalf("markdown lacks %q:\n%s", s, md)
