@@ -92,6 +92,13 @@ type Activities struct {
 	// attempt runs. Zero means a quarter of the activity's heartbeat
 	// timeout, and no heartbeats for an activity scheduled without one.
 	HeartbeatEvery time.Duration
+
+	// Turns wakes a pipelined callback (DeliverInput.After) the moment the
+	// callback ahead of it ends on this worker; nil leaves it to look at the
+	// store every 50 ms. AheadWait bounds its wait (zero: a minute), after
+	// which it answers NotYet. See turns.go.
+	Turns     *Turns
+	AheadWait time.Duration
 }
 
 // outcomeWriteTimeout bounds the store writes after the TOP call, which run
@@ -120,6 +127,13 @@ type DeliverInput struct {
 	// write.
 	CallbackState      string `json:"callback_state,omitempty"`
 	CallbackStateAfter string `json:"callback_state_after,omitempty"`
+
+	// After, when set, is the seq of the callback ahead of this one, still
+	// in flight when the workflow scheduled this one (pipelined delivery).
+	// This callback calls TOP only once the store shows that one delivered
+	// or skipped; if it is not by the end of the wait, or it failed, the
+	// answer is NotYet and nothing is recorded or sent.
+	After int64 `json:"after,omitempty"`
 }
 
 // DeliverResult is a delivered callback.
@@ -130,7 +144,11 @@ type DeliverResult struct {
 	AlreadyDelivered bool `json:"already_delivered,omitempty"`
 	// Skipped is set when the store showed the callback skipped by an
 	// operator: it was not sent, and the workflow drops it as skipped.
-	Skipped      bool          `json:"skipped,omitempty"`
+	Skipped bool `json:"skipped,omitempty"`
+	// NotYet is set when a pipelined callback (DeliverInput.After) did not
+	// get its turn: nothing was recorded or sent, and the workflow
+	// schedules it again once the callback ahead is settled.
+	NotYet       bool          `json:"not_yet,omitempty"`
 	TOPRequestID string        `json:"top_request_id,omitempty"`
 	DeliveredAt  time.Time     `json:"delivered_at"`
 	Duration     time.Duration `json:"duration"`
@@ -175,8 +193,19 @@ type DeliverFailure struct {
 // its worker dies Temporal retries it after the heartbeat timeout rather
 // than the much longer start-to-close timeout. The heartbeat details are
 // the attempt number.
-func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ DeliverResult, err error) {
-	defer func() { a.countDelivery(err) }()
+//
+// A pipelined callback (After set) first waits for its turn (see
+// awaitTurn). Every attempt, when it ends, wakes the pipelined callback
+// waiting behind it on this worker.
+func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (res DeliverResult, err error) {
+	defer func() {
+		if !res.NotYet {
+			a.countDelivery(err)
+		}
+	}()
+	// Deferred after the count, so it runs first: the store writes are
+	// done by now, and the next callback need not wait for the metrics.
+	defer a.Turns.ended(in.BizID, in.Seq)
 	// began is the fence's reference: an attempt row started after it
 	// means Temporal gave up on this attempt and retried it meanwhile.
 	began := a.now()
@@ -212,6 +241,11 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 		StateAfter:        string(in.StateAfter),
 		EndorsementsAfter: in.EndorsementsAfter,
 		Callback:          "sending",
+	}
+	if ok, turn := a.awaitTurn(ctx, in); !ok {
+		a.logger().DebugContext(ctx, "pipelined callback not sent: the one ahead is not settled",
+			"biz_id", in.BizID, "seq", in.Seq, "after", in.After, "turn", turn.String())
+		return DeliverResult{NotYet: true}, nil
 	}
 	started := a.now()
 	sctx, end := a.span(ctx, "store.BeginDelivery")
@@ -334,7 +368,9 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	)
 
 	if out.Class == top.ClassDelivered {
-		if after := in.CallbackStateAfter; after != "" && (after != in.CallbackState || in.AttemptOffset > 0) {
+		// A pipelined callback always writes it: the one ahead may have
+		// written its own (older) state after this one's BeginDelivery.
+		if after := in.CallbackStateAfter; after != "" && (after != in.CallbackState || in.AttemptOffset > 0 || in.After > 0) {
 			if err := a.Store.SetCallback(wctx, in.BizID, in.Seq, "delivered", after); err != nil {
 				return DeliverResult{}, a.storeFailure(attempt, "record callback state", err)
 			}
