@@ -242,7 +242,15 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (res 
 		EndorsementsAfter: in.EndorsementsAfter,
 		Callback:          "sending",
 	}
-	if ok, turn := a.awaitTurn(ctx, in); !ok {
+	ok, turn := a.awaitTurn(ctx, in)
+	if in.After > 0 {
+		if ok {
+			a.metrics().CallbackPipelined(TurnGo)
+		} else {
+			a.metrics().CallbackPipelined(TurnNotYet)
+		}
+	}
+	if !ok {
 		a.logger().DebugContext(ctx, "pipelined callback not sent: the one ahead is not settled",
 			"biz_id", in.BizID, "seq", in.Seq, "after", in.After, "turn", turn.String())
 		return DeliverResult{NotYet: true}, nil
@@ -593,7 +601,20 @@ type Metrics interface {
 	// through. A RecordCallbacks retried after it recorded (its completion
 	// lost with a crashed worker) counts the park again.
 	CallbackParked()
+	// CallbackPipelined is a pipelined callback's wait for the one ahead
+	// (DeliverInput.After), by how it ended: one of PipelinedTurns.
+	CallbackPipelined(turn string)
 }
+
+// The ways a pipelined callback's wait ends, Metrics.CallbackPipelined's
+// turn.
+const (
+	TurnGo     = "go"      // the one ahead was delivered or skipped: this one went on to TOP
+	TurnNotYet = "not_yet" // it failed first, or the wait ran out: NotYet
+)
+
+// PipelinedTurns are the values Metrics.CallbackPipelined is called with.
+func PipelinedTurns() []string { return []string{TurnGo, TurnNotYet} }
 
 // RetriedClasses are the classes Metrics.CallbackRetried is called with.
 func RetriedClasses() []string {
@@ -627,6 +648,7 @@ func (noMetrics) CallbackAttempt(top.Outcome) {}
 func (noMetrics) CallbackDelivered()          {}
 func (noMetrics) CallbackRetried(string)      {}
 func (noMetrics) CallbackParked()             {}
+func (noMetrics) CallbackPipelined(string)    {}
 
 func (a *Activities) logger() *slog.Logger {
 	if a.Logger != nil {

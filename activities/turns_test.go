@@ -100,6 +100,8 @@ func TestPipelinedCallbackWaitsForTheOneAhead(t *testing.T) {
 			g := newGatedTOP()
 			f.acts.TOP = g
 			f.acts.Turns = turns
+			m := &recordingMetrics{}
+			f.acts.Metrics = m
 			first := f.run(input(0))
 			if s := <-g.reached; s != insurance.StagePreInsure {
 				t.Fatalf("first call was stage %v", s)
@@ -128,6 +130,9 @@ func TestPipelinedCallbackWaitsForTheOneAhead(t *testing.T) {
 			if len(events) != 2 || events[1].Callback != "delivered" || events[1].Attempts != 1 {
 				t.Fatalf("events = %+v, want the second delivered on attempt 1", events)
 			}
+			if got := m.got(); !slices.Contains(got, "pipelined go") || slices.Contains(got, "pipelined not_yet") {
+				t.Errorf("metrics = %v, want the pipelined callback counted as go", got)
+			}
 			if turns != nil && len(turns.waiting) != 0 {
 				t.Errorf("turns still holds %d waits", len(turns.waiting))
 			}
@@ -143,6 +148,8 @@ func TestPipelinedCallbackNotYetWhenTheOneAheadFails(t *testing.T) {
 	g := newGatedTOP()
 	f.acts.TOP = g
 	f.acts.Turns = NewTurns()
+	m := &recordingMetrics{}
+	f.acts.Metrics = m
 	first := f.run(input(0))
 	<-g.reached
 	second := f.run(pipelinedInput())
@@ -159,6 +166,10 @@ func TestPipelinedCallbackNotYetWhenTheOneAheadFails(t *testing.T) {
 	}
 	if events := f.events(); len(events) != 1 {
 		t.Fatalf("events = %+v, want only the first: a NotYet attempt records nothing", events)
+	}
+	// Not counted as delivered or retried: it made no attempt.
+	if got := m.got(); slices.Contains(got, "delivered") || !slices.Contains(got, "pipelined not_yet") {
+		t.Errorf("metrics = %v, want the NotYet counted as pipelined not_yet and nothing delivered", got)
 	}
 }
 
