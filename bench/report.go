@@ -172,7 +172,7 @@ func openLoopMarkdown(r *results) string {
 		call := medianOf(l.Insuranceflow, func(o openRun) float64 { return o.TOPCallMeanMS })
 		if act > 0 {
 			fmt.Fprintf(&b, "\nWhere a callback's time goes at 50 %% load (the worker's own histograms, mean, median of the rounds): the DeliverCallback activity takes %.1f ms, "+
-				"of which the TOP call (signing, HTTP to topsim and back) %.1f ms; the other %.1f ms are the store transaction before the call (the event, the attempt's start and the fence) and the record after it, and a heartbeat and a second look only for an attempt that is no longer fresh.\n",
+				"of which the TOP call (signing, HTTP to topsim and back) %.1f ms; the other %.1f ms are a pipelined callback's wait for the one ahead of it, the store transaction before the call (the event, the attempt's start and the fence) and the record after it, and a heartbeat and a second look only for an attempt that is no longer fresh.\n",
 				act, call, act-call)
 		}
 		wait := func(o openRun) Percentiles { return o.History.CompletionTaskWait }
