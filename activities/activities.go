@@ -376,9 +376,14 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (res 
 	)
 
 	if out.Class == top.ClassDelivered {
-		// A pipelined callback always writes it: the one ahead may have
-		// written its own (older) state after this one's BeginDelivery.
-		if after := in.CallbackStateAfter; after != "" && (after != in.CallbackState || in.AttemptOffset > 0 || in.After > 0) {
+		// A pipelined callback's write is skipped like any other: the one
+		// ahead may have written its own state after this one's
+		// BeginDelivery only if this one began between the two commits of
+		// that one's record (its wake-up comes after both), and that state
+		// is the one this callback was scheduled with but for events
+		// accepted in between: stale by those, as "after" always may be,
+		// until the next delivery's record.
+		if after := in.CallbackStateAfter; after != "" && (after != in.CallbackState || in.AttemptOffset > 0) {
 			if err := a.Store.SetCallback(wctx, in.BizID, in.Seq, "delivered", after); err != nil {
 				return DeliverResult{}, a.storeFailure(attempt, "record callback state", err)
 			}
