@@ -15,6 +15,8 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/activities"
 	"github.com/insuranceflow/insuranceflow/fsm"
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/top"
 )
 
 // TestDeliveryHeartbeatTimeout checks that both delivery phases schedule
@@ -214,13 +216,7 @@ func TestPipelinedDelivery(t *testing.T) {
 // one sends nothing (NotYet) and is scheduled again, with the same attempt
 // number, once the one ahead is delivered.
 func TestPipelinedBehindAFailure(t *testing.T) {
-	h := newHarness(t)
-	h.startAttributes(fsm.StatePreInsured)
-	h.holdUntilCalled(1, 2)
-	h.fail(1, serviceDown)
-	events := lifecycle()
-	h.report(0, events[0])
-	h.report(0, events[1])
+	h, _ := pipelinedHarness(t, serviceDown)
 	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour}})
 
 	got := h.deliveries()
@@ -245,6 +241,19 @@ func TestPipelinedBehindAFailure(t *testing.T) {
 	}
 }
 
+// pipelinedHarness reports the first two events at once, #1's first
+// attempt ending in outcome once #2 has been scheduled behind it.
+func pipelinedHarness(t *testing.T, outcome top.Outcome) (*harness, []insurance.Result) {
+	h := newHarness(t)
+	h.startAttributes(fsm.StatePreInsured)
+	h.holdUntilCalled(1, 2)
+	h.fail(1, outcome)
+	events := lifecycle()
+	h.report(0, events[0])
+	h.report(0, events[1])
+	return h, events
+}
+
 func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
@@ -255,13 +264,7 @@ func sorted(s []string) []string {
 // callback behind it is pipelined; the run continues as new only once that
 // one has answered (NotYet), and hands both over, nothing sent twice or lost.
 func TestContinueAsNewBehindAPipelinedCallback(t *testing.T) {
-	h := newHarness(t)
-	h.startAttributes(fsm.StatePreInsured)
-	h.holdUntilCalled(1, 2)
-	h.fail(1, rejectedByTOP)
-	events := lifecycle()
-	h.report(0, events[0])
-	h.report(0, events[1])
+	h, events := pipelinedHarness(t, rejectedByTOP)
 	h.report(time.Minute, events[2]) // the third acceptance makes the run continue as new
 	h.run(PolicyInput{BizID: testBizID, Settings: Settings{ContinueAsNewAfter: 3, IdleTimeout: time.Hour}})
 
