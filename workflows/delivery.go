@@ -181,10 +181,6 @@ type pipelined struct {
 	fut workflow.Future
 }
 
-// changePipelinedDelivery versions pipelining: a history recorded before it
-// waited for the head's attempt without scheduling the next callback.
-const changePipelinedDelivery = "pipelined-delivery"
-
 // awaitHead waits for the head's attempt fut. Meanwhile, if a callback is
 // queued behind the head, it schedules that one too (pipelineNext), once.
 func (p *policy) awaitHead(ctx workflow.Context, fut workflow.Future) error {
@@ -207,7 +203,7 @@ func (p *policy) awaitHead(ctx workflow.Context, fut workflow.Future) error {
 // deliveries, and a steady stream of pipelined callbacks would leave it no
 // such moment).
 func (p *policy) canPipeline(ctx workflow.Context) bool {
-	return !p.pipelineOff && p.ahead == nil && len(p.fifo) >= 2 &&
+	return p.settings.Pipeline && p.ahead == nil && len(p.fifo) >= 2 &&
 		p.fifo[0].State == EventSending && p.fifo[1].State == EventQueued &&
 		!p.continueAsNewDue(ctx)
 }
@@ -221,15 +217,9 @@ func (p *policy) canPipeline(ctx workflow.Context) bool {
 // If the head fails instead, it answers NotYet without sending anything,
 // and the callback is scheduled again when its turn comes (deliverHead).
 // It costs no action on the happy path (the callback needs its activity
-// anyway) and one more activity per NotYet.
+// anyway) and one more activity per NotYet. Only runs whose settings say
+// Pipeline do it (see Settings.Pipeline).
 func (p *policy) pipelineNext(ctx workflow.Context) {
-	if !p.pipelineVersioned {
-		p.pipelineVersioned = true
-		if workflow.GetVersion(ctx, changePipelinedDelivery, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-			p.pipelineOff = true
-			return
-		}
-	}
 	next := p.fifo[1]
 	in := p.deliverInput(1)
 	in.After = p.fifo[0].Seq

@@ -182,7 +182,7 @@ func TestPipelinedDelivery(t *testing.T) {
 	h.report(0, events[0])
 	h.report(0, events[1])
 	h.report(time.Minute, events[2])
-	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour}})
+	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour, Pipeline: true}})
 
 	// #1 and #2 run at once, so their calls may come in either order;
 	// what reaches TOP may not.
@@ -212,12 +212,31 @@ func TestPipelinedDelivery(t *testing.T) {
 	}
 }
 
+// TestNoPipeliningUnlessTheSettingsSayPipeline: a run started without
+// Settings.Pipeline (as every run started before pipelining existed)
+// schedules a callback only once the one ahead has completed, as its
+// history says it did.
+func TestNoPipeliningUnlessTheSettingsSayPipeline(t *testing.T) {
+	h, _ := pipelinedHarness(t, serviceDown)
+	h.holdFn = nil // nothing would be scheduled behind #1 to wait for
+	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour}})
+
+	if got, want := h.deliveries(), []string{"1/1", "1/2", "2/1"}; !slices.Equal(got, want) {
+		t.Fatalf("deliveries = %v, want %v", got, want)
+	}
+	for _, c := range h.calls {
+		if c.Input.After != 0 {
+			t.Errorf("call %d/%d pipelined behind #%d", c.Seq, c.Attempt, c.Input.After)
+		}
+	}
+}
+
 // TestPipelinedBehindAFailure: when the callback ahead fails, the pipelined
 // one sends nothing (NotYet) and is scheduled again, with the same attempt
 // number, once the one ahead is delivered.
 func TestPipelinedBehindAFailure(t *testing.T) {
 	h, _ := pipelinedHarness(t, serviceDown)
-	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour}})
+	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour, Pipeline: true}})
 
 	got := h.deliveries()
 	if want := []string{"1/1", "2/1", "1/2", "2/1"}; len(got) != 4 || !slices.Equal(sorted(got[:2]), want[:2]) || !slices.Equal(got[2:], want[2:]) {
@@ -266,7 +285,7 @@ func sorted(s []string) []string {
 func TestContinueAsNewBehindAPipelinedCallback(t *testing.T) {
 	h, events := pipelinedHarness(t, rejectedByTOP)
 	h.report(time.Minute, events[2]) // the third acceptance makes the run continue as new
-	h.run(PolicyInput{BizID: testBizID, Settings: Settings{ContinueAsNewAfter: 3, IdleTimeout: time.Hour}})
+	h.run(PolicyInput{BizID: testBizID, Settings: Settings{ContinueAsNewAfter: 3, IdleTimeout: time.Hour, Pipeline: true}})
 
 	next := h.continuedWith()
 	if got := h.sent; !slices.Equal(got, []string{"1/1"}) {

@@ -141,11 +141,7 @@ type policy struct {
 
 	// ahead is the callback scheduled behind the head while the head was
 	// in flight (see pipelineNext), until deliverHead takes it over.
-	// pipelineVersioned says whether this run has asked the version of
-	// pipelining; pipelineOff that the answer was a history from before it.
-	ahead             *pipelined
-	pipelineVersioned bool
-	pipelineOff       bool
+	ahead *pipelined
 }
 
 // setup restores the policy from in.Snapshot (or starts it new), sets the
