@@ -194,18 +194,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, getenv func(str
 			return err
 		}
 		g.Go(func() error { return health.Run(gctx) })
-		srv, ln, err := newIngress(tc, st, cfg, logger, obs, health, tr)
-		if err != nil {
-			return err
-		}
-		// The real address, so HTTP_ADDR=127.0.0.1:0 can be used.
-		logger.Info("ingress listening", "url", "http://"+ln.Addr().String())
-		if cfg.Codec != nil && cfg.CodecOnIngress {
-			logger.Info("codec endpoint for the Temporal UI", "url", "http://"+ln.Addr().String()+strings.TrimSuffix(codec.PathPrefix, "/"))
-		}
-		g.Go(func() error { return runHTTP(gctx, srv, ln) })
+		// The codec's own listener (loopback unless tokens guard it) is
+		// bound before the ingress is announced, so whoever waits for
+		// "ingress listening" finds every listener accepting.
 		if cfg.Codec != nil && !cfg.CodecOnIngress {
-			// Its own listener, loopback unless tokens guard it.
 			cs, err := newCodecHandler(cfg, logger)
 			if err != nil {
 				return err
@@ -219,6 +211,16 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, getenv func(str
 			logger.Info("codec endpoint for the Temporal UI", "url", "http://"+cln.Addr().String()+strings.TrimSuffix(codec.PathPrefix, "/"))
 			g.Go(func() error { return runHTTP(gctx, csrv, cln) })
 		}
+		srv, ln, err := newIngress(tc, st, cfg, logger, obs, health, tr)
+		if err != nil {
+			return err
+		}
+		// The real address, so HTTP_ADDR=127.0.0.1:0 can be used.
+		logger.Info("ingress listening", "url", "http://"+ln.Addr().String())
+		if cfg.Codec != nil && cfg.CodecOnIngress {
+			logger.Info("codec endpoint for the Temporal UI", "url", "http://"+ln.Addr().String()+strings.TrimSuffix(codec.PathPrefix, "/"))
+		}
+		g.Go(func() error { return runHTTP(gctx, srv, ln) })
 	} else {
 		// Worker only: the same probes on HTTP_ADDR, so an orchestrator
 		// restarts a worker that lost Temporal or its database.
