@@ -92,6 +92,13 @@ type Activities struct {
 	// attempt runs. Zero means a quarter of the activity's heartbeat
 	// timeout, and no heartbeats for an activity scheduled without one.
 	HeartbeatEvery time.Duration
+
+	// Turns wakes a pipelined callback (DeliverInput.After) the moment the
+	// callback ahead of it ends on this worker; nil leaves it to look at the
+	// store every 50 ms. AheadWait bounds its wait (zero: a minute), after
+	// which it answers NotYet. See turns.go.
+	Turns     *Turns
+	AheadWait time.Duration
 }
 
 // outcomeWriteTimeout bounds the store writes after the TOP call, which run
@@ -120,6 +127,13 @@ type DeliverInput struct {
 	// write.
 	CallbackState      string `json:"callback_state,omitempty"`
 	CallbackStateAfter string `json:"callback_state_after,omitempty"`
+
+	// After, when set, is the seq of the callback ahead of this one, still
+	// in flight when the workflow scheduled this one (pipelined delivery).
+	// This callback calls TOP only once the store shows that one delivered
+	// or skipped; if it is not by the end of the wait, or it failed, the
+	// answer is NotYet and nothing is recorded or sent.
+	After int64 `json:"after,omitempty"`
 }
 
 // DeliverResult is a delivered callback.
@@ -130,7 +144,11 @@ type DeliverResult struct {
 	AlreadyDelivered bool `json:"already_delivered,omitempty"`
 	// Skipped is set when the store showed the callback skipped by an
 	// operator: it was not sent, and the workflow drops it as skipped.
-	Skipped      bool          `json:"skipped,omitempty"`
+	Skipped bool `json:"skipped,omitempty"`
+	// NotYet is set when a pipelined callback (DeliverInput.After) did not
+	// get its turn: nothing was recorded or sent, and the workflow
+	// schedules it again once the callback ahead is settled.
+	NotYet       bool          `json:"not_yet,omitempty"`
 	TOPRequestID string        `json:"top_request_id,omitempty"`
 	DeliveredAt  time.Time     `json:"delivered_at"`
 	Duration     time.Duration `json:"duration"`
@@ -175,8 +193,19 @@ type DeliverFailure struct {
 // its worker dies Temporal retries it after the heartbeat timeout rather
 // than the much longer start-to-close timeout. The heartbeat details are
 // the attempt number.
-func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ DeliverResult, err error) {
-	defer func() { a.countDelivery(err) }()
+//
+// A pipelined callback (After set) first waits for its turn (see
+// awaitTurn). Every attempt, when it ends, wakes the pipelined callback
+// waiting behind it on this worker.
+func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (res DeliverResult, err error) {
+	defer func() {
+		if !res.NotYet {
+			a.countDelivery(err)
+		}
+	}()
+	// Deferred after the count, so it runs first: the store writes are
+	// done by now, and the next callback need not wait for the metrics.
+	defer a.Turns.ended(in.BizID, in.Seq)
 	// began is the fence's reference: an attempt row started after it
 	// means Temporal gave up on this attempt and retried it meanwhile.
 	began := a.now()
@@ -212,6 +241,19 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 		StateAfter:        string(in.StateAfter),
 		EndorsementsAfter: in.EndorsementsAfter,
 		Callback:          "sending",
+	}
+	ok, turn := a.awaitTurn(ctx, in)
+	if in.After > 0 {
+		if ok {
+			a.metrics().CallbackPipelined(TurnGo)
+		} else {
+			a.metrics().CallbackPipelined(TurnNotYet)
+		}
+	}
+	if !ok {
+		a.logger().DebugContext(ctx, "pipelined callback not sent: the one ahead is not settled",
+			"biz_id", in.BizID, "seq", in.Seq, "after", in.After, "turn", turn.String())
+		return DeliverResult{NotYet: true}, nil
 	}
 	started := a.now()
 	sctx, end := a.span(ctx, "store.BeginDelivery")
@@ -334,6 +376,13 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (_ De
 	)
 
 	if out.Class == top.ClassDelivered {
+		// A pipelined callback's write is skipped like any other: the one
+		// ahead may have written its own state after this one's
+		// BeginDelivery only if this one began between the two commits of
+		// that one's record (its wake-up comes after both), and that state
+		// is the one this callback was scheduled with but for events
+		// accepted in between: stale by those, as "after" always may be,
+		// until the next delivery's record.
 		if after := in.CallbackStateAfter; after != "" && (after != in.CallbackState || in.AttemptOffset > 0) {
 			if err := a.Store.SetCallback(wctx, in.BizID, in.Seq, "delivered", after); err != nil {
 				return DeliverResult{}, a.storeFailure(attempt, "record callback state", err)
@@ -557,7 +606,20 @@ type Metrics interface {
 	// through. A RecordCallbacks retried after it recorded (its completion
 	// lost with a crashed worker) counts the park again.
 	CallbackParked()
+	// CallbackPipelined is a pipelined callback's wait for the one ahead
+	// (DeliverInput.After), by how it ended: one of PipelinedTurns.
+	CallbackPipelined(turn string)
 }
+
+// The ways a pipelined callback's wait ends, Metrics.CallbackPipelined's
+// turn.
+const (
+	TurnGo     = "go"      // the one ahead was delivered or skipped: this one went on to TOP
+	TurnNotYet = "not_yet" // it failed first, or the wait ran out: NotYet
+)
+
+// PipelinedTurns are the values Metrics.CallbackPipelined is called with.
+func PipelinedTurns() []string { return []string{TurnGo, TurnNotYet} }
 
 // RetriedClasses are the classes Metrics.CallbackRetried is called with.
 func RetriedClasses() []string {
@@ -591,6 +653,7 @@ func (noMetrics) CallbackAttempt(top.Outcome) {}
 func (noMetrics) CallbackDelivered()          {}
 func (noMetrics) CallbackRetried(string)      {}
 func (noMetrics) CallbackParked()             {}
+func (noMetrics) CallbackPipelined(string)    {}
 
 func (a *Activities) logger() *slog.Logger {
 	if a.Logger != nil {

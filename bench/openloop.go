@@ -134,41 +134,43 @@ func completionTaskWaits(evs []*historypb.HistoryEvent) []time.Duration {
 // open as the workflow sees it (its activity's started → completed events,
 // by the server's clock: the callback itself, its answer to Temporal and
 // the server recording it) and, for each accepted update in order, whether
-// its callback was scheduled by a later workflow task than the one that
-// accepted it (deferred): such an event reached the workflow while the
-// callback before it was still open, and waited for that one's completion
-// and the workflow task it brings. The k-th accepted update's callback is
-// the k-th activity of type callbackType.
-func callbackWindows(evs []*historypb.HistoryEvent, callbackType string) (open []time.Duration, deferred []bool) {
-	task := 0                         // workflow tasks completed so far
-	var acceptedIn, scheduledIn []int // the task of each accepted update, of each callback scheduled
-	started := map[int64]time.Time{}  // callback's scheduled event id → started
-	callbacks := map[int64]bool{}     // scheduled event ids of callbacks
+// the callback before it was still open when it was accepted (waited): such
+// an event's callback could go to TOP only after that one. A callback
+// scheduled while another was open (insuranceflow's pipelined callback,
+// which waits in the worker for the one ahead) is left out of open: its
+// window holds that wait, not its own work.
+func callbackWindows(evs []*historypb.HistoryEvent, callbackType string) (open []time.Duration, waited []bool) {
+	started := map[int64]time.Time{} // callback's scheduled event id → started
+	running := map[int64]bool{}      // callbacks scheduled and not yet closed
+	pipelined := map[int64]bool{}    // callbacks scheduled while another was running
 	for _, e := range evs {
 		switch e.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-			task++
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-			acceptedIn = append(acceptedIn, task)
+			waited = append(waited, len(running) > 0)
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			if e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == callbackType {
-				callbacks[e.GetEventId()] = true
-				scheduledIn = append(scheduledIn, task)
+				pipelined[e.GetEventId()] = len(running) > 0
+				running[e.GetEventId()] = true
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-			if id := e.GetActivityTaskStartedEventAttributes().GetScheduledEventId(); callbacks[id] {
+			if id := e.GetActivityTaskStartedEventAttributes().GetScheduledEventId(); running[id] {
 				started[id] = e.GetEventTime().AsTime()
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-			if at, ok := started[e.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()]; ok {
+			id := e.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()
+			if at, ok := started[id]; ok && !pipelined[id] {
 				open = append(open, e.GetEventTime().AsTime().Sub(at))
 			}
+			delete(running, id)
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+			delete(running, e.GetActivityTaskFailedEventAttributes().GetScheduledEventId())
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+			delete(running, e.GetActivityTaskTimedOutEventAttributes().GetScheduledEventId())
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+			delete(running, e.GetActivityTaskCanceledEventAttributes().GetScheduledEventId())
 		}
 	}
-	for k := range min(len(acceptedIn), len(scheduledIn)) {
-		deferred = append(deferred, scheduledIn[k] != acceptedIn[k])
-	}
-	return open, deferred
+	return open, waited
 }
 
 // callbackActivity is the registered name of insuranceflow's callback

@@ -318,18 +318,21 @@ func TestCallbackWindows(t *testing.T) {
 		ev(21, actSched, scheduled("Notify")),   // 10: not a callback
 		ev(21, actStarted, started(9)),
 		ev(22, actStarted, started(10)),
-		ev(30, wtCompleted, nil),       // task 3: callback 9 still open
-		ev(30, accepted, nil),          // event 3, accepted in task 3
+		ev(30, wtCompleted, nil),                // 13: task 3: callback 9 still open
+		ev(30, accepted, nil),                   // event 3: waited
+		ev(30, actSched, scheduled("Callback")), // 15: pipelined behind 9
+		ev(30, actStarted, started(15)),
 		ev(31, actDone, completed(10)), // not a callback: no window
 		ev(33, actDone, completed(9)),  // open 12 ms
-		ev(40, wtCompleted, nil),       // task 4, the completion's
-		ev(40, actSched, scheduled("Callback")),
+		ev(35, actDone, completed(15)), // pipelined: its window holds its wait, left out
+		ev(40, wtCompleted, nil),
+		ev(40, accepted, nil), // event 4: nothing open
 	}
 	open, deferred := callbackWindows(evs, "Callback")
 	if want := []time.Duration{5 * time.Millisecond, 12 * time.Millisecond}; !slices.Equal(open, want) {
 		t.Errorf("open %v, want %v", open, want)
 	}
-	if want := []bool{false, false, true}; !slices.Equal(deferred, want) {
+	if want := []bool{false, false, true, false}; !slices.Equal(deferred, want) {
 		t.Errorf("deferred %v, want %v", deferred, want)
 	}
 }

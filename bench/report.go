@@ -172,7 +172,7 @@ func openLoopMarkdown(r *results) string {
 		call := medianOf(l.Insuranceflow, func(o openRun) float64 { return o.TOPCallMeanMS })
 		if act > 0 {
 			fmt.Fprintf(&b, "\nWhere a callback's time goes at 50 %% load (the worker's own histograms, mean, median of the rounds): the DeliverCallback activity takes %.1f ms, "+
-				"of which the TOP call (signing, HTTP to topsim and back) %.1f ms; the other %.1f ms are the store transaction before the call (the event, the attempt's start and the fence) and the record after it, and a heartbeat and a second look only for an attempt that is no longer fresh.\n",
+				"of which the TOP call (signing, HTTP to topsim and back) %.1f ms; the other %.1f ms are a pipelined callback's wait for the one ahead of it, the store transaction before the call (the event, the attempt's start and the fence) and the record after it, and a heartbeat and a second look only for an attempt that is no longer fresh.\n",
 				act, call, act-call)
 		}
 		wait := func(o openRun) Percentiles { return o.History.CompletionTaskWait }
@@ -181,8 +181,8 @@ func openLoopMarkdown(r *results) string {
 		fmt.Fprintf(&b, "\nThe workflow task the server creates when a callback completes (the one that schedules the next queued callback) waited p50 %.1f / p99 %.1f ms to reach the worker (the baseline's: %.1f / %.1f ms), read from up to %d histories per run; "+
 			"it waits for its history shard's transfer queue reader, which polls at most `history.transferProcessorMaxPollRPS` times a second (200 on the servers the bench runs, as in deploy/temporal-dynamicconfig.yaml; Temporal's default is 20, up to 50 ms between polls).\n",
 			ours50, ours99, base50, base99, completionTaskHistories)
-		fmt.Fprintf(&b, "\nWhy the delivery p50s differ at 50 %% load: a policy's callbacks go to TOP one at a time, in order, and its workflow learns that one is done only when the server has recorded the completion of its activity. "+
-			"While a callback is open (its activity's started → completed events, by the server's clock), an event that reaches the workflow is accepted, but its callback is scheduled only by the workflow task that the completion brings. "+
+		fmt.Fprintf(&b, "\nWhy the delivery p50s differ at 50 %% load: a policy's callbacks go to TOP one at a time, in order, so an event accepted while the callback before it is open (its activity's started → completed events, by the server's clock) waits for that one. "+
+			"The baseline's workflow schedules the waiting callback only in the workflow task that the completion brings; insuranceflow schedules it at once (pipelined delivery), and its activity waits in the worker until the store shows the one before it delivered, woken the moment that one ends (pipelined callbacks are left out of the open times below: their window holds that wait). "+
 			"From up to %d histories per run (median of the rounds, ms): %s; %s. "+
 			"Insuranceflow's callback is open longer by the work the baseline's no-op skips: the fenced store write, the signed call to topsim and its answer, and the record of the outcome; "+
 			"the bench sends a lifecycle's next event as soon as the previous one is accepted, so that extra time decides how many events wait.\n",

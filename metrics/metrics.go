@@ -41,6 +41,7 @@ const (
 	NameCallbacksDelivered  = Namespace + "_callbacks_delivered_total"
 	NameCallbacksRetried    = Namespace + "_callbacks_retried_total"
 	NameCallbacksParked     = Namespace + "_callbacks_parked_total"
+	NameCallbacksPipelined  = Namespace + "_callbacks_pipelined_total"
 	NameCallbackDuration    = Namespace + "_callback_duration_seconds"
 	NameTOPErrors           = Namespace + "_top_errors_total"
 	NameTOPRejections       = Namespace + "_top_rejections_total"
@@ -71,6 +72,7 @@ type Metrics struct {
 	callbacksDelivered prometheus.Counter
 	callbacksRetried   *prometheus.CounterVec
 	callbacksParked    prometheus.Counter
+	callbacksPipelined *prometheus.CounterVec
 	callbackDuration   *prometheus.HistogramVec
 	topErrors          *prometheus.CounterVec
 	topRejections      *prometheus.CounterVec
@@ -130,6 +132,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: NameCallbacksParked,
 			Help: "Callbacks parked for an operator: rejected by TOP, permanently failing, or out of retry budget.",
 		}),
+		callbacksPipelined: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: NameCallbacksPipelined,
+			Help: "Callbacks scheduled while the one ahead of them was in flight (pipelined), by how their wait for it ended: go (it was delivered or skipped, so this one went on to TOP) or not_yet (it failed first, or the wait ran out: this one is scheduled again in its turn).",
+		}, []string{"turn"}),
 		callbackDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    NameCallbackDuration,
 			Help:    "Duration of each TOP callback call, by outcome class.",
@@ -173,6 +179,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		{NameCallbacksDelivered, m.callbacksDelivered},
 		{NameCallbacksRetried, m.callbacksRetried},
 		{NameCallbacksParked, m.callbacksParked},
+		{NameCallbacksPipelined, m.callbacksPipelined},
 		{NameCallbackDuration, m.callbackDuration},
 		{NameTOPErrors, m.topErrors},
 		{NameTOPRejections, m.topRejections},
@@ -195,6 +202,9 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, class := range activities.RetriedClasses() {
 		m.callbacksRetried.WithLabelValues(class)
+	}
+	for _, turn := range activities.PipelinedTurns() {
+		m.callbacksPipelined.WithLabelValues(turn)
 	}
 	for _, class := range top.Classes() {
 		m.callbackDuration.WithLabelValues(class.String())
@@ -305,6 +315,15 @@ func (m *Metrics) CallbackParked() {
 		return
 	}
 	m.callbacksParked.Inc()
+}
+
+// CallbackPipelined counts a pipelined callback's wait for the one ahead;
+// turn is one of activities.PipelinedTurns.
+func (m *Metrics) CallbackPipelined(turn string) {
+	if m == nil {
+		return
+	}
+	m.callbacksPipelined.WithLabelValues(word(turn)).Inc()
 }
 
 // PolicyResumed counts a policy the sweeper gave a new run.

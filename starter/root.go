@@ -141,7 +141,7 @@ func newRootCmd(a *app) *cobra.Command {
 			"and simulates traffic.\n\n" +
 			"Policy runs it starts take their settings from the same environment variables\n" +
 			"as the worker's: RETRY_INITIAL_INTERVAL, RETRY_BACKOFF, RETRY_MAX_INTERVAL,\n" +
-			"RETRY_BUDGET, IDLE_TIMEOUT, EMPTY_RUN_GRACE and CONTINUE_AS_NEW_AFTER.\n" +
+			"RETRY_BUDGET, IDLE_TIMEOUT, EMPTY_RUN_GRACE, CONTINUE_AS_NEW_AFTER and PIPELINE_DELIVERY.\n" +
 			"Events dated more than MAX_FUTURE_SKEW (default 10m) ahead of this host's\n" +
 			"clock are refused, as the ingress refuses them.\n\n" +
 			exitCodeHelp(),

@@ -81,19 +81,19 @@ func TestGlobalFlagsFromEnvironment(t *testing.T) {
 		{
 			name: "defaults",
 			want: config{Address: "127.0.0.1:7233", Namespace: "default", TaskQueue: "insuranceflow",
-				DatabaseURL: "sqlite://.data/insuranceflow.db", Timeout: 30 * time.Second, MaxFutureSkew: 10 * time.Minute},
+				DatabaseURL: "sqlite://.data/insuranceflow.db", Timeout: 30 * time.Second, MaxFutureSkew: 10 * time.Minute, Settings: pipelined},
 		},
 		{
 			name: "environment",
 			env:  env,
 			want: config{Address: "temporal.test:7233", Namespace: "insurers", TaskQueue: "q-env",
-				DatabaseURL: "sqlite:///srv/env.db", Timeout: 30 * time.Second, MaxFutureSkew: 10 * time.Minute},
+				DatabaseURL: "sqlite:///srv/env.db", Timeout: 30 * time.Second, MaxFutureSkew: 10 * time.Minute, Settings: pipelined},
 		},
 		{
 			name: "flags beat environment",
 			env:  env,
 			args: []string{"--address", "flag:1", "--namespace", "ns", "--task-queue", "q-flag", "--database-url", "sqlite://f.db", "--timeout", "5s", "--json"},
-			want: config{Address: "flag:1", Namespace: "ns", TaskQueue: "q-flag", DatabaseURL: "sqlite://f.db", Timeout: 5 * time.Second, JSON: true, MaxFutureSkew: 10 * time.Minute},
+			want: config{Address: "flag:1", Namespace: "ns", TaskQueue: "q-flag", DatabaseURL: "sqlite://f.db", Timeout: 5 * time.Second, JSON: true, MaxFutureSkew: 10 * time.Minute, Settings: pipelined},
 		},
 	}
 	for _, tt := range tests {

@@ -36,8 +36,12 @@ var settingsEnv = map[string]string{
 
 var settingsFromEnv = workflows.Settings{
 	RetryInitialInterval: 2 * time.Second, RetryBackoff: 1.5, RetryMaxInterval: 10 * time.Minute, RetryBudget: 2 * time.Hour,
-	IdleTimeout: 72 * time.Hour, EmptyRunGrace: 30 * time.Second, ContinueAsNewAfter: 100,
+	IdleTimeout: 72 * time.Hour, EmptyRunGrace: 30 * time.Second, ContinueAsNewAfter: 100, Pipeline: true,
 }
+
+// pipelined is the settings of an environment that sets none: only
+// pipelining, which is on unless PIPELINE_DELIVERY says false.
+var pipelined = workflows.Settings{Pipeline: true}
 
 func TestWorkflowSettingsFromEnvironment(t *testing.T) {
 	t.Run("read into the config", func(t *testing.T) {

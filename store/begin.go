@@ -205,3 +205,56 @@ func (s *Store) StillCurrent(ctx context.Context, bizID string, seq int64, attem
 	}
 	return true, "", nil
 }
+
+// Turn is what the store says about the callback ahead of a pipelined one
+// (see TurnAfter).
+type Turn int
+
+const (
+	// TurnWait: the callback ahead is not settled (not recorded yet, or its
+	// attempt is still running): it may yet be delivered.
+	TurnWait Turn = iota
+	// TurnGo: the callback ahead is delivered, skipped or imported; the
+	// next one may call TOP.
+	TurnGo
+	// TurnBlocked: the callback ahead's last attempt failed (it is retrying
+	// or parked): nothing will settle it soon, and the next one waits for
+	// the workflow to schedule it again.
+	TurnBlocked
+)
+
+func (t Turn) String() string {
+	switch t {
+	case TurnGo:
+		return "go"
+	case TurnBlocked:
+		return "blocked"
+	}
+	return "wait"
+}
+
+// TurnAfter says whether the callback that follows seq in bizID's FIFO may
+// call TOP now. It is the gate in front of a pipelined callback, one the
+// workflow scheduled while the one ahead (seq) was still in flight: only a
+// callback the store shows settled lets the next one through, so TOP
+// receives a policy's callbacks in order however the two attempts
+// interleave. Settled is final (a delivered or skipped callback stays so),
+// so an answer of TurnGo cannot go stale; the other answers can, and are
+// asked again.
+func (s *Store) TurnAfter(ctx context.Context, bizID string, seq int64) (Turn, error) {
+	var callback string
+	err := s.db.GetContext(ctx, &callback, s.db.Rebind(`SELECT callback FROM events WHERE biz_id = ? AND seq = ?`), bizID, seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return TurnWait, nil // its attempt has not begun
+	}
+	if err != nil {
+		return TurnWait, fmt.Errorf("read the callback ahead of biz_id %q seq %d: %w", bizID, seq+1, err)
+	}
+	switch callback {
+	case "delivered", "skipped", CallbackImported:
+		return TurnGo, nil
+	case "retrying", "parked":
+		return TurnBlocked, nil
+	}
+	return TurnWait, nil
+}

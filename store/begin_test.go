@@ -159,3 +159,54 @@ func TestBeginDeliveryIsRecordAndBegin(t *testing.T) {
 		}
 	})
 }
+
+// TestTurnAfter: the gate of a pipelined callback opens only once the one
+// ahead is settled, and says "blocked" once that one's attempt failed.
+func TestTurnAfter(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := newStore(t, b)
+		turn := func(seq int64, want Turn) {
+			t.Helper()
+			if got, err := s.TurnAfter(ctx, "T1", seq); err != nil || got != want {
+				t.Fatalf("TurnAfter(seq %d) = %v, %v; want %v", seq, got, err, want)
+			}
+		}
+		turn(1, TurnWait) // not recorded yet: its attempt has not begun
+		e := event("T1", 1, 1, "pre_insured")
+		e.Callback = "sending"
+		if _, err := s.BeginDelivery(ctx, policy("T1"), e, 1, clock, clock); err != nil {
+			t.Fatal(err)
+		}
+		turn(1, TurnWait) // in flight
+		if err := s.RecordAttempt(ctx, Attempt{BizID: "T1", Seq: 1, Attempt: 1, StartedAt: clock,
+			Duration: time.Millisecond, Class: "retryable", Detail: "HTTP 502"}); err != nil {
+			t.Fatal(err)
+		}
+		turn(1, TurnBlocked)
+		if _, err := s.BeginDelivery(ctx, policy("T1"), e, 2, clock.Add(time.Second), clock.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		turn(1, TurnBlocked) // retrying until an attempt settles it
+		if err := s.RecordAttempt(ctx, Attempt{BizID: "T1", Seq: 1, Attempt: 2, StartedAt: clock.Add(time.Second),
+			Duration: time.Millisecond, Class: ClassDelivered, TOPRequestID: "top-1"}); err != nil {
+			t.Fatal(err)
+		}
+		turn(1, TurnGo)
+
+		// Parked blocks; skipped lets the next one go.
+		e2 := event("T1", 2, 1, "underwritten")
+		if err := s.RecordEvents(ctx, policy("T1"), e2); err != nil {
+			t.Fatal(err)
+		}
+		turn(2, TurnWait) // queued
+		if err := s.SetCallback(ctx, "T1", 2, "parked", "parked"); err != nil {
+			t.Fatal(err)
+		}
+		turn(2, TurnBlocked)
+		if err := s.SetCallback(ctx, "T1", 2, "skipped", "idle"); err != nil {
+			t.Fatal(err)
+		}
+		turn(2, TurnGo)
+	})
+}

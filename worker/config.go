@@ -183,6 +183,7 @@ func options() []option {
 		{flag: "empty-run-grace", env: "EMPTY_RUN_GRACE", help: "how long a run that accepted nothing stays open (default 1m)"},
 		{flag: "sweep-interval", env: "SWEEP_INTERVAL", def: workflows.DefaultSweepInterval.String(), help: "how often the sweeper gives a policy whose run was cancelled or terminated a new run that delivers what it held; 0 = no sweeper"},
 		{flag: "continue-as-new-after", env: "CONTINUE_AS_NEW_AFTER", help: "accepted events per run before continue-as-new (default 500)"},
+		{flag: "pipeline-delivery", env: "PIPELINE_DELIVERY", help: "schedule a callback while the one ahead is in flight, to wait in the worker for its turn (default true; taken by runs started from then on)"},
 		{flag: "workflow-cache-size", env: "WORKFLOW_CACHE_SIZE", def: strconv.Itoa(defaultWorkflowCacheSize), help: "policy workflows kept in the worker's memory between events; the rest are replayed from history on their next event"},
 		{flag: "payload-keys-file", env: "PAYLOAD_KEYS_FILE", help: "payload encryption keys, one key-id:base64-key per line, the first encrypts; also serves /codec for the Temporal UI (unset: no encryption)"},
 		{flag: "codec-cors-origins", env: "CODEC_CORS_ORIGINS", def: strings.Join(codec.DefaultCORSOrigins, ","), help: "Temporal UI origins allowed to call /codec, comma-separated"},

@@ -89,6 +89,7 @@ func TestConfigDefaults(t *testing.T) {
 		WorkerEnabled:       true,
 		WorkflowCacheSize:   2000,
 		SweepInterval:       time.Minute,
+		Settings:            workflows.Settings{Pipeline: true},
 		LogLevel:            slog.LevelInfo,
 		LogFormat:           "text",
 	}
@@ -138,7 +139,7 @@ func TestConfigEnvironmentAndFlags(t *testing.T) {
 			{"http addr", cfg.HTTPAddr, ":9090"},
 			{"tokens", cfg.IngressTokens, []top.Secret{"one", "two"}},
 			{"settings", cfg.Settings, workflows.Settings{RetryInitialInterval: 2 * time.Second, RetryMaxInterval: 10 * time.Minute,
-				RetryBudget: 48 * time.Hour, IdleTimeout: 240 * time.Hour}},
+				RetryBudget: 48 * time.Hour, IdleTimeout: 240 * time.Hour, Pipeline: true}},
 			{"log level", cfg.LogLevel, slog.LevelDebug},
 			{"log format", cfg.LogFormat, "json"},
 		}

@@ -302,6 +302,8 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 
 		Notifier:      notifier(cfg),
 		NotifyMetrics: obs.notifyMetrics(),
+
+		Turns: activities.NewTurns(),
 	})
 	// A local activity, run by name (the workflow package cannot import
 	// policyclient, which imports it).

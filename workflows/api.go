@@ -167,6 +167,13 @@ type Settings struct {
 	// NotifyRetryBudget is how long one notification is retried before it
 	// is recorded as lost; default 24h.
 	NotifyRetryBudget time.Duration `json:"notify_retry_budget,omitempty"`
+	// Pipeline makes the run pipeline its callbacks (see pipelineNext):
+	// SettingsFromEnv sets it unless PIPELINE_DELIVERY=false. Like Notify
+	// it travels in the input, so runs started before pipelining existed
+	// never pipeline and replay as they were recorded, without the marker
+	// and the TemporalChangeVersion upsert (an action) a GetVersion would
+	// cost every run.
+	Pipeline bool `json:"pipeline,omitempty"`
 }
 
 // Acceptance is the answer to an accepted event (and, with Duplicate set, to

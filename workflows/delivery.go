@@ -63,18 +63,33 @@ func (p *policy) deliverHead(ctx workflow.Context) error {
 	p.updateEventStatus(*h, nil)
 	p.setCurrentDetails(ctx)
 
-	in := p.deliverInput(*h)
-	// The delivery's spans descend from the request that reported the
-	// event; adds no command.
-	tctx := tracing.WithEventTrace(ctx, h.Trace)
-	phase1 := workflow.WithActivityOptions(tctx, workflow.ActivityOptions{
-		StartToCloseTimeout: deliverAttemptTimeout,
-		HeartbeatTimeout:    deliverHeartbeatTimeout,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
-		Summary:             deliverySummary(*h),
-	})
+	in := p.deliverInput(0)
+	// Pipelined: scheduled while the callback ahead was in flight (see
+	// pipelineNext), and perhaps done by now.
+	var fut workflow.Future
+	if p.ahead != nil && p.ahead.seq == h.Seq {
+		fut, p.ahead = p.ahead.fut, nil
+	}
 	var res activities.DeliverResult
-	err := workflow.ExecuteActivity(phase1, acts.DeliverCallback, in).Get(ctx, &res)
+	var err error
+	for {
+		if fut == nil {
+			fut = workflow.ExecuteActivity(p.phase1Options(ctx, *h, ""), acts.DeliverCallback, in)
+		}
+		if err := p.awaitHead(ctx, fut); err != nil {
+			return err
+		}
+		res = activities.DeliverResult{}
+		err = fut.Get(ctx, &res)
+		if err != nil || !res.NotYet {
+			break
+		}
+		// The pipelined attempt did not get its turn (the callback ahead
+		// failed first, or took too long): it sent and recorded nothing.
+		// Its turn has come now; schedule it as any head.
+		h = &p.fifo[0]
+		in, fut = p.deliverInput(0), nil
+	}
 	if err == nil {
 		p.delivered(ctx, res)
 		return nil
@@ -107,7 +122,7 @@ func (p *policy) deliverHead(ctx workflow.Context) error {
 		p.park(ctx, failure{attempt: h.Attempts, class: f.class, summary: "retry budget exhausted: " + f.summary})
 		return nil
 	}
-	in = p.deliverInput(*h)
+	in = p.deliverInput(0)
 	phase2 := workflow.WithActivityOptions(tracing.WithEventTrace(ctx, h.Trace), workflow.ActivityOptions{
 		StartToCloseTimeout:    deliverAttemptTimeout,
 		HeartbeatTimeout:       deliverHeartbeatTimeout,
@@ -142,7 +157,80 @@ func deliverySummary(cb Callback) string {
 	return fmt.Sprintf("callback #%d %s/%s", cb.Seq, cb.Event.Stage, cb.Event.Status)
 }
 
-func (p *policy) deliverInput(cb Callback) activities.DeliverInput {
+// phase1Options are the options of a callback's first, single attempt;
+// note, if not empty, is added to its summary.
+func (p *policy) phase1Options(ctx workflow.Context, cb Callback, note string) workflow.Context {
+	summary := deliverySummary(cb)
+	if note != "" {
+		summary += " " + note
+	}
+	// The delivery's spans descend from the request that reported the
+	// event; adds no command.
+	return workflow.WithActivityOptions(tracing.WithEventTrace(ctx, cb.Trace), workflow.ActivityOptions{
+		StartToCloseTimeout: deliverAttemptTimeout,
+		HeartbeatTimeout:    deliverHeartbeatTimeout,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+		Summary:             summary,
+	})
+}
+
+// pipelined is the callback scheduled behind the head while the head's
+// first attempt was in flight.
+type pipelined struct {
+	seq int64
+	fut workflow.Future
+}
+
+// awaitHead waits for the head's attempt fut. Meanwhile, if a callback is
+// queued behind the head, it schedules that one too (pipelineNext), once.
+func (p *policy) awaitHead(ctx workflow.Context, fut workflow.Future) error {
+	for {
+		if err := workflow.Await(ctx, func() bool { return fut.IsReady() || p.canPipeline(ctx) }); err != nil {
+			return err
+		}
+		if fut.IsReady() {
+			return nil
+		}
+		p.pipelineNext(ctx)
+	}
+}
+
+// canPipeline reports whether the callback behind the head may be scheduled
+// now: the head's first attempt is in flight (its retries are not: a
+// callback that failed once is likely to fail again, and the one behind
+// would only wait), nothing is pipelined yet (the pipeline is two deep),
+// and the run is not due to continue as new (it hands over between
+// deliveries, and a steady stream of pipelined callbacks would leave it no
+// such moment).
+func (p *policy) canPipeline(ctx workflow.Context) bool {
+	return p.settings.Pipeline && p.ahead == nil && len(p.fifo) >= 2 &&
+		p.fifo[0].State == EventSending && p.fifo[1].State == EventQueued &&
+		!p.continueAsNewDue(ctx)
+}
+
+// pipelineNext schedules the callback behind the head while the head's
+// attempt is in flight. The activity waits in the worker until the store
+// shows the head settled and only then calls TOP (see activities.Turns), so
+// order does not depend on when it runs; what it saves is the workflow task
+// and the activity dispatch between the head's completion and the next
+// callback's start, which is most of a waiting event's delivery latency.
+// If the head fails instead, it answers NotYet without sending anything,
+// and the callback is scheduled again when its turn comes (deliverHead).
+// It costs no action on the happy path (the callback needs its activity
+// anyway) and one more activity per NotYet. Only runs whose settings say
+// Pipeline do it (see Settings.Pipeline).
+func (p *policy) pipelineNext(ctx workflow.Context) {
+	next := p.fifo[1]
+	in := p.deliverInput(1)
+	in.After = p.fifo[0].Seq
+	opts := p.phase1Options(ctx, next, fmt.Sprintf("(after #%d)", in.After))
+	p.ahead = &pipelined{seq: next.Seq, fut: workflow.ExecuteActivity(opts, acts.DeliverCallback, in)}
+}
+
+// deliverInput is the activity input of the callback p.fifo[i], as if the
+// ones ahead of it were delivered.
+func (p *policy) deliverInput(i int) activities.DeliverInput {
+	cb := p.fifo[i]
 	return activities.DeliverInput{
 		BizID:             p.bizID,
 		Seq:               cb.Seq,
@@ -155,8 +243,8 @@ func (p *policy) deliverInput(cb Callback) activities.DeliverInput {
 		AttemptOffset:     cb.Attempts,
 		// The FIFO at scheduling time; events accepted during the call make
 		// "after" stale by one, and the next delivery's record corrects it.
-		CallbackState:      string(p.callbackState()),
-		CallbackStateAfter: string(callbackStateOf(p.fifo[1:])),
+		CallbackState:      string(callbackStateOf(p.fifo[i:])),
+		CallbackStateAfter: string(callbackStateOf(p.fifo[i+1:])),
 	}
 }
 

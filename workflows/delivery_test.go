@@ -15,6 +15,8 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/activities"
 	"github.com/insuranceflow/insuranceflow/fsm"
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/top"
 )
 
 // TestDeliveryHeartbeatTimeout checks that both delivery phases schedule
@@ -166,5 +168,135 @@ func TestTimedOutRetryRunCountsItsAttempts(t *testing.T) {
 				t.Errorf("event 1 = %+v, want delivered on attempt %d", final.Events[0], want+1)
 			}
 		})
+	}
+}
+
+// TestPipelinedDelivery: an event accepted while the callback ahead of it is
+// in flight has its callback scheduled at once, marked to wait for that one
+// (After), and TOP still gets them in order.
+func TestPipelinedDelivery(t *testing.T) {
+	h := newHarness(t)
+	h.startAttributes(fsm.StatePreInsured)
+	h.holdUntilCalled(1, 2)
+	events := lifecycle()
+	h.report(0, events[0])
+	h.report(0, events[1])
+	h.report(time.Minute, events[2])
+	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour, Pipeline: true}})
+
+	// #1 and #2 run at once, so their calls may come in either order;
+	// what reaches TOP may not.
+	if got, want := h.deliveries(), []string{"1/1", "2/1", "3/1"}; !slices.Equal(sorted(got), want) {
+		t.Fatalf("deliveries = %v, want %v", got, want)
+	}
+	if got, want := h.sent, []string{"1/1", "2/1", "3/1"}; !slices.Equal(got, want) {
+		t.Fatalf("sent to TOP = %v, want %v", got, want)
+	}
+	c := h.calls
+	slices.SortStableFunc(c, func(a, b deliverCall) int { return int(a.Seq - b.Seq) })
+	if c[0].Input.After != 0 || c[1].Input.After != 1 || c[2].Input.After != 0 {
+		t.Errorf("after = %d, %d, %d; want 0, 1 (pipelined behind #1), 0", c[0].Input.After, c[1].Input.After, c[2].Input.After)
+	}
+	if c[1].At != 0 {
+		t.Errorf("callback #2 scheduled at %v, want at once (while #1 was in flight)", c[1].At)
+	}
+	// #2 is delivered as if #1 were: its own state is the FIFO from #2 on.
+	if got := [2]string{c[1].Input.CallbackState, c[1].Input.CallbackStateAfter}; got != [2]string{"idle", "idle"} {
+		t.Errorf("callback #2 state before/after = %v, want idle/idle", got)
+	}
+	final := h.result()
+	for _, e := range final.Events {
+		if e.Callback != EventDelivered || e.Attempts != 1 {
+			t.Errorf("event %d = %s after %d attempts, want delivered on the first", e.Seq, e.Callback, e.Attempts)
+		}
+	}
+}
+
+// TestNoPipeliningUnlessTheSettingsSayPipeline: a run started without
+// Settings.Pipeline (as every run started before pipelining existed)
+// schedules a callback only once the one ahead has completed, as its
+// history says it did.
+func TestNoPipeliningUnlessTheSettingsSayPipeline(t *testing.T) {
+	h, _ := pipelinedHarness(t, serviceDown)
+	h.holdFn = nil // nothing would be scheduled behind #1 to wait for
+	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour}})
+
+	if got, want := h.deliveries(), []string{"1/1", "1/2", "2/1"}; !slices.Equal(got, want) {
+		t.Fatalf("deliveries = %v, want %v", got, want)
+	}
+	for _, c := range h.calls {
+		if c.Input.After != 0 {
+			t.Errorf("call %d/%d pipelined behind #%d", c.Seq, c.Attempt, c.Input.After)
+		}
+	}
+}
+
+// TestPipelinedBehindAFailure: when the callback ahead fails, the pipelined
+// one sends nothing (NotYet) and is scheduled again, with the same attempt
+// number, once the one ahead is delivered.
+func TestPipelinedBehindAFailure(t *testing.T) {
+	h, _ := pipelinedHarness(t, serviceDown)
+	h.run(PolicyInput{BizID: testBizID, Settings: Settings{IdleTimeout: time.Hour, Pipeline: true}})
+
+	got := h.deliveries()
+	if want := []string{"1/1", "2/1", "1/2", "2/1"}; len(got) != 4 || !slices.Equal(sorted(got[:2]), want[:2]) || !slices.Equal(got[2:], want[2:]) {
+		t.Fatalf("deliveries = %v, want %v (the first two in either order)", got, want)
+	}
+	if got, want := h.sent, []string{"1/1", "1/2", "2/1"}; !slices.Equal(got, want) {
+		t.Fatalf("sent to TOP = %v, want %v", got, want)
+	}
+	var second []deliverCall
+	for _, c := range h.calls {
+		if c.Seq == 2 {
+			second = append(second, c)
+		}
+	}
+	if len(second) != 2 || second[0].Input.After != 1 || second[1].Input.After != 0 || second[1].At != time.Second {
+		t.Errorf("callback #2 calls = %+v, want pipelined behind #1, then scheduled after #1's retry at 1s", second)
+	}
+	final := h.result()
+	if e := final.Events[1]; e.Callback != EventDelivered || e.Attempts != 1 {
+		t.Errorf("event 2 = %s after %d attempts, want delivered on its first", e.Callback, e.Attempts)
+	}
+}
+
+// pipelinedHarness reports the first two events at once, #1's first
+// attempt ending in outcome once #2 has been scheduled behind it.
+func pipelinedHarness(t *testing.T, outcome top.Outcome) (*harness, []insurance.Result) {
+	h := newHarness(t)
+	h.startAttributes(fsm.StatePreInsured)
+	h.holdUntilCalled(1, 2)
+	h.fail(1, outcome)
+	events := lifecycle()
+	h.report(0, events[0])
+	h.report(0, events[1])
+	return h, events
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// TestContinueAsNewBehindAPipelinedCallback: the head parks while the
+// callback behind it is pipelined; the run continues as new only once that
+// one has answered (NotYet), and hands both over, nothing sent twice or lost.
+func TestContinueAsNewBehindAPipelinedCallback(t *testing.T) {
+	h, events := pipelinedHarness(t, rejectedByTOP)
+	h.report(time.Minute, events[2]) // the third acceptance makes the run continue as new
+	h.run(PolicyInput{BizID: testBizID, Settings: Settings{ContinueAsNewAfter: 3, IdleTimeout: time.Hour, Pipeline: true}})
+
+	next := h.continuedWith()
+	if got := h.sent; !slices.Equal(got, []string{"1/1"}) {
+		t.Fatalf("sent to TOP = %v, want only #1's attempt", got)
+	}
+	if got := h.deliveries(); !slices.Equal(sorted(got), []string{"1/1", "2/1"}) {
+		t.Fatalf("deliveries = %v, want #1's attempt and #2 pipelined", got)
+	}
+	pending := next.Snapshot.PendingCallbacks
+	if len(pending) != 3 || pending[0].Seq != 1 || pending[0].State != EventParked ||
+		pending[1].Seq != 2 || pending[1].State != EventQueued || pending[1].Attempts != 0 || pending[2].Seq != 3 {
+		t.Fatalf("handed over %+v, want #1 parked, #2 queued without attempts, #3", pending)
 	}
 }

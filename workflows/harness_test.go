@@ -81,6 +81,15 @@ type harness struct {
 	failCall func(c deliverCall) error
 	recordFn func(activities.RecordInput) error
 
+	// sent is "seq/attempt" of each call that got as far as TOP, in the
+	// order they did; settled says how each seq's last call ended
+	// (delivered or not), which a pipelined call (In.After) waits for, as
+	// the real activity waits for the store. holdFn, if set, runs before a
+	// call's outcome (outside the lock), so a test can keep it in flight.
+	sent    []string
+	settled map[int64]bool
+	holdFn  func(c deliverCall)
+
 	upserts  []map[string]string // each UpsertTypedSearchAttributes call's values
 	upsertAt []time.Duration     // when each upsert happened, since the start
 	timers   []time.Duration
@@ -103,7 +112,7 @@ func newHarness(t *testing.T) *harness {
 	})
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(20 * time.Second)
-	h := &harness{t: t, env: env, start: env.Now(), outcomes: map[int64][]top.Outcome{}}
+	h := &harness{t: t, env: env, start: env.Now(), outcomes: map[int64][]top.Outcome{}, settled: map[int64]bool{}}
 
 	env.RegisterWorkflowWithOptions(Policy, workflow.RegisterOptions{Name: WorkflowName})
 	env.RegisterActivity(&activities.Activities{})
@@ -153,15 +162,95 @@ func (h *harness) deliver(ctx context.Context, in activities.DeliverInput) (acti
 			return activities.DeliverResult{}, err
 		}
 	}
+	if in.After == 0 {
+		h.settle(in.Seq, false, true) // in flight again
+	}
+	if in.After > 0 && !h.awaitSettled(in.After) {
+		return activities.DeliverResult{NotYet: true}, nil
+	}
+	if hold := h.holdFn; hold != nil {
+		hold(call)
+	}
+	h.mu.Lock()
+	h.sent = append(h.sent, fmt.Sprintf("%d/%d", in.Seq, attempt))
+	h.mu.Unlock()
 	if attempt <= len(script) {
+		h.settle(in.Seq, false, false)
 		return activities.DeliverResult{}, activities.OutcomeError(attempt, script[attempt-1])
 	}
+	h.settle(in.Seq, true, false)
 	return activities.DeliverResult{Attempt: attempt, TOPRequestID: fmt.Sprintf("top-%d-%d", in.Seq, attempt), DeliveredAt: now}, nil
+}
+
+// settle records how seq's last attempt ended, or with running that one
+// is in flight, as the store's event row would say.
+func (h *harness) settle(seq int64, delivered, running bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if running {
+		delete(h.settled, seq)
+		return
+	}
+	h.settled[seq] = delivered
+}
+
+// awaitSettled is the store's gate as the activity sees it: true once seq
+// is delivered, false once its last attempt failed, waiting (in real time,
+// as the activity mocks run on their own goroutines) while it runs.
+func (h *harness) awaitSettled(seq int64) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		h.mu.Lock()
+		delivered, ended := h.settled[seq]
+		h.mu.Unlock()
+		if ended {
+			return delivered
+		}
+	}
+	h.t.Errorf("pipelined call waited 5 s for seq %d", seq)
+	return false
+}
+
+// calledFor reports whether a DeliverCallback call for seq has been made.
+func (h *harness) calledFor(seq int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.calls {
+		if c.Seq == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// holdUntilCalled keeps seq's first attempt in flight until a call for
+// next has been made (in real time, up to 5 s), so next is accepted and
+// scheduled while seq is in flight.
+func (h *harness) holdUntilCalled(seq, next int64) {
+	h.holdFn = func(c deliverCall) {
+		if c.Seq != seq || c.Attempt != 1 {
+			return
+		}
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if h.calledFor(next) {
+				return
+			}
+		}
+	}
 }
 
 func (h *harness) record(_ context.Context, in activities.RecordInput) error {
 	h.mu.Lock()
 	h.records = append(h.records, in)
+	if c := in.Callback; c != nil {
+		// An operator's retry puts the callback back in the queue, a skip
+		// settles it: what a pipelined call behind it sees.
+		switch c.Callback {
+		case "queued":
+			delete(h.settled, c.Seq)
+		case "skipped":
+			h.settled[c.Seq] = true
+		}
+	}
 	fn := h.recordFn
 	h.mu.Unlock()
 	if fn != nil {

@@ -146,8 +146,8 @@ func TestImportRefusesLikeALiveReport(t *testing.T) {
 	if o := first.importResult(t).Outcomes[0].Refusal; o.Transition == nil || o.Transition.State != fsm.StateNew {
 		t.Errorf("illegal transition details = %+v", o)
 	}
-	if got := h.deliveries(); !slices.Equal(got, []string{"2/1", "3/1"}) {
-		t.Fatalf("deliveries = %v, want the two queued events", got)
+	if got := h.sent; !slices.Equal(got, []string{"2/1", "3/1"}) {
+		t.Fatalf("sent to TOP = %v, want the two queued events", got)
 	}
 }
 

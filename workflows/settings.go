@@ -105,7 +105,9 @@ func (e *EnvError) Error() string { return e.Variable + ": " + e.Problem }
 // field, named as the field's JSON name in upper case: RETRY_INITIAL_INTERVAL,
 // RETRY_BACKOFF, RETRY_MAX_INTERVAL, RETRY_BUDGET, IDLE_TIMEOUT,
 // EMPTY_RUN_GRACE, NOTIFY_RETRY_BUDGET (durations such as 30s or 24h), CONTINUE_AS_NEW_AFTER (a
-// count). An unset or blank variable leaves its field zero, i.e. the default.
+// count). An unset or blank variable leaves its field zero, i.e. the default;
+// but Pipeline is on unless PIPELINE_DELIVERY says false, and Notify follows
+// NOTIFY_URL.
 //
 // Every process that starts policy runs (the worker's ingress, the starter
 // CLI) reads its settings here, so runs started by any of them behave alike.
@@ -140,6 +142,15 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	// Runs notify when the process starting them has NOTIFY_URL: the
 	// worker's ingress and the starter read the same configuration.
 	s.Notify = value("NOTIFY_URL") != ""
+	s.Pipeline = true
+	if v := value("PIPELINE_DELIVERY"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, &EnvError{Variable: "PIPELINE_DELIVERY", Problem: fmt.Sprintf("%q is not true or false", v)})
+		} else {
+			s.Pipeline = on
+		}
+	}
 	if v := value("RETRY_BACKOFF"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 1 {

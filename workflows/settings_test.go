@@ -16,7 +16,7 @@ func TestSettingsFromEnv(t *testing.T) {
 		wantVars []string
 		wantMsg  string
 	}{
-		{name: "nothing set: all defaults", env: nil, want: Settings{}},
+		{name: "nothing set: all defaults, pipelining on", env: nil, want: Settings{Pipeline: true}},
 		{
 			name: "every variable",
 			env: map[string]string{
@@ -27,6 +27,7 @@ func TestSettingsFromEnv(t *testing.T) {
 				"IDLE_TIMEOUT":           "168h",
 				"EMPTY_RUN_GRACE":        "90s",
 				"CONTINUE_AS_NEW_AFTER":  "200",
+				"PIPELINE_DELIVERY":      "false",
 			},
 			want: Settings{RetryInitialInterval: 2 * time.Second, RetryBackoff: 1.5, RetryMaxInterval: 10 * time.Minute,
 				RetryBudget: 48 * time.Hour, IdleTimeout: 168 * time.Hour, EmptyRunGrace: 90 * time.Second, ContinueAsNewAfter: 200},
@@ -34,7 +35,7 @@ func TestSettingsFromEnv(t *testing.T) {
 		{
 			name: "blank values are unset",
 			env:  map[string]string{"RETRY_BUDGET": "  ", "EMPTY_RUN_GRACE": " 30s "},
-			want: Settings{EmptyRunGrace: 30 * time.Second},
+			want: Settings{EmptyRunGrace: 30 * time.Second, Pipeline: true},
 		},
 		{
 			name:     "not a duration",
@@ -52,6 +53,12 @@ func TestSettingsFromEnv(t *testing.T) {
 			name:     "every bad variable is named",
 			env:      map[string]string{"RETRY_BUDGET": "soon", "CONTINUE_AS_NEW_AFTER": "-5", "RETRY_BACKOFF": "0.5"},
 			wantVars: []string{"RETRY_BUDGET", "RETRY_BACKOFF", "CONTINUE_AS_NEW_AFTER"},
+		},
+		{
+			name:     "pipelining is not a boolean",
+			env:      map[string]string{"PIPELINE_DELIVERY": "sometimes"},
+			wantVars: []string{"PIPELINE_DELIVERY"},
+			wantMsg:  `PIPELINE_DELIVERY: "sometimes" is not true or false`,
 		},
 		{
 			name:     "count is not a number",

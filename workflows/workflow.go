@@ -2,8 +2,10 @@
 // workflow per policy (ID "policy-<biz_id>") that accepts insurance-result
 // events through the "report" update, enforces the lifecycle with the fsm
 // package, and delivers each accepted event's callback to TOP exactly in
-// acceptance order, one at a time, retrying durably and parking a callback
-// for an operator when no retry can help. api.go is its contract with the
+// acceptance order, one TOP call at a time (the next callback's activity
+// may already be waiting in the worker for its turn: see pipelineNext),
+// retrying durably and parking a callback for an operator when no retry
+// can help. api.go is its contract with the
 // rest of the project; this file holds the workflow's shape (setup, main
 // loop, lifetime), handlers.go the updates and the query, delivery.go the
 // callback FIFO, and visibility.go what the Temporal UI shows.
@@ -136,6 +138,10 @@ type policy struct {
 	importSettled bool
 
 	searchAttrs map[string]string // the values the workflow's search attributes hold now
+
+	// ahead is the callback scheduled behind the head while the head was
+	// in flight (see pipelineNext), until deliverHead takes it over.
+	ahead *pipelined
 }
 
 // setup restores the policy from in.Snapshot (or starts it new), sets the
@@ -314,7 +320,9 @@ func (p *policy) loop(ctx workflow.Context) (Status, error) {
 			p.syncSearchAttributes(ctx)
 			p.logger.Info("policy workflow completing", "state", p.lifecycle.State(), "last_seq", p.lastSeq)
 			return p.status(), nil
-		case p.continueAsNewDue(ctx):
+		case p.continueAsNewDue(ctx) && !p.aheadIsHead():
+			// A pipelined head is delivered first (below): its attempt is
+			// under way. Nothing is pipelined once continue-as-new is due.
 			return p.continueAsNew(ctx)
 		case p.parked && p.lastSeq > p.storedThrough:
 			p.recordAcceptedWhileParked(ctx)
@@ -327,6 +335,12 @@ func (p *policy) loop(ctx workflow.Context) (Status, error) {
 			p.syncSearchAttributes(ctx)
 		}
 	}
+}
+
+// aheadIsHead reports whether the head is queued and its attempt was
+// pipelined behind the callback delivered before it.
+func (p *policy) aheadIsHead() bool {
+	return p.ahead != nil && p.headIs(EventQueued) && p.fifo[0].Seq == p.ahead.seq
 }
 
 // ready reports whether the main loop has a step to take.
@@ -434,12 +448,17 @@ func (p *policy) continueAsNewDue(ctx workflow.Context) bool {
 }
 
 // continueAsNew hands the policy to a new run. It is only called between
-// deliveries, so no activity is in flight and the FIFO holds only queued
-// callbacks and perhaps a parked head. The SDK copies the run's current
-// search attributes (upserts included) into the continue-as-new command, so
-// the next run starts with them and only upserts what it changes.
+// deliveries, so the FIFO holds only queued callbacks and perhaps a parked
+// head, and no activity is in flight but perhaps a pipelined one behind a
+// parked head, which the run waits for: it sends nothing while the head is
+// not settled, and the next run schedules that callback again. The SDK
+// copies the run's current search attributes (upserts included) into the
+// continue-as-new command, so the next run starts with them and only
+// upserts what it changes.
 func (p *policy) continueAsNew(ctx workflow.Context) (Status, error) {
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+	if err := workflow.Await(ctx, func() bool {
+		return workflow.AllHandlersFinished(ctx) && (p.ahead == nil || p.ahead.fut.IsReady())
+	}); err != nil {
 		return p.status(), err
 	}
 	snapshot := p.snapshot()
