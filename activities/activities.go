@@ -255,12 +255,14 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (res 
 			"biz_id", in.BizID, "seq", in.Seq, "after", in.After, "turn", turn.String())
 		return DeliverResult{NotYet: true}, nil
 	}
-	started := a.now()
-	sctx, end := a.span(ctx, "store.BeginDelivery")
-	grant, err := a.Store.BeginDelivery(sctx, policy, event, attempt, began, started)
-	end(err)
+	lease := a.leaseFor(ctx)
+	started, grant, err := a.begin(ctx, policy, event, attempt, began, lease)
 	if err != nil {
 		return DeliverResult{}, a.storeFailure(attempt, "record event", err)
+	}
+	if grant.Busy != nil {
+		return DeliverResult{}, superseded(attempt, "Temporal gave up on this attempt while it waited for attempt "+
+			fmt.Sprint(grant.Busy.Attempt)+" of seq "+fmt.Sprint(grant.Busy.Seq)+" to end")
 	}
 	switch {
 	case grant.Delivered != nil:
@@ -284,6 +286,31 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (res 
 	}
 	attempt = grant.Attempt
 	hb.set(attempt)
+	// The attempt holds a lease while it may call TOP (see
+	// store.LeaseAttempt): renewed with each heartbeat tick, ended here if
+	// it stops without an outcome on record, so another attempt of this
+	// callback or the next one's need not wait for it to lapse.
+	recorded := false
+	if lease > 0 {
+		hb.renew(func() {
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeWriteTimeout)
+			defer cancel()
+			if err := a.Store.LeaseAttempt(lctx, in.BizID, in.Seq, attempt, a.now().Add(lease)); err != nil {
+				a.logger().WarnContext(ctx, "could not renew the attempt's lease", "biz_id", in.BizID, "seq", in.Seq, "attempt", attempt, "error", err)
+			}
+		})
+		defer func() {
+			hb.renew(nil)
+			if recorded {
+				return
+			}
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeWriteTimeout)
+			defer cancel()
+			if err := a.Store.LeaseAttempt(lctx, in.BizID, in.Seq, attempt, time.Time{}); err != nil {
+				a.logger().WarnContext(ctx, "could not end the attempt's lease; it lapses", "biz_id", in.BizID, "seq", in.Seq, "attempt", attempt, "error", err)
+			}
+		}()
+	}
 	if ctx.Err() != nil {
 		return DeliverResult{}, superseded(attempt, "Temporal gave up on this attempt before it called TOP")
 	}
@@ -359,6 +386,7 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (res 
 	if err != nil {
 		return DeliverResult{}, a.storeFailure(attempt, "record attempt", err)
 	}
+	recorded = true
 
 	level := slog.LevelInfo
 	if out.Class != top.ClassDelivered {
@@ -436,9 +464,20 @@ type heartbeater struct {
 	phase   atomic.Value // string: PhaseCalling or PhaseWaitingRateLimit
 	on      bool         // heartbeats are sent: the activity has a heartbeat timeout
 	stop    func()
+	// renewal, when set, runs with each tick: it renews the attempt's lease.
+	renewal atomic.Pointer[func()]
 }
 
 func (h *heartbeater) set(attempt int) { h.attempt.Store(int64(attempt)) }
+
+// renew has f run with each tick from now on; nil stops it.
+func (h *heartbeater) renew(f func()) {
+	if f == nil {
+		h.renewal.Store(nil)
+		return
+	}
+	h.renewal.Store(&f)
+}
 
 // details are what each heartbeat carries: the attempt number (which the
 // workflow reads back after a timeout) and the phase (which the status
@@ -483,6 +522,9 @@ func (a *Activities) heartbeat(ctx context.Context, attempt int) *heartbeater {
 				// The SDK batches these and sends at most one per 80% of the
 				// heartbeat timeout, so ticking faster costs no RPCs.
 				activity.RecordHeartbeat(ctx, h.details()...)
+				if f := h.renewal.Load(); f != nil {
+					(*f)()
+				}
 			}
 		}
 	})

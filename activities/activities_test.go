@@ -660,8 +660,11 @@ func TestDeliverCallbackOutcomeReplacesStartedRow(t *testing.T) {
 
 // TestDeliverCallbackRecordsOutcomeOfCancelledAttempt: when Temporal
 // cancels an attempt during the call (its heartbeat found it timed out, or
-// the workflow went away), the call still happened and its outcome is still
-// recorded; the row must not stay "started", which means the worker died.
+// the workflow went away), the request is at TOP already: the call is
+// carried to TOP's answer, which is recorded, so the next attempt finds the
+// callback delivered. An abandoned call left the row "retrying" while TOP
+// still acted on the request, and the next attempt (a resumed run's) sent
+// it again, after the callback behind it (TestSweeperResumesStoppedRuns).
 func TestDeliverCallbackRecordsOutcomeOfCancelledAttempt(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -669,20 +672,22 @@ func TestDeliverCallbackRecordsOutcomeOfCancelledAttempt(t *testing.T) {
 	f.env.SetWorkerOptions(worker.Options{BackgroundActivityContext: ctx})
 	f.acts.TOP = callTOP(func(ctx context.Context, _ insurance.Result) top.Outcome {
 		cancel()
-		<-ctx.Done()
-		return top.Outcome{Class: top.ClassRetryable, Detail: "abandoned by caller: " + context.Cause(ctx).Error()}
+		select {
+		case <-ctx.Done():
+			return top.Outcome{Class: top.ClassRetryable, Detail: "abandoned by caller: " + context.Cause(ctx).Error()}
+		case <-time.After(100 * time.Millisecond): // TOP answers
+			return top.Outcome{Class: top.ClassDelivered, RequestID: "top-1"}
+		}
 	})
-	_, err := f.deliver(input(0))
-	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != ErrorTypeRetryable {
-		t.Fatalf("error = %v, want the retryable outcome, not a store failure", err)
+	if _, err := f.deliver(input(0)); err != nil {
+		t.Fatalf("DeliverCallback: %v, want TOP's answer", err)
 	}
 	attempts := f.attempts()
-	if len(attempts) != 1 || attempts[0].Class != "retryable" || attempts[0].Detail != "abandoned by caller: context canceled" {
-		t.Fatalf("attempts = %+v, want attempt 1 recorded as retryable", attempts)
+	if len(attempts) != 1 || attempts[0].Class != "delivered" || attempts[0].TOPRequestID != "top-1" {
+		t.Fatalf("attempts = %+v, want attempt 1 recorded as delivered", attempts)
 	}
-	if e := f.events()[0]; e.Callback != "retrying" || e.LastClass != "retryable" {
-		t.Errorf("event = %+v, want retrying after the abandoned call", e)
+	if e := f.events()[0]; e.Callback != "delivered" {
+		t.Errorf("event = %+v, want delivered", e)
 	}
 }
 

@@ -245,7 +245,14 @@ func (a *Activities) call(ctx context.Context, r insurance.Result, hb *heartbeat
 	if err := fence(); err != nil {
 		return top.Outcome{Class: top.ClassRetryable, Detail: "not sent: " + err.Error()}, false
 	}
-	out = a.TOP.Callback(ctx, r)
+	// Once sent, the request is TOP's: cancelling ctx (Temporal gave up on
+	// the attempt, or its run was stopped) would only stop listening, and
+	// TOP may still act on it. So the call is carried to its answer,
+	// bounded by the client's own call timeout, and the answer recorded:
+	// an attempt of the same callback, or the next one's, waits for it
+	// (see lease.go) and finds the truth in the store, rather than
+	// reaching TOP while this one is still there.
+	out = a.TOP.Callback(context.WithoutCancel(ctx), r)
 	if out.Class == top.ClassRateLimited && a.Limiter != nil {
 		a.Limiter.metrics.TOPRateLimited(out.SubCode)
 	}

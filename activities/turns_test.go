@@ -225,3 +225,53 @@ func TestTurnsWakesEveryWaiter(t *testing.T) {
 		t.Fatal("a nil Turns watched")
 	}
 }
+
+// TestAttemptsKeepToOneAtTOP is the worker's half of what
+// TestSweeperResumesStoppedRuns found: a run stopped from Temporal leaves
+// its attempt of seq 1 at TOP, and the run that resumed the policy sends
+// seq 1 and then seq 2. Neither reaches TOP until the stopped run's attempt
+// ends (its lease, see lease.go): then seq 1 is found delivered, and seq 2
+// follows it. Both with the worker waking the waiters (Turns) and with the
+// store telling them.
+func TestAttemptsKeepToOneAtTOP(t *testing.T) {
+	for _, turns := range []*Turns{NewTurns(), nil} {
+		t.Run(fmt.Sprintf("turns=%v", turns != nil), func(t *testing.T) {
+			f := newFixture(t)
+			g := newGatedTOP()
+			f.acts.TOP = g
+			f.acts.Turns = turns
+			stopped := f.run(input(0))
+			if s := <-g.reached; s != insurance.StagePreInsure {
+				t.Fatalf("first call was stage %v", s)
+			}
+			resumed := f.run(input(1)) // the new run counts the stopped run's attempt
+			next := pipelinedInput()
+			next.After = 0 // scheduled once the new run saw seq 1 delivered
+			second := f.run(next)
+			select {
+			case s := <-g.reached:
+				t.Fatalf("stage %v reached TOP while the stopped run's seq 1 was there", s)
+			case <-time.After(300 * time.Millisecond):
+			}
+			g.release <- top.Outcome{Class: top.ClassDelivered, RequestID: "top-1"}
+			for name, done := range map[string]<-chan error{"stopped": stopped, "resumed": resumed} {
+				if err := wait(t, done); err != nil {
+					t.Fatalf("%s run's seq 1: %v", name, err)
+				}
+			}
+			if s := <-g.reached; s != insurance.StageUnderwrite {
+				t.Fatalf("next call was stage %v", s)
+			}
+			g.release <- top.Outcome{Class: top.ClassDelivered, RequestID: "top-2"}
+			if err := wait(t, second); err != nil {
+				t.Fatalf("seq 2: %v", err)
+			}
+			if got, want := g.sent(), []int{int(insurance.StagePreInsure), int(insurance.StageUnderwrite)}; !slices.Equal(got, want) {
+				t.Fatalf("TOP got stages %v, want %v: each once, in order", got, want)
+			}
+			if got := f.attempts(); len(got) != 2 || got[0].Seq != 1 || got[0].Class != "delivered" || got[1].Seq != 2 || got[1].Class != "delivered" {
+				t.Fatalf("attempts = %+v; want one delivered attempt of each", got)
+			}
+		})
+	}
+}

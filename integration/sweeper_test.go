@@ -22,12 +22,25 @@ import (
 // lacks (a terminated run never recorded its queued event). Before the
 // sweeper the second callback waited for the policy's next event, which
 // need never come.
+//
+// TOP takes 4 s over the stopped run's callback, longer than the sweeper
+// takes to resume the policy (a sweep a second), so the new run's attempt
+// of seq 1 always begins while the stopped run's is still at TOP. Before
+// attempts held leases (store.LeaseAttempt) TOP got seq 1 from both runs,
+// the second time after seq 2 (pre_insure, underwrite, pre_insure): with
+// 1.5 s of latency, 3 of ~8 runs failed so once pipelined delivery made the
+// new run faster, and with 4 s every run did, with or without it.
 func TestSweeperResumesStoppedRuns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const queue = "sweeper-it"
 	url := extraWorker(ctx, t, "sweeper-worker", append([]string{
 		"TASK_QUEUE=" + queue, "SWEEP_INTERVAL=1s", "EMPTY_RUN_GRACE=2s",
+		// Longer than topsim's latency: the stopped run's call is answered,
+		// not abandoned by its client (a request the client gave up on can
+		// still be processed by TOP later; nothing a client does can order
+		// that one).
+		"TOP_CALL_TIMEOUT=10s",
 	}, env.NotifyEnv()...))
 	t.Cleanup(func() { clearFaults(t) })
 	// Nothing else in the suite asks for eager workflow start.
@@ -35,7 +48,7 @@ func TestSweeperResumesStoppedRuns(t *testing.T) {
 	for _, how := range []string{"cancel", "terminate"} {
 		t.Run(how, func(t *testing.T) {
 			bizID := newBizID("SWP")
-			setFaults(t, `{"latency":"1500ms"}`)
+			setFaults(t, `{"latency":"4s"}`)
 			reportVia(t, url, event(bizID, 1, 1, 0))
 			reportVia(t, url, event(bizID, 2, 1, 1)) // queued behind seq 1, which is at topsim
 			desc, err := env.Temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
@@ -57,9 +70,19 @@ func TestSweeperResumesStoppedRuns(t *testing.T) {
 				return len(got) >= 2, fmt.Sprintf("%d callbacks at topsim", len(got))
 			})
 			waitNotifications(t, bizID, []string{"1:callback.delivered", "2:callback.delivered"})
+			// The stopped run's request is answered 4 s after it arrived;
+			// count once topsim has answered everything.
+			eventually(t, 30*time.Second, "topsim answered every request", func() (bool, string) {
+				st := getSimStats(t)
+				return st.InFlight == 0, fmt.Sprintf("%d in flight", st.InFlight)
+			})
 			got := simCallbacks(t, bizID)
-			if len(got) != 2 {
-				t.Fatalf("%d callbacks at topsim, want 2 (each once): %+v", len(got), got)
+			if len(got) != 2 || got[0].StageName != "pre_insure" || got[1].StageName != "underwrite" {
+				var seen []string
+				for _, r := range got {
+					seen = append(seen, r.StageName+" "+r.RequestID)
+				}
+				t.Fatalf("callbacks at topsim: %v; want pre_insure then underwrite, each once", seen)
 			}
 			// The resumed run completes once the policy is quiet (the empty
 			// run grace), and the sweeper leaves a completed run alone.

@@ -28,6 +28,22 @@ type Grant struct {
 	// Temporal has retried it, so it must not call TOP (a late duplicate,
 	// possibly after the next event's callback).
 	Superseded bool
+	// Busy is set when another attempt, of this callback or of the one
+	// ahead of it, may still be at TOP (its lease has not lapsed): this one
+	// must not call TOP beside it, and nothing was recorded for it; it asks
+	// again once that attempt ends, or by Busy.Until.
+	Busy *Busy
+}
+
+// Busy is the attempt in the way of a Grant: one that was granted, has no
+// outcome yet and is still alive (see LeaseAttempt). It is how a run
+// stopped from Temporal and the run that resumed its policy keep to one
+// callback at TOP at a time: the stopped run's attempt runs on in its
+// worker, and nothing told the new run it is there.
+type Busy struct {
+	Seq     int64 // the callback: the asking attempt's, or the one ahead of it
+	Attempt int
+	Until   time.Time // when its lease lapses unless it is renewed
 }
 
 // Delivery is a recorded delivered attempt.
@@ -43,6 +59,11 @@ type Delivery struct {
 //   - a delivered or skipped callback gets Delivered or Skipped, and
 //     nothing is written: TOP has the event, or an operator decided it
 //     must not get it;
+//   - an attempt of this callback or of the one ahead of it (seq-1) that
+//     may still be at TOP (started, and its lease not lapsed by startedAt)
+//     makes this attempt Busy, and nothing is written: one callback of a
+//     policy at TOP at a time, in order, even when two runs' attempts
+//     overlap;
 //   - an attempt row started after began (when this attempt began, before
 //     its first store write) makes this attempt Superseded, and nothing is
 //     written;
@@ -51,17 +72,19 @@ type Delivery struct {
 //     requested is taken: a number is never used twice, even when the
 //     workflow's count fell behind (an attempt that timed out before it
 //     could heartbeat its number). Lower numbers that never got a row get
-//     ClassLost rows, as StartAttempt does.
+//     ClassLost rows, as StartAttempt does. aliveFor is its lease: how long
+//     after startedAt it holds off other attempts unless renewed (see
+//     LeaseAttempt); zero gives it none.
 //
 // The event must have been recorded; otherwise the error wraps ErrNotFound.
-func (s *Store) BeginAttempt(ctx context.Context, bizID string, seq int64, requested int, began, startedAt time.Time) (Grant, error) {
+func (s *Store) BeginAttempt(ctx context.Context, bizID string, seq int64, requested int, began, startedAt time.Time, aliveFor time.Duration) (Grant, error) {
 	a := Attempt{BizID: bizID, Seq: seq, Attempt: requested, StartedAt: startedAt, Class: ClassStarted}
 	if err := validateAttempt(a); err != nil {
 		return Grant{}, fmt.Errorf("begin attempt %d of biz_id %q seq %d: %w", requested, bizID, seq, err)
 	}
 	var g Grant
 	err := s.inTx(ctx, func(tx *sqlx.Tx) (err error) {
-		g, err = beginAttemptTx(ctx, tx, bizID, seq, requested, began, startedAt)
+		g, err = beginAttemptTx(ctx, tx, bizID, seq, requested, began, startedAt, aliveFor)
 		return err
 	})
 	if err != nil {
@@ -71,7 +94,7 @@ func (s *Store) BeginAttempt(ctx context.Context, bizID string, seq int64, reque
 }
 
 // beginAttemptTx is BeginAttempt's reads and writes, in tx.
-func beginAttemptTx(ctx context.Context, tx *sqlx.Tx, bizID string, seq int64, requested int, began, startedAt time.Time) (Grant, error) {
+func beginAttemptTx(ctx context.Context, tx *sqlx.Tx, bizID string, seq int64, requested int, began, startedAt time.Time, aliveFor time.Duration) (Grant, error) {
 	var ev struct {
 		Callback    string        `db:"callback"`
 		DeliveredAt sql.NullInt64 `db:"delivered_at"`
@@ -83,17 +106,34 @@ func beginAttemptTx(ctx context.Context, tx *sqlx.Tx, bizID string, seq int64, r
 	if err != nil {
 		return Grant{}, fmt.Errorf("look up event: %w", err)
 	}
-	var rows []struct {
-		Attempt      int    `db:"attempt"`
-		StartedAt    int64  `db:"started_at"`
-		Class        string `db:"class"`
-		TOPRequestID string `db:"top_request_id"`
-		DurationUS   int64  `db:"duration_us"`
+	// This callback's attempts, and those of the one ahead that may still
+	// be at TOP, in one read.
+	var all []struct {
+		Seq          int64         `db:"seq"`
+		Attempt      int           `db:"attempt"`
+		StartedAt    int64         `db:"started_at"`
+		Class        string        `db:"class"`
+		TOPRequestID string        `db:"top_request_id"`
+		DurationUS   int64         `db:"duration_us"`
+		AliveUntil   sql.NullInt64 `db:"alive_until"`
 	}
-	if err := tx.SelectContext(ctx, &rows, tx.Rebind(
-		`SELECT attempt, started_at, class, top_request_id, duration_us FROM attempts
-		WHERE biz_id = ? AND seq = ? ORDER BY attempt`), bizID, seq); err != nil {
+	if err := tx.SelectContext(ctx, &all, tx.Rebind(
+		`SELECT seq, attempt, started_at, class, top_request_id, duration_us, alive_until FROM attempts
+		WHERE biz_id = ? AND (seq = ? OR (seq = ? AND class = ? AND alive_until > ?)) ORDER BY seq DESC, attempt`),
+		bizID, seq, seq-1, ClassStarted, micros(startedAt)); err != nil {
 		return Grant{}, fmt.Errorf("read recorded attempts: %w", err)
+	}
+	rows := all[:0:0]
+	var busy *Busy
+	for _, r := range all {
+		if r.Seq == seq {
+			rows = append(rows, r)
+		}
+		if r.Class == ClassStarted && r.AliveUntil.Valid && r.AliveUntil.Int64 > micros(startedAt) {
+			if until := fromMicros(r.AliveUntil.Int64); busy == nil || until.After(busy.Until) {
+				busy = &Busy{Seq: r.Seq, Attempt: r.Attempt, Until: until}
+			}
+		}
 	}
 	switch ev.Callback {
 	case "delivered":
@@ -112,6 +152,13 @@ func beginAttemptTx(ctx context.Context, tx *sqlx.Tx, bizID string, seq int64, r
 		// An imported event was reported by the system insuranceflow
 		// replaced: it is never sent.
 		return Grant{Skipped: true}, nil
+	}
+	if busy != nil {
+		// Before the superseded check: an attempt that began after this one
+		// may be one a stopped run left running (not this one's retry), and
+		// once it ends this one finds the callback delivered, or is
+		// superseded then.
+		return Grant{Busy: busy}, nil
 	}
 	highest := 0
 	recorded := make(map[int]bool, len(rows))
@@ -140,6 +187,11 @@ func beginAttemptTx(ctx context.Context, tx *sqlx.Tx, bizID string, seq int64, r
 			return Grant{}, fmt.Errorf("insert %s attempt %d: %w", class, k, err)
 		}
 	}
+	if aliveFor > 0 {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(setAliveUntil), micros(startedAt.Add(aliveFor)), bizID, seq, n, ClassStarted); err != nil {
+			return Grant{}, fmt.Errorf("lease attempt %d: %w", n, err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, tx.Rebind(updateEventAttemptCount), n, n, bizID, seq); err != nil {
 		return Grant{}, fmt.Errorf("update event: %w", err)
 	}
@@ -151,7 +203,7 @@ func beginAttemptTx(ctx context.Context, tx *sqlx.Tx, bizID string, seq int64, r
 // call TOP. One transaction is one commit (one fsync with SQLite) on the
 // path from an event's acceptance to its callback, instead of two; the
 // answers and the rows written are those of the two calls made in turn.
-func (s *Store) BeginDelivery(ctx context.Context, p Policy, e Event, requested int, began, startedAt time.Time) (Grant, error) {
+func (s *Store) BeginDelivery(ctx context.Context, p Policy, e Event, requested int, began, startedAt time.Time, aliveFor time.Duration) (Grant, error) {
 	a := Attempt{BizID: e.BizID, Seq: e.Seq, Attempt: requested, StartedAt: startedAt, Class: ClassStarted}
 	if a.BizID == "" {
 		a.BizID = p.BizID
@@ -168,13 +220,34 @@ func (s *Store) BeginDelivery(ctx context.Context, p Policy, e Event, requested 
 		if err := recordEventsTx(ctx, tx, p, events, nil); err != nil {
 			return err
 		}
-		g, err = beginAttemptTx(ctx, tx, a.BizID, a.Seq, requested, began, startedAt)
+		g, err = beginAttemptTx(ctx, tx, a.BizID, a.Seq, requested, began, startedAt, aliveFor)
 		return err
 	})
 	if err != nil {
 		return Grant{}, fmt.Errorf("begin delivery of biz_id %q seq %d: %w", a.BizID, a.Seq, err)
 	}
 	return g, nil
+}
+
+// setAliveUntil leases a started attempt; NULL ends its lease.
+const setAliveUntil = `UPDATE attempts SET alive_until = ? WHERE biz_id = ? AND seq = ? AND attempt = ? AND class = ?`
+
+// LeaseAttempt moves a started attempt's lease (see BeginAttempt) to until,
+// or ends it when until is zero. A granted attempt renews it while it runs,
+// so other attempts wait for it however long its TOP call takes, and ends
+// it when it stops without an outcome on record (it gave up before TOP, or
+// could not record TOP's answer), so they need not wait for the lease to
+// lapse. A worker that dies renews nothing: its lease lapses. An attempt
+// with an outcome has no lease to move, and this does nothing to it.
+func (s *Store) LeaseAttempt(ctx context.Context, bizID string, seq int64, attempt int, until time.Time) error {
+	var v sql.NullInt64
+	if !until.IsZero() {
+		v = sql.NullInt64{Int64: micros(until), Valid: true}
+	}
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(setAliveUntil), v, bizID, seq, attempt, ClassStarted); err != nil {
+		return fmt.Errorf("lease attempt %d of biz_id %q seq %d: %w", attempt, bizID, seq, err)
+	}
+	return nil
 }
 
 // StillCurrent reports whether attempt may still call TOP: the event is

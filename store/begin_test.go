@@ -20,11 +20,11 @@ func TestBeginAttemptFences(t *testing.T) {
 		mustRecord(t, s, policy("F1"), event("F1", 1, 1, "pre_insured"), event("F1", 2, 2, "underwritten"))
 
 		stale := clock // the stale attempt began here, then its store writes stalled
-		g, err := s.BeginAttempt(ctx, "F1", 1, 2, clock.Add(10*time.Second), clock.Add(10*time.Second))
+		g, err := s.BeginAttempt(ctx, "F1", 1, 2, clock.Add(10*time.Second), clock.Add(10*time.Second), 0)
 		if err != nil || g.Attempt != 2 {
 			t.Fatalf("retry's BeginAttempt = %+v, %v; want attempt 2 granted", g, err)
 		}
-		g, err = s.BeginAttempt(ctx, "F1", 1, 1, stale, clock.Add(15*time.Second))
+		g, err = s.BeginAttempt(ctx, "F1", 1, 1, stale, clock.Add(15*time.Second), 0)
 		if err != nil || !g.Superseded || g.Attempt != 0 {
 			t.Fatalf("stale attempt's BeginAttempt = %+v, %v; want superseded", g, err)
 		}
@@ -49,7 +49,7 @@ func TestBeginAttemptFences(t *testing.T) {
 		if err != nil || events[1].Callback != "skipped" {
 			t.Fatalf("seq 2 after skip then park = %+v, %v; want skipped kept", events[1], err)
 		}
-		g, err = s.BeginAttempt(ctx, "F1", 2, 1, clock.Add(time.Minute), clock.Add(time.Minute))
+		g, err = s.BeginAttempt(ctx, "F1", 2, 1, clock.Add(time.Minute), clock.Add(time.Minute), 0)
 		if err != nil || !g.Skipped || g.Attempt != 0 {
 			t.Fatalf("BeginAttempt on a skipped callback = %+v, %v; want skipped, no attempt", g, err)
 		}
@@ -125,13 +125,13 @@ func TestBeginDeliveryIsRecordAndBegin(t *testing.T) {
 		s := newStore(t, b)
 		e := event("D1", 1, 1, "pre_insured")
 		e.Callback = "sending"
-		g, err := s.BeginDelivery(ctx, policy("D1"), e, 1, clock, clock)
+		g, err := s.BeginDelivery(ctx, policy("D1"), e, 1, clock, clock, 0)
 		if err != nil || g.Attempt != 1 || g.Superseded || g.Skipped || g.Delivered != nil {
 			t.Fatalf("first BeginDelivery = %+v, %v; want attempt 1 granted", g, err)
 		}
 		// The same event again (the next attempt) records nothing new and
 		// never hands out a number twice.
-		g, err = s.BeginDelivery(ctx, policy("D1"), e, 1, clock.Add(time.Second), clock.Add(time.Second))
+		g, err = s.BeginDelivery(ctx, policy("D1"), e, 1, clock.Add(time.Second), clock.Add(time.Second), 0)
 		if err != nil || g.Attempt != 2 {
 			t.Fatalf("second BeginDelivery = %+v, %v; want attempt 2", g, err)
 		}
@@ -143,7 +143,7 @@ func TestBeginDeliveryIsRecordAndBegin(t *testing.T) {
 			Duration: time.Millisecond, Class: ClassDelivered, TOPRequestID: "top-1"}); err != nil {
 			t.Fatal(err)
 		}
-		g, err = s.BeginDelivery(ctx, policy("D1"), e, 3, clock.Add(time.Minute), clock.Add(time.Minute))
+		g, err = s.BeginDelivery(ctx, policy("D1"), e, 3, clock.Add(time.Minute), clock.Add(time.Minute), 0)
 		if err != nil || g.Delivered == nil || g.Delivered.Attempt != 2 || g.Delivered.TOPRequestID != "top-1" || g.Attempt != 0 {
 			t.Fatalf("BeginDelivery after delivery = %+v, %v; want the delivery by attempt 2, nothing granted", g, err)
 		}
@@ -151,7 +151,7 @@ func TestBeginDeliveryIsRecordAndBegin(t *testing.T) {
 		other := e
 		other.RequestID = "r-other"
 		other.Seq = 1
-		if _, err := s.BeginDelivery(ctx, policy("D1"), other, 1, clock, clock); !errors.As(err, new(*EventConflictError)) {
+		if _, err := s.BeginDelivery(ctx, policy("D1"), other, 1, clock, clock, 0); !errors.As(err, new(*EventConflictError)) {
 			t.Fatalf("conflicting BeginDelivery: %v, want an EventConflictError", err)
 		}
 		if got, err := s.Attempts(ctx, "D1"); err != nil || len(got) != 2 {
@@ -175,7 +175,7 @@ func TestTurnAfter(t *testing.T) {
 		turn(1, TurnWait) // not recorded yet: its attempt has not begun
 		e := event("T1", 1, 1, "pre_insured")
 		e.Callback = "sending"
-		if _, err := s.BeginDelivery(ctx, policy("T1"), e, 1, clock, clock); err != nil {
+		if _, err := s.BeginDelivery(ctx, policy("T1"), e, 1, clock, clock, 0); err != nil {
 			t.Fatal(err)
 		}
 		turn(1, TurnWait) // in flight
@@ -184,7 +184,7 @@ func TestTurnAfter(t *testing.T) {
 			t.Fatal(err)
 		}
 		turn(1, TurnBlocked)
-		if _, err := s.BeginDelivery(ctx, policy("T1"), e, 2, clock.Add(time.Second), clock.Add(time.Second)); err != nil {
+		if _, err := s.BeginDelivery(ctx, policy("T1"), e, 2, clock.Add(time.Second), clock.Add(time.Second), 0); err != nil {
 			t.Fatal(err)
 		}
 		turn(1, TurnBlocked) // retrying until an attempt settles it
@@ -208,5 +208,88 @@ func TestTurnAfter(t *testing.T) {
 			t.Fatal(err)
 		}
 		turn(2, TurnGo)
+	})
+}
+
+// TestBeginAttemptWaitsForALiveAttempt: an attempt granted and not yet
+// answered holds a lease while it may be at TOP; no other attempt of its
+// callback, nor of the next one, is granted until it ends or the lease
+// lapses. This is the store's half of what TestSweeperResumesStoppedRuns
+// found: a run stopped from Temporal leaves its attempt running, and the
+// run that resumed the policy sent the same callback beside it and then
+// the next one before it ended (TOP got seq 1 again after seq 2).
+func TestBeginAttemptWaitsForALiveAttempt(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := newStore(t, b)
+		mustRecord(t, s, policy("L1"), event("L1", 1, 1, "pre_insured"), event("L1", 2, 2, "underwritten"))
+		const lease = 5 * time.Second
+		at := func(d time.Duration) time.Time { return clock.Add(d) }
+		begin := func(seq int64, requested int, now time.Duration) Grant {
+			t.Helper()
+			g, err := s.BeginAttempt(ctx, "L1", seq, requested, at(now), at(now), lease)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		busy := func(g Grant, seq int64, attempt int, until time.Duration) {
+			t.Helper()
+			if g.Busy == nil || g.Busy.Seq != seq || g.Busy.Attempt != attempt || !g.Busy.Until.Equal(at(until)) || g.Attempt != 0 {
+				t.Fatalf("grant = %+v (busy %+v); want busy with seq %d attempt %d until %v", g, g.Busy, seq, attempt, until)
+			}
+		}
+
+		if g := begin(1, 1, 0); g.Attempt != 1 || g.Busy != nil {
+			t.Fatalf("first attempt = %+v; want granted", g)
+		}
+		// The resumed run's attempt of seq 1, and its next callback: both
+		// wait for attempt 1, which may still be at TOP.
+		busy(begin(1, 2, time.Second), 1, 1, lease)
+		busy(begin(2, 1, time.Second), 1, 1, lease)
+		if got, err := s.Attempts(ctx, "L1"); err != nil || len(got) != 1 {
+			t.Fatalf("attempts = %+v, %v; want only attempt 1: a busy answer writes nothing", got, err)
+		}
+		// A live attempt renews its lease while its TOP call runs.
+		if err := s.LeaseAttempt(ctx, "L1", 1, 1, at(9*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		busy(begin(1, 2, 6*time.Second), 1, 1, 9*time.Second)
+		// It ends delivered: the other attempt finds it so, the next
+		// callback goes.
+		if err := s.RecordAttempt(ctx, Attempt{BizID: "L1", Seq: 1, Attempt: 1, StartedAt: clock,
+			Duration: 7 * time.Second, Class: ClassDelivered, TOPRequestID: "top-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if g := begin(1, 2, 8*time.Second); g.Delivered == nil || g.Delivered.Attempt != 1 {
+			t.Fatalf("seq 1 after its delivery = %+v; want delivered by attempt 1", g)
+		}
+		if g := begin(2, 1, 8*time.Second); g.Attempt != 1 || g.Busy != nil {
+			t.Fatalf("seq 2 after seq 1's delivery = %+v; want granted", g)
+		}
+		// A dead worker renews nothing: its lease lapses, and Temporal's
+		// retry is granted.
+		busy(begin(2, 2, 12*time.Second), 2, 1, 13*time.Second)
+		if g := begin(2, 2, 13*time.Second); g.Attempt != 2 || g.Busy != nil {
+			t.Fatalf("seq 2 once attempt 1's lease lapsed = %+v; want attempt 2 granted", g)
+		}
+		// An attempt that stops without an outcome ends its lease.
+		if err := s.LeaseAttempt(ctx, "L1", 2, 2, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if g := begin(2, 3, 14*time.Second); g.Attempt != 3 || g.Busy != nil {
+			t.Fatalf("seq 2 after attempt 2 ended its lease = %+v; want attempt 3 granted", g)
+		}
+		// An outcome is never leased again.
+		if err := s.RecordAttempt(ctx, Attempt{BizID: "L1", Seq: 2, Attempt: 3, StartedAt: at(14 * time.Second),
+			Duration: time.Millisecond, Class: "retryable", Detail: "HTTP 502"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.LeaseAttempt(ctx, "L1", 2, 3, at(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if g := begin(2, 4, 15*time.Second); g.Attempt != 4 || g.Busy != nil {
+			t.Fatalf("seq 2 after attempt 3's outcome = %+v; want attempt 4 granted", g)
+		}
 	})
 }

@@ -45,7 +45,7 @@ func benchDeliveryWrites(b *testing.B, url string) {
 		p := Policy{BizID: biz, State: "pre_insured", InsuranceType: 1, LastSeq: 1, LastOccurredAt: "2026-01-01 00:00:00", CallbackState: "idle"}
 		e := Event{BizID: biz, Seq: 1, RequestID: "r-" + biz, Stage: 1, Status: 1, TimeOfOccurrence: "2026-01-01 00:00:00",
 			Payload: "{}", AcceptedAt: started, StateAfter: "pre_insured", Callback: "sending"}
-		if g, err := s.BeginDelivery(ctx, p, e, 1, started, started); err != nil || g.Attempt != 1 {
+		if g, err := s.BeginDelivery(ctx, p, e, 1, started, started, 0); err != nil || g.Attempt != 1 {
 			b.Fatalf("BeginDelivery = %+v, %v", g, err)
 		}
 		if err := s.RecordAttempt(ctx, Attempt{BizID: biz, Seq: 1, Attempt: 1, StartedAt: started,

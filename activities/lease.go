@@ -1,0 +1,96 @@
+package activities
+
+import (
+	"context"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/insuranceflow/insuranceflow/store"
+)
+
+// One callback of a policy at TOP at a time. Temporal runs one attempt of
+// an activity at a time, and a run delivers one callback at a time, but a
+// run stopped from Temporal (cancelled, terminated) leaves its attempt
+// running in its worker, and the run the sweeper or the next report starts
+// for the policy knows nothing of it. Its attempt of the same callback
+// would reach TOP beside the stopped run's (TOP gets it twice), and once
+// either is delivered its next callback could overtake the other (TOP gets
+// seq 1 again after seq 2). So each granted attempt holds a lease in the
+// store while it may call TOP (store.LeaseAttempt), and an attempt of the
+// same callback, or of the next one, waits for it to end: the worker that
+// runs both wakes it through Turns; otherwise it asks the store again,
+// backing off up to leasePoll. A dead worker's lease lapses about when
+// Temporal's heartbeat timeout retries its attempt anyway (see leaseFor).
+
+// leasePoll bounds the backoff between two looks at the store while an
+// attempt waits for another's lease.
+const leasePoll = time.Second
+
+// leaseFor is how long an attempt's lease lasts unless renewed: half its
+// heartbeat timeout. The lease is renewed with each heartbeat tick (a
+// quarter of that timeout), so a live attempt may miss one renewal, and a
+// dead worker's lapses before Temporal gives up on its attempt (the SDK
+// may have sent its last heartbeat up to 80% of the timeout before it
+// died, so that can be as early as a fifth of the timeout after): the
+// retry waits for it by a few seconds at most. An attempt without a
+// heartbeat timeout holds its lease until its deadline.
+func (a *Activities) leaseFor(ctx context.Context) time.Duration {
+	info := activity.GetInfo(ctx)
+	if info.HeartbeatTimeout > 0 {
+		// Two ticks at least, should HeartbeatEvery be set slower.
+		return max(info.HeartbeatTimeout/2, 2*heartbeatInterval(a.HeartbeatEvery, info.HeartbeatTimeout))
+	}
+	if !info.Deadline.IsZero() {
+		return max(time.Until(info.Deadline), 0)
+	}
+	return 0
+}
+
+// begin is BeginDelivery, waiting while another attempt holds a lease that
+// keeps this one from TOP (Grant.Busy). It returns the time the granted
+// attempt started, and a Busy grant only when ctx ended during the wait.
+func (a *Activities) begin(ctx context.Context, p store.Policy, e store.Event, attempt int, began time.Time, lease time.Duration) (time.Time, store.Grant, error) {
+	var woken <-chan struct{}
+	release := func() {}
+	defer func() { release() }()
+	watching := int64(-1) // the callback whose end woken is for
+	backoff := 50 * time.Millisecond
+	logged := false
+	for {
+		started := a.now()
+		sctx, end := a.span(ctx, "store.BeginDelivery")
+		grant, err := a.Store.BeginDelivery(sctx, p, e, attempt, began, started, lease)
+		end(err)
+		if err != nil || grant.Busy == nil {
+			return started, grant, err
+		}
+		busy := grant.Busy
+		if busy.Seq != watching {
+			// Watch, then look again, so an end between the two still
+			// wakes this one.
+			release()
+			woken, release = a.Turns.watch(e.BizID, busy.Seq)
+			watching = busy.Seq
+			continue
+		}
+		if !logged {
+			logged = true
+			a.logger().InfoContext(ctx, "callback waits for another attempt to end",
+				"biz_id", e.BizID, "seq", e.Seq, "waits_for_seq", busy.Seq, "waits_for_attempt", busy.Attempt,
+				"lease_until", busy.Until)
+		}
+		timer := time.NewTimer(min(backoff, max(time.Until(busy.Until), time.Millisecond)))
+		backoff = min(2*backoff, leasePoll)
+		select {
+		case <-woken:
+			release() // woken is spent: the next busy answer watches afresh
+			release, watching = func() {}, -1
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return started, grant, nil
+		}
+		timer.Stop()
+	}
+}
