@@ -342,6 +342,30 @@ func deliveryFigures(in checkInput) []figure {
 		}
 	}
 
+	// A policy whose run was stopped with its callback at TOP gets every
+	// arrival in seq order, repeats included: the run that took over waits
+	// for the stopped run's call (its lease) and finds it answered.
+	stoppedAtTOP := map[string]bool{}
+	for _, e := range in.Faults {
+		if e.What == evStopAtTOP && e.Error == "" {
+			stoppedAtTOP[e.Detail] = true
+		}
+	}
+	stoppedLate := violations{}
+	for _, biz := range slices.Sorted(maps.Keys(stoppedAtTOP)) {
+		var highest int64
+		for _, r := range byBiz[biz] {
+			a, ok := accepted[r.RequestID]
+			if !ok {
+				continue
+			}
+			if a.ev.Seq < highest {
+				stoppedLate.add(biz, "seq %d arrived (order %d) after seq %d had arrived", a.ev.Seq, r.Order, highest)
+			}
+			highest = max(highest, a.ev.Seq)
+		}
+	}
+
 	var repeats int64
 	crashed := crashWindows(in.Faults, true)
 	unexplained := violations{}
@@ -380,6 +404,7 @@ func deliveryFigures(in checkInput) []figure {
 		invariant(groupDelivery, "out of order: first arrivals not in seq order", order),
 		info(groupDelivery, "repeated deliveries (at-least-once)", repeats),
 		infoWith(groupDelivery, "repeated deliveries after a later seq arrived", late),
+		invariant(groupDelivery, "arrivals after a later seq's at policies stopped with a callback at TOP", stoppedLate),
 		infoWith(groupDelivery, "repeated deliveries with no crash or outage between", unexplained),
 		invariant(groupDelivery, "repeated deliveries under a different request_id", changedID),
 		invariant(groupDelivery, "callbacks for rejected, duplicate or unknown events", phantom),

@@ -130,6 +130,7 @@ const (
 	evResume        = "worker SIGCONT"
 	evCancelRun     = "run cancelled"
 	evTerminateRun  = "run terminated"
+	evStopAtTOP     = "run stopped with its callback at TOP"
 )
 
 // faultLog records the schedule's actions, for the report and to tell

@@ -532,6 +532,7 @@ func raceFigures(in checkInput) []figure {
 		{"reports racing around run closes", sch.Races, len(in.Races) > 0},
 		{"a run cancelled from Temporal", sch.StopRuns, happened(evCancelRun)},
 		{"a run terminated from Temporal", sch.StopRuns, happened(evTerminateRun)},
+		{"a run stopped with its callback at TOP", sch.StopRuns, happened(evStopAtTOP)},
 	} {
 		if c.scheduled && !c.ok {
 			missed.add("schedule", "no %s", c.name)

@@ -16,6 +16,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/insuranceflow/insuranceflow/devstack"
+	"github.com/insuranceflow/insuranceflow/policyclient"
 	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
@@ -143,12 +144,19 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 		PauseAt: cfg.PauseAt, PauseFor: pauseFor,
 		Seed: cfg.Seed,
 	}
+	flog := &faultLog{out: log}
 	started := &startedPolicies{}
 	if cfg.StopRunEvery > 0 {
-		stopper := &runStopper{temporal: stack.Temporal, started: started, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5709))}
+		stopper := &runStopper{temporal: stack.Temporal, started: started, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5709)), log: flog,
+			setLatency: func(ctx context.Context, d time.Duration) error {
+				return stack.SetFaults(ctx, topsimFaults{Latency: d.String()}.json())
+			},
+			// The workers' settings (devstack's and run's WorkerEnv).
+			resume: (&policyclient.Client{Temporal: stack.Temporal, Snapshots: policyclient.StoreSnapshots{Store: st},
+				Settings: workflows.Settings{RetryInitialInterval: 200 * time.Millisecond, RetryMaxInterval: time.Second,
+					Notify: true, Pipeline: true}}).Resume}
 		fcfg.StopRunEvery, fcfg.StopRun = cfg.StopRunEvery, stopper.stop
 	}
-	flog := &faultLog{out: log}
 	drivingDone := make(chan struct{})
 	faultsDone := make(chan struct{})
 	go func() {

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
@@ -31,12 +32,37 @@ type startedPolicies struct{ syncList[string] }
 
 // runStopper cancels or terminates the open run of a policy the driver has
 // started, chosen at random; every second stop is a terminate.
+//
+// Its first two stops are terminates of a run whose
+// callback is at TOP: topsim answers slowly (atTOPLatency) while the
+// stopper looks for a run with a DeliverCallback started, so the run that
+// takes the policy over (the sweeper's, or the next report's) begins while
+// the stopped run's call is still there. Each is logged as evStopAtTOP as
+// well, and resumed at once (see resume); deliveryFigures holds those
+// policies to every arrival in seq order: before attempts held leases, TOP got the stopped run's callback
+// again after the next one (TestSweeperResumesStoppedRuns).
 type runStopper struct {
 	temporal client.Client
 	started  *startedPolicies
 	rng      *rand.Rand
 	n        int
+
+	// setLatency sets topsim's latency; nil makes no stop at TOP.
+	setLatency func(ctx context.Context, d time.Duration) error
+	// resume gives a policy stopped at TOP its new run at once, as the
+	// sweeper does a sweep later (policyclient.Client.Resume): so the new
+	// run begins while the stopped run's call is still at TOP.
+	resume func(ctx context.Context, bizID string) (bool, error)
+	log    *faultLog
 }
+
+// atTOPStops is how many of the first stops pick a run at TOP, and
+// atTOPLatency how long topsim holds each call meanwhile: under the
+// workers' TOP_CALL_TIMEOUT, so the stopped run's call is answered.
+const (
+	atTOPStops   = 2
+	atTOPLatency = 1500 * time.Millisecond
+)
 
 // errNoOpenRun: no run was stopped. None of the policies tried had an
 // open run, or Temporal refused (it is restarted during the window): the
@@ -49,6 +75,20 @@ func (s *runStopper) stop(ctx context.Context) (what, bizID string, err error) {
 	what = evCancelRun
 	if s.n%2 == 1 {
 		what = evTerminateRun
+	}
+	if s.setLatency != nil && s.n < atTOPStops {
+		// Terminated: a cancelled run winds down in its own time (it records
+		// its queue, and may go on retrying), a terminated one is gone at once.
+		biz, err := s.stopAtTOP(ctx, evTerminateRun)
+		if err == nil {
+			s.n++
+			s.log.add(evStopAtTOP, biz, nil)
+			return evTerminateRun, biz, nil
+		}
+		if !errors.Is(err, errNoOpenRun) {
+			return what, "", err
+		}
+		// None at TOP this time: a plain stop now, and another try next.
 	}
 	started := s.started.snapshot()
 	// A few tries: the policy drawn may not have an open run (not yet
@@ -75,6 +115,66 @@ func (s *runStopper) stop(ctx context.Context) (what, bizID string, err error) {
 		return what, biz, nil
 	}
 	return what, "", errNoOpenRun
+}
+
+// stopAtTOP slows topsim down, stops (what) the run of a started policy
+// whose DeliverCallback has started, and puts topsim's speed back once the
+// stopped run's call has been answered.
+func (s *runStopper) stopAtTOP(ctx context.Context, what string) (string, error) {
+	if err := s.setLatency(ctx, atTOPLatency); err != nil {
+		return "", fmt.Errorf("slow topsim down: %w", err)
+	}
+	// Back to full speed once the run is stopped: its call keeps the
+	// latency it arrived with, and the new run's is answered at once.
+	defer func() { _ = s.setLatency(context.WithoutCancel(ctx), 0) }()
+	deadline := time.Now().Add(3 * atTOPLatency)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		started := s.started.snapshot()
+		for _, i := range s.rng.Perm(len(started)) {
+			biz := started[i]
+			d, err := s.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(biz), "")
+			if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || !atTOP(d) {
+				continue
+			}
+			run := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+			if what == evCancelRun {
+				err = s.temporal.CancelWorkflow(ctx, workflows.WorkflowID(biz), run)
+			} else {
+				err = s.temporal.TerminateWorkflow(ctx, workflows.WorkflowID(biz), run, "chaos: an operator stops the run while its callback is at TOP")
+			}
+			if err != nil {
+				continue
+			}
+			_ = s.setLatency(ctx, 0)
+			if s.resume != nil {
+				// A cancelled run closes once its workflow task has run.
+				resumed, err := false, error(nil)
+				for range 40 {
+					if resumed, err = s.resume(ctx, biz); resumed || err != nil {
+						break
+					}
+					_ = sleepCtx(ctx, 25*time.Millisecond)
+				}
+				if !resumed {
+					// Not a failed fault: the sweeper resumes it later.
+					s.log.add(evStopAtTOP+": not resumed at once", biz, err)
+				}
+			}
+			return biz, nil
+		}
+		_ = sleepCtx(ctx, 100*time.Millisecond)
+	}
+	return "", errNoOpenRun
+}
+
+// atTOP reports whether a run has a DeliverCallback attempt running.
+func atTOP(d *workflowservice.DescribeWorkflowExecutionResponse) bool {
+	for _, a := range d.GetPendingActivities() {
+		if a.GetActivityType().GetName() == "DeliverCallback" && a.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
+			return true
+		}
+	}
+	return false
 }
 
 // stoppedRuns checks the policies a run was stopped for, once everything
