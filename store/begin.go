@@ -175,22 +175,22 @@ func beginAttemptTx(ctx context.Context, tx *sqlx.Tx, bizID string, seq int64, r
 	if recorded[n] || n <= highest {
 		n = highest + 1
 	}
-	for k := 1; k <= n; k++ {
-		class, detail := ClassLost, LostAttemptDetail
-		if k == n {
-			class, detail = ClassStarted, ""
-		} else if recorded[k] {
+	for k := 1; k < n; k++ {
+		if recorded[k] {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(insertAttemptMarker),
-			bizID, seq, k, micros(startedAt), class, detail); err != nil {
-			return Grant{}, fmt.Errorf("insert %s attempt %d: %w", class, k, err)
+			bizID, seq, k, micros(startedAt), ClassLost, LostAttemptDetail); err != nil {
+			return Grant{}, fmt.Errorf("insert %s attempt %d: %w", ClassLost, k, err)
 		}
 	}
+	var lease sql.NullInt64
 	if aliveFor > 0 {
-		if _, err := tx.ExecContext(ctx, tx.Rebind(setAliveUntil), micros(startedAt.Add(aliveFor)), bizID, seq, n, ClassStarted); err != nil {
-			return Grant{}, fmt.Errorf("lease attempt %d: %w", n, err)
-		}
+		lease = sql.NullInt64{Int64: micros(startedAt.Add(aliveFor)), Valid: true}
+	}
+	if _, err := tx.ExecContext(ctx, tx.Rebind(insertStartedAttempt),
+		bizID, seq, n, micros(startedAt), ClassStarted, lease); err != nil {
+		return Grant{}, fmt.Errorf("insert %s attempt %d: %w", ClassStarted, n, err)
 	}
 	if _, err := tx.ExecContext(ctx, tx.Rebind(updateEventAttemptCount), n, n, bizID, seq); err != nil {
 		return Grant{}, fmt.Errorf("update event: %w", err)
@@ -228,6 +228,11 @@ func (s *Store) BeginDelivery(ctx context.Context, p Policy, e Event, requested 
 	}
 	return g, nil
 }
+
+// insertStartedAttempt records a granted attempt with its lease (NULL for
+// none). n is above every recorded number, so nothing is in its way.
+const insertStartedAttempt = `INSERT INTO attempts (biz_id, seq, attempt, started_at, duration_us, class, detail, alive_until)
+VALUES (?, ?, ?, ?, 0, ?, '', ?)`
 
 // setAliveUntil leases a started attempt; NULL ends its lease.
 const setAliveUntil = `UPDATE attempts SET alive_until = ? WHERE biz_id = ? AND seq = ? AND attempt = ? AND class = ?`
