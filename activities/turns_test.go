@@ -94,50 +94,44 @@ func wait(t *testing.T, done <-chan error) error {
 // TOP only after the callback ahead of it is delivered and recorded, both
 // when the worker wakes it (Turns) and when it finds out from the store.
 func TestPipelinedCallbackWaitsForTheOneAhead(t *testing.T) {
-	for _, turns := range []*Turns{NewTurns(), nil} {
-		t.Run(fmt.Sprintf("turns=%v", turns != nil), func(t *testing.T) {
-			f := newFixture(t)
-			g := newGatedTOP()
-			f.acts.TOP = g
-			f.acts.Turns = turns
-			m := &recordingMetrics{}
-			f.acts.Metrics = m
-			first := f.run(input(0))
-			if s := <-g.reached; s != insurance.StagePreInsure {
-				t.Fatalf("first call was stage %v", s)
-			}
-			second := f.run(pipelinedInput())
-			select {
-			case s := <-g.reached:
-				t.Fatalf("stage %v reached TOP while the callback ahead was in flight", s)
-			case <-time.After(200 * time.Millisecond):
-			}
-			g.release <- top.Outcome{Class: top.ClassDelivered, RequestID: "top-1"}
-			if err := wait(t, first); err != nil {
-				t.Fatalf("first: %v", err)
-			}
-			if s := <-g.reached; s != insurance.StageUnderwrite {
-				t.Fatalf("second call was stage %v", s)
-			}
-			g.release <- top.Outcome{Class: top.ClassDelivered, RequestID: "top-2"}
-			if err := wait(t, second); err != nil {
-				t.Fatalf("second: %v", err)
-			}
-			if got := g.sent(); !slices.Equal(got, []int{int(insurance.StagePreInsure), int(insurance.StageUnderwrite)}) {
-				t.Fatalf("TOP got stages %v, want pre_insure then underwrite", got)
-			}
-			events := f.events()
-			if len(events) != 2 || events[1].Callback != "delivered" || events[1].Attempts != 1 {
-				t.Fatalf("events = %+v, want the second delivered on attempt 1", events)
-			}
-			if got := m.got(); !slices.Contains(got, "pipelined go") || slices.Contains(got, "pipelined not_yet") {
-				t.Errorf("metrics = %v, want the pipelined callback counted as go", got)
-			}
-			if turns != nil && len(turns.waiting) != 0 {
-				t.Errorf("turns still holds %d waits", len(turns.waiting))
-			}
-		})
-	}
+	forEachWake(t, func(t *testing.T, f *fixture, g *gatedTOP) {
+		m := &recordingMetrics{}
+		f.acts.Metrics = m
+		first := f.run(input(0))
+		if s := <-g.reached; s != insurance.StagePreInsure {
+			t.Fatalf("first call was stage %v", s)
+		}
+		second := f.run(pipelinedInput())
+		select {
+		case s := <-g.reached:
+			t.Fatalf("stage %v reached TOP while the callback ahead was in flight", s)
+		case <-time.After(200 * time.Millisecond):
+		}
+		g.release <- top.Outcome{Class: top.ClassDelivered, RequestID: "top-1"}
+		if err := wait(t, first); err != nil {
+			t.Fatalf("first: %v", err)
+		}
+		if s := <-g.reached; s != insurance.StageUnderwrite {
+			t.Fatalf("second call was stage %v", s)
+		}
+		g.release <- top.Outcome{Class: top.ClassDelivered, RequestID: "top-2"}
+		if err := wait(t, second); err != nil {
+			t.Fatalf("second: %v", err)
+		}
+		if got := g.sent(); !slices.Equal(got, []int{int(insurance.StagePreInsure), int(insurance.StageUnderwrite)}) {
+			t.Fatalf("TOP got stages %v, want pre_insure then underwrite", got)
+		}
+		events := f.events()
+		if len(events) != 2 || events[1].Callback != "delivered" || events[1].Attempts != 1 {
+			t.Fatalf("events = %+v, want the second delivered on attempt 1", events)
+		}
+		if got := m.got(); !slices.Contains(got, "pipelined go") || slices.Contains(got, "pipelined not_yet") {
+			t.Errorf("metrics = %v, want the pipelined callback counted as go", got)
+		}
+		if turns := f.acts.Turns; turns != nil && len(turns.waiting) != 0 {
+			t.Errorf("turns still holds %d waits", len(turns.waiting))
+		}
+	})
 }
 
 // TestPipelinedCallbackNotYetWhenTheOneAheadFails: the callback ahead fails,
@@ -234,44 +228,52 @@ func TestTurnsWakesEveryWaiter(t *testing.T) {
 // follows it. Both with the worker waking the waiters (Turns) and with the
 // store telling them.
 func TestAttemptsKeepToOneAtTOP(t *testing.T) {
+	forEachWake(t, func(t *testing.T, f *fixture, g *gatedTOP) {
+		stopped := f.run(input(0))
+		if s := <-g.reached; s != insurance.StagePreInsure {
+			t.Fatalf("first call was stage %v", s)
+		}
+		resumed := f.run(input(1)) // the new run counts the stopped run's attempt
+		next := pipelinedInput()
+		next.After = 0 // scheduled once the new run saw seq 1 delivered
+		second := f.run(next)
+		select {
+		case s := <-g.reached:
+			t.Fatalf("stage %v reached TOP while the stopped run's seq 1 was there", s)
+		case <-time.After(300 * time.Millisecond):
+		}
+		g.release <- top.Outcome{Class: top.ClassDelivered, RequestID: "top-1"}
+		for name, done := range map[string]<-chan error{"stopped": stopped, "resumed": resumed} {
+			if err := wait(t, done); err != nil {
+				t.Fatalf("%s run's seq 1: %v", name, err)
+			}
+		}
+		if s := <-g.reached; s != insurance.StageUnderwrite {
+			t.Fatalf("next call was stage %v", s)
+		}
+		g.release <- top.Outcome{Class: top.ClassDelivered, RequestID: "top-2"}
+		if err := wait(t, second); err != nil {
+			t.Fatalf("seq 2: %v", err)
+		}
+		if got, want := g.sent(), []int{int(insurance.StagePreInsure), int(insurance.StageUnderwrite)}; !slices.Equal(got, want) {
+			t.Fatalf("TOP got stages %v, want %v: each once, in order", got, want)
+		}
+		if got := f.attempts(); len(got) != 2 || got[0].Seq != 1 || got[0].Class != "delivered" || got[1].Seq != 2 || got[1].Class != "delivered" {
+			t.Fatalf("attempts = %+v; want one delivered attempt of each", got)
+		}
+	})
+}
+
+// forEachWake runs test with a worker that wakes waiting callbacks (Turns)
+// and with one that leaves them to the store, each with a gated TOP.
+func forEachWake(t *testing.T, test func(t *testing.T, f *fixture, g *gatedTOP)) {
 	for _, turns := range []*Turns{NewTurns(), nil} {
 		t.Run(fmt.Sprintf("turns=%v", turns != nil), func(t *testing.T) {
 			f := newFixture(t)
 			g := newGatedTOP()
 			f.acts.TOP = g
 			f.acts.Turns = turns
-			stopped := f.run(input(0))
-			if s := <-g.reached; s != insurance.StagePreInsure {
-				t.Fatalf("first call was stage %v", s)
-			}
-			resumed := f.run(input(1)) // the new run counts the stopped run's attempt
-			next := pipelinedInput()
-			next.After = 0 // scheduled once the new run saw seq 1 delivered
-			second := f.run(next)
-			select {
-			case s := <-g.reached:
-				t.Fatalf("stage %v reached TOP while the stopped run's seq 1 was there", s)
-			case <-time.After(300 * time.Millisecond):
-			}
-			g.release <- top.Outcome{Class: top.ClassDelivered, RequestID: "top-1"}
-			for name, done := range map[string]<-chan error{"stopped": stopped, "resumed": resumed} {
-				if err := wait(t, done); err != nil {
-					t.Fatalf("%s run's seq 1: %v", name, err)
-				}
-			}
-			if s := <-g.reached; s != insurance.StageUnderwrite {
-				t.Fatalf("next call was stage %v", s)
-			}
-			g.release <- top.Outcome{Class: top.ClassDelivered, RequestID: "top-2"}
-			if err := wait(t, second); err != nil {
-				t.Fatalf("seq 2: %v", err)
-			}
-			if got, want := g.sent(), []int{int(insurance.StagePreInsure), int(insurance.StageUnderwrite)}; !slices.Equal(got, want) {
-				t.Fatalf("TOP got stages %v, want %v: each once, in order", got, want)
-			}
-			if got := f.attempts(); len(got) != 2 || got[0].Seq != 1 || got[0].Class != "delivered" || got[1].Seq != 2 || got[1].Class != "delivered" {
-				t.Fatalf("attempts = %+v; want one delivered attempt of each", got)
-			}
+			test(t, f, g)
 		})
 	}
 }

@@ -98,17 +98,7 @@ func (s *runStopper) stop(ctx context.Context) (what, bizID string, err error) {
 			break
 		}
 		biz := started[s.rng.IntN(len(started))]
-		d, err := s.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(biz), "")
-		if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-			continue
-		}
-		run := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-		if what == evCancelRun {
-			err = s.temporal.CancelWorkflow(ctx, workflows.WorkflowID(biz), run)
-		} else {
-			err = s.temporal.TerminateWorkflow(ctx, workflows.WorkflowID(biz), run, "chaos: an operator stops the run")
-		}
-		if err != nil {
+		if !s.stopIfOpen(ctx, what, biz, "chaos: an operator stops the run", nil) {
 			continue
 		}
 		s.n++
@@ -132,17 +122,7 @@ func (s *runStopper) stopAtTOP(ctx context.Context, what string) (string, error)
 		started := s.started.snapshot()
 		for _, i := range s.rng.Perm(len(started)) {
 			biz := started[i]
-			d, err := s.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(biz), "")
-			if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || !atTOP(d) {
-				continue
-			}
-			run := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-			if what == evCancelRun {
-				err = s.temporal.CancelWorkflow(ctx, workflows.WorkflowID(biz), run)
-			} else {
-				err = s.temporal.TerminateWorkflow(ctx, workflows.WorkflowID(biz), run, "chaos: an operator stops the run while its callback is at TOP")
-			}
-			if err != nil {
+			if !s.stopIfOpen(ctx, what, biz, "chaos: an operator stops the run while its callback is at TOP", atTOP) {
 				continue
 			}
 			_ = s.setLatency(ctx, 0)
@@ -165,6 +145,22 @@ func (s *runStopper) stopAtTOP(ctx context.Context, what string) (string, error)
 		_ = sleepCtx(ctx, 100*time.Millisecond)
 	}
 	return "", errNoOpenRun
+}
+
+// stopIfOpen cancels or terminates (what) bizID's run if it is open and,
+// when want is set, want says so of it; it reports whether it did.
+func (s *runStopper) stopIfOpen(ctx context.Context, what, bizID, reason string, want func(*workflowservice.DescribeWorkflowExecutionResponse) bool) bool {
+	d, err := s.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+	if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || (want != nil && !want(d)) {
+		return false
+	}
+	run := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	if what == evCancelRun {
+		err = s.temporal.CancelWorkflow(ctx, workflows.WorkflowID(bizID), run)
+	} else {
+		err = s.temporal.TerminateWorkflow(ctx, workflows.WorkflowID(bizID), run, reason)
+	}
+	return err == nil
 }
 
 // atTOP reports whether a run has a DeliverCallback attempt running.
