@@ -79,6 +79,10 @@ func TestDeliverCallbackWaitsForItsSlot(t *testing.T) {
 		calls = append(calls, time.Now())
 		return top.Outcome{Class: top.ClassDelivered}
 	})
+	// Before the first admission: the first call itself may come a little
+	// after its slot was taken (a loaded machine), so the window is counted
+	// from here, not from that call.
+	start := time.Now()
 	for i := range 3 {
 		in := input(0)
 		in.Seq, in.Event = int64(i+1), event(insurance.Stage(i+1))
@@ -89,8 +93,8 @@ func TestDeliverCallbackWaitsForItsSlot(t *testing.T) {
 	if len(calls) != 3 {
 		t.Fatalf("%d TOP calls, want 3", len(calls))
 	}
-	if d := calls[2].Sub(calls[0]); d < l.Window() {
-		t.Fatalf("third call %v after the first, want at least the window %v", d, l.Window())
+	if d := calls[2].Sub(start); d < l.Window() {
+		t.Fatalf("third call %v after the first was admitted, want at least the window %v", d, l.Window())
 	}
 	waited := false
 	for _, d := range hb.all() {
