@@ -286,31 +286,8 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (res 
 	}
 	attempt = grant.Attempt
 	hb.set(attempt)
-	// The attempt holds a lease while it may call TOP (see
-	// store.LeaseAttempt): renewed with each heartbeat tick, ended here if
-	// it stops without an outcome on record, so another attempt of this
-	// callback or the next one's need not wait for it to lapse.
-	recorded := false
-	if lease > 0 {
-		hb.renew(func() {
-			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeWriteTimeout)
-			defer cancel()
-			if err := a.Store.LeaseAttempt(lctx, in.BizID, in.Seq, attempt, a.now().Add(lease)); err != nil {
-				a.logger().WarnContext(ctx, "could not renew the attempt's lease", "biz_id", in.BizID, "seq", in.Seq, "attempt", attempt, "error", err)
-			}
-		})
-		defer func() {
-			hb.renew(nil)
-			if recorded {
-				return
-			}
-			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeWriteTimeout)
-			defer cancel()
-			if err := a.Store.LeaseAttempt(lctx, in.BizID, in.Seq, attempt, time.Time{}); err != nil {
-				a.logger().WarnContext(ctx, "could not end the attempt's lease; it lapses", "biz_id", in.BizID, "seq", in.Seq, "attempt", attempt, "error", err)
-			}
-		}()
-	}
+	held := a.hold(ctx, hb, in.BizID, in.Seq, attempt, lease)
+	defer held.end()
 	if ctx.Err() != nil {
 		return DeliverResult{}, superseded(attempt, "Temporal gave up on this attempt before it called TOP")
 	}
@@ -386,7 +363,7 @@ func (a *Activities) DeliverCallback(ctx context.Context, in DeliverInput) (res 
 	if err != nil {
 		return DeliverResult{}, a.storeFailure(attempt, "record attempt", err)
 	}
-	recorded = true
+	held.recorded = true
 
 	level := slog.LevelInfo
 	if out.Class != top.ClassDelivered {

@@ -94,3 +94,36 @@ func (a *Activities) begin(ctx context.Context, p store.Policy, e store.Event, a
 		timer.Stop()
 	}
 }
+
+// heldLease is a granted attempt's lease while the attempt runs.
+type heldLease struct {
+	end      func() // stops renewing; ends the lease unless recorded
+	recorded bool   // the attempt's outcome is on record: nothing to end
+}
+
+// hold keeps a granted attempt's lease (see store.LeaseAttempt) while it
+// may call TOP: renewed with each heartbeat tick, and ended by end if the
+// attempt stops without an outcome on record, so another attempt of this
+// callback or the next one's need not wait for it to lapse. A zero lease
+// (none was taken) holds nothing.
+func (a *Activities) hold(ctx context.Context, hb *heartbeater, bizID string, seq int64, attempt int, lease time.Duration) *heldLease {
+	h := &heldLease{end: func() {}}
+	if lease <= 0 {
+		return h
+	}
+	write := func(until time.Time, what string) {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeWriteTimeout)
+		defer cancel()
+		if err := a.Store.LeaseAttempt(wctx, bizID, seq, attempt, until); err != nil {
+			a.logger().WarnContext(ctx, "could not "+what+" the attempt's lease", "biz_id", bizID, "seq", seq, "attempt", attempt, "error", err)
+		}
+	}
+	hb.renew(func() { write(a.now().Add(lease), "renew") })
+	h.end = func() {
+		hb.renew(nil)
+		if !h.recorded {
+			write(time.Time{}, "end")
+		}
+	}
+	return h
+}
