@@ -74,16 +74,13 @@ func newFixture(t *testing.T, outcomes ...top.Outcome) *fixture {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	logs := &bytes.Buffer{}
-	clock := time.Date(2024, 1, 9, 2, 0, 0, 0, time.UTC)
+	clock := &tickingClock{at: time.Date(2024, 1, 9, 2, 0, 0, 0, time.UTC)}
 	f := &fixture{t: t, store: st, top: &fakeTOP{outcomes: outcomes}, logs: logs}
 	f.acts = &Activities{
 		TOP:    f.top,
 		Store:  st,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
-		Now: func() time.Time {
-			clock = clock.Add(250 * time.Millisecond)
-			return clock
-		},
+		Now:    clock.now,
 	}
 	var suite testsuite.WorkflowTestSuite
 	f.env = suite.NewTestActivityEnvironment()
@@ -94,6 +91,21 @@ func newFixture(t *testing.T, outcomes ...top.Outcome) *fixture {
 		}
 	})
 	return f
+}
+
+// tickingClock moves 250ms per reading, so every timestamp the activities
+// write is distinct. Pipelined and leased attempts read it from several
+// goroutines at once, hence the lock.
+type tickingClock struct {
+	mu sync.Mutex
+	at time.Time
+}
+
+func (c *tickingClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at = c.at.Add(250 * time.Millisecond)
+	return c.at
 }
 
 // event is the test policy's event for stage, an hour apart per stage.
