@@ -628,6 +628,10 @@ type Metrics interface {
 	// CallbackPipelined is a pipelined callback's wait for the one ahead
 	// (DeliverInput.After), by how it ended: one of PipelinedTurns.
 	CallbackPipelined(turn string)
+	// CallbackLeaseWaited is how long an attempt waited for another
+	// attempt's lease before it could begin (see begin): a stopped run's
+	// call still at TOP, or a dead worker's lease lapsing.
+	CallbackLeaseWaited(d time.Duration)
 }
 
 // The ways a pipelined callback's wait ends, Metrics.CallbackPipelined's
@@ -668,11 +672,12 @@ func (a *Activities) metrics() Metrics {
 // noMetrics records nothing.
 type noMetrics struct{}
 
-func (noMetrics) CallbackAttempt(top.Outcome) {}
-func (noMetrics) CallbackDelivered()          {}
-func (noMetrics) CallbackRetried(string)      {}
-func (noMetrics) CallbackParked()             {}
-func (noMetrics) CallbackPipelined(string)    {}
+func (noMetrics) CallbackAttempt(top.Outcome)       {}
+func (noMetrics) CallbackDelivered()                {}
+func (noMetrics) CallbackRetried(string)            {}
+func (noMetrics) CallbackParked()                   {}
+func (noMetrics) CallbackPipelined(string)          {}
+func (noMetrics) CallbackLeaseWaited(time.Duration) {}
 
 func (a *Activities) logger() *slog.Logger {
 	if a.Logger != nil {

@@ -50,48 +50,73 @@ func (a *Activities) leaseFor(ctx context.Context) time.Duration {
 // begin is BeginDelivery, waiting while another attempt holds a lease that
 // keeps this one from TOP (Grant.Busy). It returns the time the granted
 // attempt started, and a Busy grant only when ctx ended during the wait.
+// A wait is logged once and its length recorded (Metrics.CallbackLeaseWaited).
 func (a *Activities) begin(ctx context.Context, p store.Policy, e store.Event, attempt int, began time.Time, lease time.Duration) (time.Time, store.Grant, error) {
-	var woken <-chan struct{}
-	release := func() {}
-	defer func() { release() }()
-	watching := int64(-1) // the callback whose end woken is for
-	backoff := 50 * time.Millisecond
-	logged := false
+	var waitedFrom time.Time
 	for {
 		started := a.now()
 		sctx, end := a.span(ctx, "store.BeginDelivery")
 		grant, err := a.Store.BeginDelivery(sctx, p, e, attempt, began, started, lease)
 		end(err)
 		if err != nil || grant.Busy == nil {
+			if !waitedFrom.IsZero() {
+				a.metrics().CallbackLeaseWaited(time.Since(waitedFrom))
+			}
 			return started, grant, err
 		}
-		busy := grant.Busy
-		if busy.Seq != watching {
-			// Watch, then look again, so an end between the two still
-			// wakes this one.
-			release()
-			woken, release = a.Turns.watch(e.BizID, busy.Seq)
-			watching = busy.Seq
-			continue
-		}
-		if !logged {
-			logged = true
+		if waitedFrom.IsZero() {
+			waitedFrom = time.Now()
+			busy := grant.Busy
 			a.logger().InfoContext(ctx, "callback waits for another attempt to end",
 				"biz_id", e.BizID, "seq", e.Seq, "waits_for_seq", busy.Seq, "waits_for_attempt", busy.Attempt,
 				"lease_until", busy.Until)
+		}
+		if !a.awaitLeases(ctx, e, grant.Busy) {
+			a.metrics().CallbackLeaseWaited(time.Since(waitedFrom))
+			return started, grant, nil
+		}
+	}
+}
+
+// awaitLeases waits until no attempt holds a lease in e's way, starting
+// from busy: woken by Turns the moment such an attempt in this process
+// ends, and otherwise looking at the store (a read, store.LiveLease),
+// backing off from 50ms up to leasePoll and never past the lease's end. It
+// reports false when ctx ended first.
+func (a *Activities) awaitLeases(ctx context.Context, e store.Event, busy *store.Busy) bool {
+	backoff := 50 * time.Millisecond
+	for {
+		// Watch, then look, so an end between the two still wakes this one.
+		woken, release := a.Turns.watch(e.BizID, busy.Seq)
+		now, err := a.Store.LiveLease(ctx, e.BizID, e.Seq, a.now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			// The transaction that follows reads the leases again; until
+			// then, keep to the lease last seen.
+			a.logger().WarnContext(ctx, "could not look at the leases of the attempts ahead", "biz_id", e.BizID, "seq", e.Seq, "error", err)
+		case err == nil && now == nil:
+			release()
+			return true
+		case err == nil && now.Seq != busy.Seq:
+			// Another attempt is in the way now: wake on its end instead.
+			release()
+			woken, release = a.Turns.watch(e.BizID, now.Seq)
+			busy = now
+		case err == nil:
+			busy = now
 		}
 		timer := time.NewTimer(min(backoff, max(time.Until(busy.Until), time.Millisecond)))
 		backoff = min(2*backoff, leasePoll)
 		select {
 		case <-woken:
-			release() // woken is spent: the next busy answer watches afresh
-			release, watching = func() {}, -1
 		case <-timer.C:
 		case <-ctx.Done():
-			timer.Stop()
-			return started, grant, nil
 		}
 		timer.Stop()
+		release()
+		if ctx.Err() != nil {
+			return false
+		}
 	}
 }
 

@@ -28,10 +28,11 @@ func (m *recordingMetrics) add(s string) {
 func (m *recordingMetrics) CallbackAttempt(out top.Outcome) {
 	m.add(fmt.Sprintf("attempt %s %s code=%d", out.Class, out.Duration, out.Code))
 }
-func (m *recordingMetrics) CallbackDelivered()            { m.add("delivered") }
-func (m *recordingMetrics) CallbackRetried(class string)  { m.add("retried " + class) }
-func (m *recordingMetrics) CallbackParked()               { m.add("parked") }
-func (m *recordingMetrics) CallbackPipelined(turn string) { m.add("pipelined " + turn) }
+func (m *recordingMetrics) CallbackDelivered()                { m.add("delivered") }
+func (m *recordingMetrics) CallbackRetried(class string)      { m.add("retried " + class) }
+func (m *recordingMetrics) CallbackParked()                   { m.add("parked") }
+func (m *recordingMetrics) CallbackPipelined(turn string)     { m.add("pipelined " + turn) }
+func (m *recordingMetrics) CallbackLeaseWaited(time.Duration) { m.add("lease waited") }
 
 func (m *recordingMetrics) got() []string {
 	m.mu.Lock()

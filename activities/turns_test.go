@@ -229,6 +229,8 @@ func TestTurnsWakesEveryWaiter(t *testing.T) {
 // store telling them.
 func TestAttemptsKeepToOneAtTOP(t *testing.T) {
 	forEachWake(t, func(t *testing.T, f *fixture, g *gatedTOP) {
+		m := &recordingMetrics{}
+		f.acts.Metrics = m
 		stopped := f.run(input(0))
 		if s := <-g.reached; s != insurance.StagePreInsure {
 			t.Fatalf("first call was stage %v", s)
@@ -260,6 +262,11 @@ func TestAttemptsKeepToOneAtTOP(t *testing.T) {
 		}
 		if got := f.attempts(); len(got) != 2 || got[0].Seq != 1 || got[0].Class != "delivered" || got[1].Seq != 2 || got[1].Class != "delivered" {
 			t.Fatalf("attempts = %+v; want one delivered attempt of each", got)
+		}
+		// The resumed run's seq 1 and seq 2 each waited for the stopped
+		// run's attempt.
+		if got := slices.DeleteFunc(m.got(), func(c string) bool { return c != "lease waited" }); len(got) != 2 {
+			t.Fatalf("lease waits recorded = %d (%v), want 2", len(got), m.got())
 		}
 	})
 }

@@ -43,6 +43,7 @@ const (
 	NameCallbacksParked     = Namespace + "_callbacks_parked_total"
 	NameCallbacksPipelined  = Namespace + "_callbacks_pipelined_total"
 	NameCallbackDuration    = Namespace + "_callback_duration_seconds"
+	NameCallbackLeaseWait   = Namespace + "_callback_lease_wait_seconds"
 	NameTOPErrors           = Namespace + "_top_errors_total"
 	NameTOPRejections       = Namespace + "_top_rejections_total"
 	NameParkedCallbacks     = Namespace + "_parked_callbacks"
@@ -74,6 +75,7 @@ type Metrics struct {
 	callbacksParked    prometheus.Counter
 	callbacksPipelined *prometheus.CounterVec
 	callbackDuration   *prometheus.HistogramVec
+	callbackLeaseWait  prometheus.Histogram
 	topErrors          *prometheus.CounterVec
 	topRejections      *prometheus.CounterVec
 	parked             prometheus.Gauge
@@ -141,6 +143,11 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Duration of each TOP callback call, by outcome class.",
 			Buckets: CallbackBuckets(),
 		}, []string{"class"}),
+		callbackLeaseWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    NameCallbackLeaseWait,
+			Help:    "How long a callback attempt waited for another attempt of the same policy to leave TOP before it could begin: a run stopped from Temporal whose call was still at TOP, or a dead worker's lease lapsing. Rare; a steady rate means runs are being stopped or workers are dying mid-call.",
+			Buckets: CallbackBuckets(),
+		}),
 		topErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: NameTOPErrors,
 			Help: "TOP error_response answers to callbacks, by code and sub_code family (the sub_code's prefix: isp, isv, ...).",
@@ -181,6 +188,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		{NameCallbacksParked, m.callbacksParked},
 		{NameCallbacksPipelined, m.callbacksPipelined},
 		{NameCallbackDuration, m.callbackDuration},
+		{NameCallbackLeaseWait, m.callbackLeaseWait},
 		{NameTOPErrors, m.topErrors},
 		{NameTOPRejections, m.topRejections},
 		{NameParkedCallbacks, m.parked},
@@ -324,6 +332,14 @@ func (m *Metrics) CallbackPipelined(turn string) {
 		return
 	}
 	m.callbacksPipelined.WithLabelValues(word(turn)).Inc()
+}
+
+// CallbackLeaseWaited records an attempt's wait for another attempt's lease.
+func (m *Metrics) CallbackLeaseWaited(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.callbackLeaseWait.Observe(d.Seconds())
 }
 
 // PolicyResumed counts a policy the sweeper gave a new run.

@@ -70,6 +70,7 @@ func TestNewRegistersEveryMetricWithKnownSeriesAtZero(t *testing.T) {
 		NameCallbacksRetried:    len(activities.RetriedClasses()),
 		NameCallbacksParked:     1,
 		NameCallbackDuration:    len(top.Classes()),
+		NameCallbackLeaseWait:   1,
 		NameParkedCallbacks:     1,
 		NameParkedCallbacksTime: 1,
 		NamePoliciesResumed:     1,
@@ -86,6 +87,16 @@ func TestNewRegistersEveryMetricWithKnownSeriesAtZero(t *testing.T) {
 	}
 	if v := series(t, family(t, reg, NameEventsRejected), map[string]string{"api": "top", "reason": "time_went_backwards"}).GetCounter().GetValue(); v != 0 {
 		t.Errorf("pre-created rejected series = %v, want 0", v)
+	}
+}
+
+func TestCallbackLeaseWaitedObservesSeconds(t *testing.T) {
+	m, reg := newMetrics(t)
+	m.CallbackLeaseWaited(1500 * time.Millisecond)
+	m.CallbackLeaseWaited(20 * time.Millisecond)
+	h := family(t, reg, NameCallbackLeaseWait).GetMetric()[0].GetHistogram()
+	if h.GetSampleCount() != 2 || h.GetSampleSum() != 1.52 {
+		t.Fatalf("lease waits: count %d sum %v, want 2 and 1.52", h.GetSampleCount(), h.GetSampleSum())
 	}
 }
 

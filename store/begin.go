@@ -255,6 +255,32 @@ func (s *Store) LeaseAttempt(ctx context.Context, bizID string, seq int64, attem
 	return nil
 }
 
+// LiveLease is BeginAttempt's Busy answer without its transaction: the
+// started attempt, of callback seq or of the one ahead of it, whose lease
+// is live at at (the one lapsing last), or nil when none is. An attempt
+// told Busy watches it with this read until it is nil, and only then asks
+// BeginDelivery again, so a wait for a stopped run's call costs reads, not
+// one write transaction per look.
+func (s *Store) LiveLease(ctx context.Context, bizID string, seq int64, at time.Time) (*Busy, error) {
+	var rows []struct {
+		Seq        int64 `db:"seq"`
+		Attempt    int   `db:"attempt"`
+		AliveUntil int64 `db:"alive_until"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(
+		`SELECT seq, attempt, alive_until FROM attempts
+		WHERE biz_id = ? AND seq IN (?, ?) AND class = ? AND alive_until > ?
+		ORDER BY alive_until DESC LIMIT 1`),
+		bizID, seq, seq-1, ClassStarted, micros(at)); err != nil {
+		return nil, fmt.Errorf("look at the leases of biz_id %q seq %d: %w", bizID, seq, err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	r := rows[0]
+	return &Busy{Seq: r.Seq, Attempt: r.Attempt, Until: fromMicros(r.AliveUntil)}, nil
+}
+
 // StillCurrent reports whether attempt may still call TOP: the event is
 // neither delivered nor skipped, and no later attempt has been recorded.
 // It is the fence's second look, right before the call, after whatever

@@ -240,9 +240,24 @@ func TestBeginAttemptWaitsForALiveAttempt(t *testing.T) {
 			}
 		}
 
+		// LiveLease is the busy answer, read without a transaction.
+		live := func(seq int64, now time.Duration, want *Busy) {
+			t.Helper()
+			got, err := s.LiveLease(ctx, "L1", seq, at(now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (got == nil) != (want == nil) || got != nil && (got.Seq != want.Seq || got.Attempt != want.Attempt || !got.Until.Equal(want.Until)) {
+				t.Fatalf("live lease for seq %d at %v = %+v, want %+v", seq, now, got, want)
+			}
+		}
+		live(1, 0, nil)
 		if g := begin(1, 1, 0); g.Attempt != 1 || g.Busy != nil {
 			t.Fatalf("first attempt = %+v; want granted", g)
 		}
+		live(1, time.Second, &Busy{Seq: 1, Attempt: 1, Until: at(lease)})
+		live(2, time.Second, &Busy{Seq: 1, Attempt: 1, Until: at(lease)})
+		live(3, time.Second, nil) // two ahead: not in its way
 		// The resumed run's attempt of seq 1, and its next callback: both
 		// wait for attempt 1, which may still be at TOP.
 		busy(begin(1, 2, time.Second), 1, 1, lease)
@@ -255,12 +270,14 @@ func TestBeginAttemptWaitsForALiveAttempt(t *testing.T) {
 			t.Fatal(err)
 		}
 		busy(begin(1, 2, 6*time.Second), 1, 1, 9*time.Second)
+		live(2, 6*time.Second, &Busy{Seq: 1, Attempt: 1, Until: at(9 * time.Second)})
 		// It ends delivered: the other attempt finds it so, the next
 		// callback goes.
 		if err := s.RecordAttempt(ctx, Attempt{BizID: "L1", Seq: 1, Attempt: 1, StartedAt: clock,
 			Duration: 7 * time.Second, Class: ClassDelivered, TOPRequestID: "top-1"}); err != nil {
 			t.Fatal(err)
 		}
+		live(2, 8*time.Second, nil)
 		if g := begin(1, 2, 8*time.Second); g.Delivered == nil || g.Delivered.Attempt != 1 {
 			t.Fatalf("seq 1 after its delivery = %+v; want delivered by attempt 1", g)
 		}
@@ -270,6 +287,8 @@ func TestBeginAttemptWaitsForALiveAttempt(t *testing.T) {
 		// A dead worker renews nothing: its lease lapses, and Temporal's
 		// retry is granted.
 		busy(begin(2, 2, 12*time.Second), 2, 1, 13*time.Second)
+		live(3, 12*time.Second, &Busy{Seq: 2, Attempt: 1, Until: at(13 * time.Second)})
+		live(2, 13*time.Second, nil)
 		if g := begin(2, 2, 13*time.Second); g.Attempt != 2 || g.Busy != nil {
 			t.Fatalf("seq 2 once attempt 1's lease lapsed = %+v; want attempt 2 granted", g)
 		}
