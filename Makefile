@@ -5,7 +5,7 @@ BIN       := .bin
 TEMPORAL  := $(BIN)/temporal
 HELM      := $(BIN)/helm
 
-.PHONY: dev test test-unit test-integration build temporal demo lint fmt vet diagram figures clean
+.PHONY: dev test test-race test-unit test-integration build temporal demo lint fmt vet diagram figures clean
 
 ## dev: build and start the whole dev stack (Temporal dev server + UI, topsim, worker + ingress); Ctrl-C stops it
 dev: build temporal
@@ -14,6 +14,10 @@ dev: build temporal
 ## test: every test: unit, workflow, replay, the Helm chart's rendered manifests and the integration suite against a real Temporal dev server
 test: temporal helm lint
 	TEMPORAL_BIN=$(abspath $(TEMPORAL)) HELM_BIN=$(abspath $(HELM)) $(GO) test -count=1 -timeout 20m ./...
+
+## test-race: the tests of every package that starts no stack of processes (the activities' pipelined and leased attempts, the store, the ingress, the workflows, …) under the race detector
+test-race:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -E '/(integration|devstack|chaos|bench|deploy)(/|$$)')
 
 ## test-unit: the tests that need no Temporal server
 test-unit:
