@@ -117,6 +117,21 @@ func TestParseStatCPU(t *testing.T) {
 	})
 }
 
+func TestCPUBudgetPerLifecycle(t *testing.T) {
+	before := cpuReading{server: 10, workers: 4, topsim: 1, bench: 2, heartbeats: 7}
+	after := cpuReading{server: 16, workers: 6, topsim: 1.2, bench: 2.8, heartbeats: 7}
+	cpu, hb := before.perLifecycle(after, 100)
+	want := cpuBudget{Server: 60, Workers: 20, TOPSim: 2, Bench: 8, Total: 90}
+	if cpu != want || hb != 0 {
+		t.Fatalf("budget %+v, heartbeats %v; want %+v and 0", cpu, hb, want)
+	}
+	// An external server: its share unknown, so no total either.
+	before.server, before.heartbeats = -1, -1
+	if cpu, hb := before.perLifecycle(after, 100); cpu.Server != 0 || cpu.Total != 0 || cpu.Workers != 20 || hb != -1 {
+		t.Fatalf("with an external server: %+v, %v", cpu, hb)
+	}
+}
+
 func TestParseStatusMem(t *testing.T) {
 	status := "Name:\tworker\nVmPeak:\t  900000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40960 kB\nThreads:\t12\n"
 	rss, hwm, err := parseStatusMem(bufio.NewScanner(strings.NewReader(status)))

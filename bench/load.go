@@ -44,6 +44,9 @@ type loadResult struct {
 	// server). On a machine whose CPU the server saturates first, this is
 	// what sets the throughput.
 	ServerCPUMSPerLifecycle float64 `json:"temporal_server_cpu_ms_per_lifecycle,omitempty"`
+	// CPU is every process's CPU time during the phase per completed
+	// lifecycle (the server's included).
+	CPU cpuBudget `json:"cpu_ms_per_lifecycle"`
 	// HeartbeatsPerLifecycle is the activity heartbeats the server
 	// received during the phase per completed lifecycle: Temporal Cloud
 	// bills each as an action, and histories do not show them; -1 =

@@ -683,7 +683,7 @@ type sampleKey struct {
 // for their deliveries.
 func (m *measurer) ingress(ctx context.Context, lcs []lifecycle, name string) (loadResult, []lcRun, error) {
 	var resends atomic.Int64
-	server0 := m.server(ctx)
+	cpu0 := m.reading(ctx)
 	start := time.Now()
 	runs := drive(ctx, lcs, m.c, ingressDriver(m.reports, &resends), newBar(len(lcs), name+": accepted"), nil)
 	if ctx.Err() != nil {
@@ -694,7 +694,8 @@ func (m *measurer) ingress(ctx context.Context, lcs []lifecycle, name string) (l
 		return loadResult{}, runs, err
 	}
 	res := summarise(start, runs, delivery)
-	res.ServerCPUMSPerLifecycle, res.HeartbeatsPerLifecycle = server0.perLifecycle(m.server(ctx), res.Completed)
+	res.CPU, res.HeartbeatsPerLifecycle = cpu0.perLifecycle(m.reading(ctx), res.Completed)
+	res.ServerCPUMSPerLifecycle = res.CPU.Server
 	res.Resends = resends.Load()
 	res.deliverySamples = delivery
 	return res, runs, nil
@@ -704,7 +705,7 @@ func (m *measurer) ingress(ctx context.Context, lcs []lifecycle, name string) (l
 // waits for each run to close.
 func (m *measurer) baseline(ctx context.Context, lcs []lifecycle, name string) (loadResult, []lcRun, error) {
 	cs := newCompletions(m.s.Temporal)
-	server0 := m.server(ctx)
+	cpu0 := m.reading(ctx)
 	start := time.Now()
 	runs := drive(ctx, lcs, m.c, baselineDriver(m.s.Temporal), newBar(len(lcs), name+": accepted"),
 		func(i int) { cs.watch(ctx, i, lcs[i].BizID) })
@@ -713,21 +714,40 @@ func (m *measurer) baseline(ctx context.Context, lcs []lifecycle, name string) (
 	}
 	cs.apply(runs)
 	res := summarise(start, runs, nil)
-	res.ServerCPUMSPerLifecycle, res.HeartbeatsPerLifecycle = server0.perLifecycle(m.server(ctx), res.Completed)
+	res.CPU, res.HeartbeatsPerLifecycle = cpu0.perLifecycle(m.reading(ctx), res.Completed)
+	res.ServerCPUMSPerLifecycle = res.CPU.Server
 	return res, runs, nil
 }
 
-// serverReading is the Temporal server's CPU time (s) and count of
-// activity heartbeats at one moment; -1 = unknown.
-type serverReading struct{ cpu, heartbeats float64 }
+// cpuReading is the CPU time (s) of each process of the run, and the
+// server's count of activity heartbeats, at one moment; -1 = unknown (the
+// server's CPU with an external server, heartbeats without its metrics).
+type cpuReading struct {
+	server, workers, topsim, bench float64
+	heartbeats                     float64
+}
 
-// server reads the dev server's CPU time and the server's heartbeat count.
-func (m *measurer) server(ctx context.Context) serverReading {
-	r := serverReading{cpu: -1, heartbeats: -1}
-	if pid := m.s.TemporalPID(); pid != 0 {
-		if p, err := readProc(pid); err == nil {
-			r.cpu = p.CPUSeconds
+// reading reads the CPU time of the dev server, the insuranceflow workers,
+// topsim and this process (which drives both systems and runs the
+// baseline's worker), and the server's heartbeat count.
+func (m *measurer) reading(ctx context.Context) cpuReading {
+	r := cpuReading{server: -1, heartbeats: -1}
+	for name, pid := range m.s.PIDs() {
+		p, err := readProc(pid)
+		if err != nil {
+			continue // it ended: its CPU is not this phase's
 		}
+		switch {
+		case name == devstack.ProcTemporal:
+			r.server = p.CPUSeconds
+		case name == devstack.ProcTopsim:
+			r.topsim = p.CPUSeconds
+		case name == devstack.ProcWorker || strings.HasPrefix(name, devstack.ProcWorker+"-"):
+			r.workers += p.CPUSeconds
+		}
+	}
+	if p, err := readProc(os.Getpid()); err == nil {
+		r.bench = p.CPUSeconds
 	}
 	if m.metricsURL != "" {
 		if v, err := heartbeatCounter(ctx, m.metricsURL); err == nil {
@@ -739,20 +759,35 @@ func (m *measurer) server(ctx context.Context) serverReading {
 	return r
 }
 
-// perLifecycle is the server CPU (ms, 0 = unknown) and heartbeats (-1 =
-// unknown) from r to after, per completed lifecycle.
-func (r serverReading) perLifecycle(after serverReading, completed int) (cpuMS, heartbeats float64) {
+// cpuBudget is the CPU time each process of the run spent during a phase,
+// in ms per completed lifecycle. On a machine the run saturates, the
+// throughput is about the CPU available ÷ Total, so the ratio of two
+// systems' Totals is the throughput ratio their work allows.
+type cpuBudget struct {
+	Server  float64 `json:"temporal_server"` // 0 = not measured (an external server)
+	Workers float64 `json:"workers"`         // insuranceflow's worker processes (idle polling in the baseline's phases)
+	TOPSim  float64 `json:"topsim"`
+	Bench   float64 `json:"bench"` // this process: the drivers, and the baseline's worker
+	Total   float64 `json:"total"` // 0 when the server's share is unknown
+}
+
+// perLifecycle is the CPU budget and the heartbeats (-1 = unknown) from r
+// to after, per completed lifecycle.
+func (r cpuReading) perLifecycle(after cpuReading, completed int) (cpu cpuBudget, heartbeats float64) {
 	heartbeats = -1
 	if completed == 0 {
-		return 0, heartbeats
+		return cpu, heartbeats
 	}
-	if r.cpu >= 0 && after.cpu >= 0 {
-		cpuMS = round2((after.cpu - r.cpu) * 1000 / float64(completed))
+	per := func(a, b float64) float64 { return round2((b - a) * 1000 / float64(completed)) }
+	cpu.Workers, cpu.TOPSim, cpu.Bench = per(r.workers, after.workers), per(r.topsim, after.topsim), per(r.bench, after.bench)
+	if r.server >= 0 && after.server >= 0 {
+		cpu.Server = per(r.server, after.server)
+		cpu.Total = round2(cpu.Server + cpu.Workers + cpu.TOPSim + cpu.Bench)
 	}
 	if r.heartbeats >= 0 && after.heartbeats >= 0 {
 		heartbeats = round2((after.heartbeats - r.heartbeats) / float64(completed))
 	}
-	return cpuMS, heartbeats
+	return cpu, heartbeats
 }
 
 // openIngress offers lcs at rate lifecycles/s through reports and waits

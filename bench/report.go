@@ -199,12 +199,27 @@ func markdown(r *results) string {
 	b.WriteString(openLoopMarkdown(r))
 	fmt.Fprintf(&b, "\nSaturation (closed loop, the capacity figure): %d lifecycles at concurrency %d (%d with a failure-then-retry step) per round, after %d warm-up lifecycles each; %d alternating rounds:\n\n",
 		r.Config.Lifecycles, r.Config.Concurrency, r.Config.RetryLifecycles, r.Config.Warmup, len(r.Saturation))
-	b.WriteString("| round | insuranceflow lifecycles/s | baseline lifecycles/s | ratio | insuranceflow accept p99 (ms) | baseline update p99 (ms) | ratio |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| round | insuranceflow lifecycles/s | baseline lifecycles/s | ratio | insuranceflow accept p99 (ms) | baseline update p99 (ms) | ratio | CPU ms per lifecycle, all processes: insuranceflow / baseline | baseline ÷ insuranceflow |\n|---|---|---|---|---|---|---|---|---|\n")
+	var cpuRatios []float64
 	for i, sr := range r.Saturation {
-		fmt.Fprintf(&b, "| %d | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f |\n", i+1, sr.Insuranceflow.LifecyclesPerSec, sr.Baseline.LifecyclesPerSec, sr.Throughput,
-			sr.Insuranceflow.Accept.P99, sr.Baseline.Accept.P99, sr.AcceptP99)
+		cpu, cpuRatio := "—", "—"
+		if o, bl := sr.Insuranceflow.CPU.Total, sr.Baseline.CPU.Total; o > 0 && bl > 0 {
+			cpu = fmt.Sprintf("%.1f / %.1f", o, bl)
+			cpuRatio = fmt.Sprintf("%.2f", ratio(bl, o))
+			cpuRatios = append(cpuRatios, ratio(bl, o))
+		}
+		fmt.Fprintf(&b, "| %d | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f | %s | %s |\n", i+1, sr.Insuranceflow.LifecyclesPerSec, sr.Baseline.LifecyclesPerSec, sr.Throughput,
+			sr.Insuranceflow.Accept.P99, sr.Baseline.Accept.P99, sr.AcceptP99, cpu, cpuRatio)
 	}
-	fmt.Fprintf(&b, "| **median (min–max)** | | | **%s** | | | **%s** |\n", r.Ratios.Throughput, r.Ratios.AcceptP99)
+	cpuMedian := ""
+	if len(cpuRatios) > 0 {
+		cpuMedian = "**" + spreadOf(cpuRatios).String() + "**"
+	}
+	fmt.Fprintf(&b, "| **median (min–max)** | | | **%s** | | | **%s** | | %s |\n", r.Ratios.Throughput, r.Ratios.AcceptP99, cpuMedian)
+	if len(cpuRatios) > 0 {
+		b.WriteString("\nThe last two columns are every process's CPU time during the round (the Temporal server, the insuranceflow worker, topsim, and the bench process, which drives both systems and runs the baseline's worker) per completed lifecycle. " +
+			"Both systems share the machine's CPUs with the server, so once a run saturates them its throughput is about the CPU available ÷ that figure, and baseline ÷ insuranceflow is the throughput ratio the two systems' work allows on this machine, whatever either one waits for.\n")
+	}
 	b.WriteString("\nThe round with the median throughput ratio in detail:\n\n")
 	b.WriteString("| figure | insuranceflow (HTTP ingress → worker → topsim) | baseline (minimal workflow, SDK client) | ratio |\n|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| lifecycles/s completed (all callbacks delivered) | %.2f | %.2f | %.2f |\n", o.LifecyclesPerSec, bl.LifecyclesPerSec, ratio(o.LifecyclesPerSec, bl.LifecyclesPerSec))
@@ -224,6 +239,11 @@ func markdown(r *results) string {
 	if o.ServerCPUMSPerLifecycle > 0 {
 		fmt.Fprintf(&b, "| Temporal dev server CPU ms per lifecycle | %.1f | %.1f | %.2f |\n",
 			o.ServerCPUMSPerLifecycle, bl.ServerCPUMSPerLifecycle, ratio(o.ServerCPUMSPerLifecycle, bl.ServerCPUMSPerLifecycle))
+	}
+	if o.CPU.Total > 0 && bl.CPU.Total > 0 {
+		fmt.Fprintf(&b, "| CPU ms per lifecycle, all processes: total (server / workers / topsim / bench process) | %.1f (%.1f / %.1f / %.1f / %.1f) | %.1f (%.1f / %.1f / %.1f / %.1f) | %.2f |\n",
+			o.CPU.Total, o.CPU.Server, o.CPU.Workers, o.CPU.TOPSim, o.CPU.Bench,
+			bl.CPU.Total, bl.CPU.Server, bl.CPU.Workers, bl.CPU.TOPSim, bl.CPU.Bench, ratio(o.CPU.Total, bl.CPU.Total))
 	}
 	fmt.Fprintf(&b, "| history events / bytes per 5-event lifecycle | %.1f / %.0f | | |\n", r.Actions.HistoryEvents5, r.Actions.HistoryBytes5)
 	fmt.Fprintf(&b, "| store rows / bytes per lifecycle | %.1f / %.0f | | |\n", r.Store.RowsPerLifecycle, r.Store.BytesPerLifecycle)

@@ -496,6 +496,20 @@ func (s *Stack) WorkerPID() int {
 	return 0
 }
 
+// PIDs are the process ids of the stack's running processes by name
+// (ProcTemporal, ProcTopsim, ProcWorker, extra workers by their names).
+func (s *Stack) PIDs() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pids := make(map[string]int, len(s.procs))
+	for name, p := range s.procs {
+		if p.running() {
+			pids[name] = p.pid()
+		}
+	}
+	return pids
+}
+
 // TemporalPID is the Temporal dev server's process id, 0 when the stack
 // uses an external server or the dev server is not running.
 func (s *Stack) TemporalPID() int {
