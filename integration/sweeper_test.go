@@ -192,3 +192,71 @@ func TestResumeAfterAReportOpenedARun(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeOverARunThatNeverRan: a policy's run is terminated with events
+// the store lacks; the run that resumes it is itself terminated before any
+// worker started its first workflow task (workers down, or an operator
+// quick on the trigger); the next run must still find those events. It
+// asks the run before it for its state, and that run can answer nothing
+// (Temporal: "closed before WorkflowTaskStarted"): it accepted nothing and
+// took nothing over, so what it would have loaded is its own previous
+// run's. Chaos found this: before the loader followed the chain, the third
+// run retried its snapshot load forever and the policy's callbacks never
+// reached TOP.
+func TestResumeOverARunThatNeverRan(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const queue = "never-ran-it"
+	url := extraWorker(ctx, t, "never-ran-worker", []string{
+		"TASK_QUEUE=" + queue, "SWEEP_INTERVAL=1h", "EMPTY_RUN_GRACE=2s", "TOP_CALL_TIMEOUT=10s",
+	})
+	t.Cleanup(func() { clearFaults(t) })
+	tc := dialStack(t, ctx)
+	st := openStackStore(t, ctx)
+	settings := workflows.Settings{RetryInitialInterval: 200 * time.Millisecond, RetryMaxInterval: time.Second,
+		EmptyRunGrace: 2 * time.Second, Pipeline: true}
+	resumer := func(queue string) *policyclient.Client {
+		return &policyclient.Client{Temporal: tc, Snapshots: policyclient.StoreSnapshots{Store: st}, Settings: settings, TaskQueue: queue}
+	}
+	terminateLatest := func(bizID string) string {
+		t.Helper()
+		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		if err := tc.TerminateWorkflow(ctx, workflows.WorkflowID(bizID), run, "integration test"); err != nil {
+			t.Fatal(err)
+		}
+		return run
+	}
+
+	bizID := newBizID("NVR")
+	setFaults(t, `{"latency":"3s"}`)
+	reportVia(t, url, event(bizID, 1, 1, 0))
+	reportVia(t, url, event(bizID, 2, 1, 1)) // behind seq 1, at topsim: in no store row yet
+	first := terminateLatest(bizID)
+	clearFaults(t)
+	// The run that takes over goes to a queue no worker polls: it never
+	// starts a workflow task before it is terminated in turn.
+	if resumed, err := resumer("nobody-polls-" + bizID).Resume(ctx, bizID); err != nil || !resumed {
+		t.Fatalf("resume onto an unpolled queue = %v, %v", resumed, err)
+	}
+	if never := terminateLatest(bizID); never == first {
+		t.Fatal("the resume started no run")
+	}
+	if resumed, err := resumer(queue).Resume(ctx, bizID); err != nil || !resumed {
+		t.Fatalf("resume = %v, %v", resumed, err)
+	}
+	eventually(t, 60*time.Second, bizID+" both callbacks at TOP", func() (bool, string) {
+		got := simCallbacks(t, bizID)
+		return len(got) >= 2, fmt.Sprintf("%d callbacks at topsim", len(got))
+	})
+	eventually(t, 30*time.Second, "topsim answered every request", func() (bool, string) {
+		s := getSimStats(t)
+		return s.InFlight == 0, fmt.Sprintf("%d in flight", s.InFlight)
+	})
+	if got := simCallbacks(t, bizID); len(got) != 2 || got[0].StageName != "pre_insure" || got[1].StageName != "underwrite" {
+		t.Fatalf("callbacks at topsim: %+v; want pre_insure then underwrite, each once", got)
+	}
+}

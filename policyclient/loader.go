@@ -8,8 +8,10 @@ import (
 	"slices"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
@@ -22,7 +24,14 @@ type SnapshotLoader struct {
 	Snapshots Snapshots
 	// Temporal answers the previous run's snapshot query; nil never asks.
 	Temporal client.Client
+	// DataConverter decodes a run's input (the worker's, encryption
+	// included); nil is the SDK's default.
+	DataConverter converter.DataConverter
 }
+
+// maxRunsBack bounds how many runs that never ran a workflow task Load
+// looks past to find the one that holds the policy's state.
+const maxRunsBack = 20
 
 // Load returns the policy's snapshot: the store's, or, when the previous run
 // ended without completing (in.PreviousRunID) and knew of later events than
@@ -87,20 +96,61 @@ func mergePrevious(stored, prev *workflows.Snapshot) *workflows.Snapshot {
 }
 
 // previous asks the previous run for its final snapshot; nil when it cannot
-// answer.
+// answer. A run that closed before any worker started its first workflow
+// task (terminated or cancelled while workers were down, or at once)
+// cannot answer (Temporal: WorkflowNotReady), and need not: it accepted no
+// event and took nothing over from the run before it, so what it would
+// have loaded is that run's. So the question goes back along the runs'
+// PreviousRunIDs to the first that ran.
 func (l SnapshotLoader) previous(ctx context.Context, in workflows.LoadSnapshotInput) (*workflows.Snapshot, error) {
-	v, err := l.Temporal.QueryWorkflow(ctx, workflows.WorkflowID(in.BizID), in.PreviousRunID, workflows.QuerySnapshot)
-	if err != nil {
-		var notFound *serviceerror.NotFound
-		var queryFailed *serviceerror.QueryFailed
-		if errors.As(err, &notFound) || errors.As(err, &queryFailed) {
-			return nil, nil
+	runID := in.PreviousRunID
+	for back := 0; ; back++ {
+		v, err := l.Temporal.QueryWorkflow(ctx, workflows.WorkflowID(in.BizID), runID, workflows.QuerySnapshot)
+		var notReady *serviceerror.WorkflowNotReady
+		if errors.As(err, &notReady) && back < maxRunsBack {
+			if runID, err = l.previousRunOf(ctx, in.BizID, runID); err != nil || runID == "" {
+				return nil, err
+			}
+			continue
 		}
-		return nil, fmt.Errorf("ask the previous run of policy %s for its state: %w", in.BizID, err)
+		if err != nil {
+			var notFound *serviceerror.NotFound
+			var queryFailed *serviceerror.QueryFailed
+			if errors.As(err, &notFound) || errors.As(err, &queryFailed) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("ask the previous run of policy %s for its state: %w", in.BizID, err)
+		}
+		var snap workflows.Snapshot
+		if err := v.Get(&snap); err != nil {
+			return nil, fmt.Errorf("decode the previous run's state of policy %s: %w", in.BizID, err)
+		}
+		return &snap, nil
 	}
-	var snap workflows.Snapshot
-	if err := v.Get(&snap); err != nil {
-		return nil, fmt.Errorf("decode the previous run's state of policy %s: %w", in.BizID, err)
+}
+
+// previousRunOf reads the PreviousRunID a run of the policy was started
+// with, from its first history event; "" when it had none.
+func (l SnapshotLoader) previousRunOf(ctx context.Context, bizID, runID string) (string, error) {
+	it := l.Temporal.GetWorkflowHistory(ctx, workflows.WorkflowID(bizID), runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return "", fmt.Errorf("read the start of run %s of policy %s: no history", runID, bizID)
 	}
-	return &snap, nil
+	ev, err := it.Next()
+	if err != nil {
+		return "", fmt.Errorf("read the start of run %s of policy %s: %w", runID, bizID, err)
+	}
+	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
+	if attrs == nil {
+		return "", fmt.Errorf("read the start of run %s of policy %s: its first event is %s", runID, bizID, ev.GetEventType())
+	}
+	dc := l.DataConverter
+	if dc == nil {
+		dc = converter.GetDefaultDataConverter()
+	}
+	var started workflows.PolicyInput
+	if err := dc.FromPayloads(attrs.GetInput(), &started); err != nil {
+		return "", fmt.Errorf("decode the input of run %s of policy %s: %w", runID, bizID, err)
+	}
+	return started.PreviousRunID, nil
 }

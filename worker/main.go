@@ -308,8 +308,9 @@ func newWorker(tc client.Client, st *store.Store, cfg config, logger *slog.Logge
 	// A local activity, run by name (the workflow package cannot import
 	// policyclient, which imports it).
 	w.RegisterActivityWithOptions(policyclient.SnapshotLoader{
-		Snapshots: policyclient.StoreSnapshots{Store: st},
-		Temporal:  tc,
+		Snapshots:     policyclient.StoreSnapshots{Store: st},
+		Temporal:      tc,
+		DataConverter: cfg.dataConverter(),
 	}.Load, activity.RegisterOptions{Name: workflows.LoadSnapshotActivity})
 	return w, fatal, nil
 }
