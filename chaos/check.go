@@ -346,9 +346,13 @@ func deliveryFigures(in checkInput) []figure {
 	// arrival in seq order, repeats included: the run that took over waits
 	// for the stopped run's call (its lease) and finds it answered.
 	stoppedAtTOP := map[string]bool{}
+	var queuedBehind int64
 	for _, e := range in.Faults {
 		if e.What == evStopAtTOP && e.Error == "" {
 			stoppedAtTOP[e.Detail] = true
+		}
+		if e.What == evStopAtTOPQueued {
+			queuedBehind++
 		}
 	}
 	stoppedLate := violations{}
@@ -404,6 +408,7 @@ func deliveryFigures(in checkInput) []figure {
 		invariant(groupDelivery, "out of order: first arrivals not in seq order", order),
 		info(groupDelivery, "repeated deliveries (at-least-once)", repeats),
 		infoWith(groupDelivery, "repeated deliveries after a later seq arrived", late),
+		info(groupDelivery, "runs stopped with a callback at TOP and one queued behind it", queuedBehind),
 		invariant(groupDelivery, "arrivals after a later seq's at policies stopped with a callback at TOP", stoppedLate),
 		infoWith(groupDelivery, "repeated deliveries with no crash or outage between", unexplained),
 		invariant(groupDelivery, "repeated deliveries under a different request_id", changedID),

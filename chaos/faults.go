@@ -131,6 +131,9 @@ const (
 	evCancelRun     = "run cancelled"
 	evTerminateRun  = "run terminated"
 	evStopAtTOP     = "run stopped with its callback at TOP"
+	// evStopAtTOPQueued follows an evStopAtTOP whose policy had a callback
+	// queued behind the one at TOP.
+	evStopAtTOPQueued = "run stopped with its callback at TOP and one queued behind it"
 )
 
 // faultLog records the schedule's actions, for the report and to tell
@@ -140,6 +143,13 @@ type faultLog struct {
 	start  time.Time
 	events []faultEvent
 	out    io.Writer
+}
+
+// began is when the schedule began (zero before it did).
+func (l *faultLog) began() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.start
 }
 
 func (l *faultLog) add(what, detail string, err error) { l.addAt(time.Now(), what, detail, err) }

@@ -147,14 +147,23 @@ func execute(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 	flog := &faultLog{out: log}
 	started := &startedPolicies{}
 	if cfg.StopRunEvery > 0 {
+		pc := &policyclient.Client{Temporal: stack.Temporal, Snapshots: policyclient.StoreSnapshots{Store: st},
+			Settings: workflows.Settings{RetryInitialInterval: 200 * time.Millisecond, RetryMaxInterval: time.Second,
+				Notify: true, Pipeline: true}}
 		stopper := &runStopper{temporal: stack.Temporal, started: started, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5709)), log: flog,
-			setLatency: func(ctx context.Context, d time.Duration) error {
-				return stack.SetFaults(ctx, topsimFaults{Latency: d.String()}.json())
+			slowTOP: func(ctx context.Context, slow bool) error {
+				if slow {
+					return stack.SetFaults(ctx, topsimFaults{Latency: atTOPLatency.String(), ISPErrorRate: ptr(0.0), HangRate: ptr(0.0)}.json())
+				}
+				return stack.SetFaults(ctx, topsimFaults{Latency: "0s", ISPErrorRate: ptr(fcfg.ISPErrorRate), HangRate: ptr(fcfg.HangRate)}.json())
 			},
+			atTOPFrom: func() time.Time { return flog.began().Add(fcfg.BanAt + time.Duration(fcfg.BanSeconds)*time.Second) },
 			// The workers' settings (devstack's and run's WorkerEnv).
-			resume: (&policyclient.Client{Temporal: stack.Temporal, Snapshots: policyclient.StoreSnapshots{Store: st},
-				Settings: workflows.Settings{RetryInitialInterval: 200 * time.Millisecond, RetryMaxInterval: time.Second,
-					Notify: true, Pipeline: true}}).Resume}
+			resume: pc.Resume,
+			queuedBehind: func(ctx context.Context, bizID string) bool {
+				st, err := pc.Status(ctx, bizID)
+				return err == nil && hasQueuedBehind(st)
+			}}
 		fcfg.StopRunEvery, fcfg.StopRun = cfg.StopRunEvery, stopper.stop
 	}
 	drivingDone := make(chan struct{})

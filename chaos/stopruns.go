@@ -33,27 +33,41 @@ type startedPolicies struct{ syncList[string] }
 // runStopper cancels or terminates the open run of a policy the driver has
 // started, chosen at random; every second stop is a terminate.
 //
-// Its first two stops are terminates of a run whose
-// callback is at TOP: topsim answers slowly (atTOPLatency) while the
-// stopper looks for a run with a DeliverCallback started, so the run that
-// takes the policy over (the sweeper's, or the next report's) begins while
-// the stopped run's call is still there. Each is logged as evStopAtTOP as
-// well, and resumed at once (see resume); deliveryFigures holds those
-// policies to every arrival in seq order: before attempts held leases, TOP got the stopped run's callback
-// again after the next one (TestSweeperResumesStoppedRuns).
+// Its first two stops, and its first two once the code-7 ban is over, are
+// terminates of a run whose callback is at TOP: topsim answers slowly
+// (atTOPLatency) and surely while the stopper looks for a run whose
+// DeliverCallback just started with a callback queued behind it, and the
+// policy is resumed at once (see resume), so the run that takes it over
+// begins while the stopped run's call is still at TOP. Each is logged as
+// evStopAtTOP, and deliveryFigures holds those policies to every arrival
+// in seq order. Before attempts held leases TOP got the stopped run's
+// callback after the next one (TestSweeperResumesStoppedRuns); with the
+// lease turned off, 2 of 8 chaos-short runs failed on it.
 type runStopper struct {
 	temporal client.Client
 	started  *startedPolicies
 	rng      *rand.Rand
-	n        int
+	n        int // stops so far
+	// Stops at TOP so far: before atTOPFrom (during the code-7 ban,
+	// which answers the stopped call, so they exercise the wait for it)
+	// and after (when TOP accepts it, so they exercise the order).
+	atTOP, atTOPLate int
 
-	// setLatency sets topsim's latency; nil makes no stop at TOP.
-	setLatency func(ctx context.Context, d time.Duration) error
+	// slowTOP makes topsim answer slowly and surely (atTOPLatency, no
+	// injected errors or hangs) while a stop at TOP is under way, or
+	// puts the run's faults back; nil makes no stop at TOP.
+	slowTOP func(ctx context.Context, slow bool) error
+	// atTOPFrom is when stops at TOP may begin: after the code-7 ban,
+	// which would answer the stopped run's call before TOP accepts it.
+	atTOPFrom func() time.Time
 	// resume gives a policy stopped at TOP its new run at once, as the
 	// sweeper does a sweep later (policyclient.Client.Resume): so the new
 	// run begins while the stopped run's call is still at TOP.
 	resume func(ctx context.Context, bizID string) (bool, error)
-	log    *faultLog
+	// queuedBehind reports whether a policy has a callback queued behind
+	// the one in flight (its status query); nil asks nothing.
+	queuedBehind func(ctx context.Context, bizID string) bool
+	log          *faultLog
 }
 
 // atTOPStops is how many of the first stops pick a run at TOP, and
@@ -76,13 +90,21 @@ func (s *runStopper) stop(ctx context.Context) (what, bizID string, err error) {
 	if s.n%2 == 1 {
 		what = evTerminateRun
 	}
-	if s.setLatency != nil && s.n < atTOPStops {
+	if late, due := s.dueAtTOP(); due {
 		// Terminated: a cancelled run winds down in its own time (it records
 		// its queue, and may go on retrying), a terminated one is gone at once.
-		biz, err := s.stopAtTOP(ctx, evTerminateRun)
+		biz, behind, err := s.stopAtTOP(ctx, evTerminateRun)
 		if err == nil {
 			s.n++
+			if late {
+				s.atTOPLate++
+			} else {
+				s.atTOP++
+			}
 			s.log.add(evStopAtTOP, biz, nil)
+			if behind {
+				s.log.add(evStopAtTOPQueued, biz, nil)
+			}
 			return evTerminateRun, biz, nil
 		}
 		if !errors.Is(err, errNoOpenRun) {
@@ -107,25 +129,52 @@ func (s *runStopper) stop(ctx context.Context) (what, bizID string, err error) {
 	return what, "", errNoOpenRun
 }
 
+// dueAtTOP reports whether the next stop should be one at TOP, and
+// whether it falls after atTOPFrom: the first atTOPStops stops are, and
+// the first atTOPStops after atTOPFrom.
+func (s *runStopper) dueAtTOP() (late, due bool) {
+	if s.slowTOP == nil {
+		return false, false
+	}
+	if s.atTOPFrom != nil && !time.Now().Before(s.atTOPFrom()) {
+		return true, s.atTOPLate < atTOPStops
+	}
+	return false, s.atTOP < atTOPStops
+}
+
 // stopAtTOP slows topsim down, stops (what) the run of a started policy
 // whose DeliverCallback has started, and puts topsim's speed back once the
-// stopped run's call has been answered.
-func (s *runStopper) stopAtTOP(ctx context.Context, what string) (string, error) {
-	if err := s.setLatency(ctx, atTOPLatency); err != nil {
-		return "", fmt.Errorf("slow topsim down: %w", err)
+// stopped run's call has been answered. For the first two thirds of its
+// search it takes only a run with a callback queued behind the one at TOP
+// (behind reports it got one): the run that takes over then sends that
+// one too while the stopped run's call still sleeps in topsim, which is
+// what put a callback at TOP after the next one before attempts held
+// leases. Then any run at TOP will do.
+func (s *runStopper) stopAtTOP(ctx context.Context, what string) (biz string, behind bool, err error) {
+	if err := s.slowTOP(ctx, true); err != nil {
+		return "", false, fmt.Errorf("slow topsim down: %w", err)
 	}
-	// Back to full speed once the run is stopped: its call keeps the
-	// latency it arrived with, and the new run's is answered at once.
-	defer func() { _ = s.setLatency(context.WithoutCancel(ctx), 0) }()
-	deadline := time.Now().Add(3 * atTOPLatency)
+	// Back to the run's faults once the run is stopped: its call keeps
+	// the latency it arrived with (and is accepted), and the new run's is
+	// answered at once.
+	defer func() { _ = s.slowTOP(context.WithoutCancel(ctx), false) }()
+	begun := time.Now()
+	deadline, picky := begun.Add(3*atTOPLatency), begun.Add(2*atTOPLatency)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		started := s.started.snapshot()
+		needBehind := s.queuedBehind != nil && time.Now().Before(picky)
 		for _, i := range s.rng.Perm(len(started)) {
 			biz := started[i]
-			if !s.stopIfOpen(ctx, what, biz, "chaos: an operator stops the run while its callback is at TOP", atTOP) {
+			want := atTOP
+			if needBehind {
+				want = func(d *workflowservice.DescribeWorkflowExecutionResponse) bool {
+					return justAtTOP(d, time.Now()) && s.queuedBehind(ctx, biz)
+				}
+			}
+			if !s.stopIfOpen(ctx, what, biz, "chaos: an operator stops the run while its callback is at TOP", want) {
 				continue
 			}
-			_ = s.setLatency(ctx, 0)
+			_ = s.slowTOP(ctx, false)
 			if s.resume != nil {
 				// A cancelled run closes once its workflow task has run.
 				resumed, err := false, error(nil)
@@ -140,11 +189,46 @@ func (s *runStopper) stopAtTOP(ctx context.Context, what string) (string, error)
 					s.log.add(evStopAtTOP+": not resumed at once", biz, err)
 				}
 			}
-			return biz, nil
+			return biz, needBehind, nil
 		}
 		_ = sleepCtx(ctx, 100*time.Millisecond)
 	}
-	return "", errNoOpenRun
+	return "", false, errNoOpenRun
+}
+
+// justAtTOPWithin is how recently justAtTOP wants the attempt at TOP to
+// have started: the stopped run's call then has most of atTOPLatency left
+// at topsim, time enough for the run that takes over to deliver that
+// callback and the one behind it before the stopped call is answered.
+const justAtTOPWithin = 300 * time.Millisecond
+
+// justAtTOP reports whether a run has a DeliverCallback attempt that
+// started within justAtTOPWithin of now.
+func justAtTOP(d *workflowservice.DescribeWorkflowExecutionResponse, now time.Time) bool {
+	for _, a := range d.GetPendingActivities() {
+		if a.GetActivityType().GetName() == "DeliverCallback" && a.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED &&
+			a.GetLastStartedTime() != nil && now.Sub(a.GetLastStartedTime().AsTime()) < justAtTOPWithin {
+			return true
+		}
+	}
+	return false
+}
+
+// hasQueuedBehind reports whether st shows a callback queued behind one
+// in flight.
+func hasQueuedBehind(st workflows.Status) bool {
+	inFlight := false
+	for _, e := range st.Events {
+		switch e.Callback {
+		case workflows.EventSending, workflows.EventRetrying:
+			inFlight = true
+		case workflows.EventQueued:
+			if inFlight {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // stopIfOpen cancels or terminates (what) bizID's run if it is open and,

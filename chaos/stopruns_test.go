@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/insuranceflow/insuranceflow/policyclient"
+	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
 // runs is a runReader over one policy's runs, listed newest first as
@@ -72,5 +73,30 @@ func TestCheckResumes(t *testing.T) {
 		{"r1", report, cancelled}, {"r2", report, completed}, {"r3", resumed, completed},
 	}, "P", v); err != nil || v.count() != 1 || !strings.Contains(v.evidence()[0], "run r3") || !strings.Contains(v.evidence()[0], "after run r2") {
 		t.Fatalf("a resume after a completed run: %v, %v; want r3 after r2", v.evidence(), err)
+	}
+}
+
+func TestHasQueuedBehind(t *testing.T) {
+	st := func(cbs ...workflows.EventCallback) workflows.Status {
+		var s workflows.Status
+		for i, cb := range cbs {
+			s.Events = append(s.Events, workflows.EventStatus{Seq: int64(i + 1), Callback: cb})
+		}
+		return s
+	}
+	for _, tt := range []struct {
+		name string
+		st   workflows.Status
+		want bool
+	}{
+		{"none", st(), false},
+		{"one sending", st(workflows.EventDelivered, workflows.EventSending), false},
+		{"one queued behind the one sending", st(workflows.EventDelivered, workflows.EventSending, workflows.EventQueued), true},
+		{"one queued behind a retry", st(workflows.EventRetrying, workflows.EventQueued), true},
+		{"queued behind a parked one: nothing at TOP", st(workflows.EventParked, workflows.EventQueued), false},
+	} {
+		if got := hasQueuedBehind(tt.st); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
