@@ -239,7 +239,7 @@ func TestResumeOverARunThatNeverRan(t *testing.T) {
 	clearFaults(t)
 	// The run that takes over goes to a queue no worker polls: it never
 	// starts a workflow task before it is terminated in turn.
-	if resumed, err := resumer("nobody-polls-" + bizID).Resume(ctx, bizID); err != nil || !resumed {
+	if resumed, err := resumer("nobody-polls-"+bizID).Resume(ctx, bizID); err != nil || !resumed {
 		t.Fatalf("resume onto an unpolled queue = %v, %v", resumed, err)
 	}
 	if never := terminateLatest(bizID); never == first {
