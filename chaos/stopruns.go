@@ -42,7 +42,8 @@ type startedPolicies struct{ syncList[string] }
 // evStopAtTOP, and deliveryFigures holds those policies to every arrival
 // in seq order. Before attempts held leases TOP got the stopped run's
 // callback after the next one (TestSweeperResumesStoppedRuns); with the
-// lease turned off, 2 of 8 chaos-short runs failed on it.
+// lease turned off, 2 of 8 chaos-short runs and the one full run tried
+// failed on it.
 type runStopper struct {
 	temporal client.Client
 	started  *startedPolicies
