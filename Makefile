@@ -5,7 +5,7 @@ BIN       := .bin
 TEMPORAL  := $(BIN)/temporal
 HELM      := $(BIN)/helm
 
-.PHONY: dev test test-race test-unit test-integration build temporal demo lint fmt vet diagram figures clean
+.PHONY: dev test test-race test-race-it test-unit test-integration build temporal demo lint fmt vet diagram figures clean
 
 ## dev: build and start the whole dev stack (Temporal dev server + UI, topsim, worker + ingress); Ctrl-C stops it
 dev: build temporal
@@ -18,6 +18,10 @@ test: temporal helm lint
 ## test-race: the tests of every package that starts no stack of processes (the activities' pipelined and leased attempts, the store, the ingress, the workflows, …) under the race detector
 test-race:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -E '/(integration|devstack|chaos|bench|deploy)(/|$$)')
+
+## test-race-it: the integration suite against a dev server with the worker, topsim and starter built with the race detector; a race reported in their logs fails it
+test-race-it: temporal
+	IT_RACE=1 TEMPORAL_BIN=$(abspath $(TEMPORAL)) $(GO) test -count=1 -timeout 20m ./integration/
 
 ## test-unit: the tests that need no Temporal server
 test-unit:

@@ -92,6 +92,10 @@ type Options struct {
 	// ModuleRoot is the insuranceflow module; "" = found from the current
 	// directory with `go env GOMOD`.
 	ModuleRoot string
+	// Race builds the binaries with the race detector (BinDir must be
+	// empty): a data race in the worker then prints "WARNING: DATA RACE"
+	// to its log (RaceReports finds it) and the worker goes on.
+	Race bool
 	// WorkerEnv is extra KEY=VALUE for the worker; it overrides the
 	// stack's own settings (e.g. RETRY_INITIAL_INTERVAL=1s).
 	WorkerEnv []string
@@ -229,6 +233,9 @@ func (s *Stack) start(ctx context.Context) error {
 	}
 
 	s.binDir = o.BinDir
+	if o.Race && s.binDir != "" {
+		return &OptionsError{Field: "Race", Problem: "the race detector needs a build: leave BinDir empty"}
+	}
 	if s.binDir == "" {
 		if err := s.build(ctx); err != nil {
 			return err
@@ -310,7 +317,11 @@ func (s *Stack) build(ctx context.Context) error {
 	}
 	s.binDir = filepath.Join(s.Dir, "bin")
 	fmt.Fprintf(s.opts.Log, "devstack: building worker, topsim, starter into %s\n", s.binDir)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", s.binDir+string(filepath.Separator), "./worker", "./topsim", "./starter")
+	args := []string{"build", "-o", s.binDir + string(filepath.Separator)}
+	if s.opts.Race {
+		args = append(args, "-race")
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "./worker", "./topsim", "./starter")...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("devstack: go build in %s: %w\n%s", root, err, out)
@@ -494,6 +505,41 @@ func (s *Stack) WorkerPID() int {
 		return p.pid()
 	}
 	return 0
+}
+
+// raceWarning is how the race detector starts each report.
+const raceWarning = "WARNING: DATA RACE"
+
+// RaceReports returns the race detector's reports in the logs of the
+// stack's processes (a stack built with Options.Race), "" when there are
+// none; each report runs from its warning to the detector's closing line.
+func (s *Stack) RaceReports() (string, error) {
+	logs, err := filepath.Glob(filepath.Join(s.Dir, "*.log"))
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, path := range logs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		text := string(data)
+		for {
+			i := strings.Index(text, raceWarning)
+			if i < 0 {
+				break
+			}
+			text = text[i:]
+			end := strings.Index(text, "\n==================")
+			if end < 0 {
+				end = len(text)
+			}
+			fmt.Fprintf(&b, "----- %s -----\n%s\n", filepath.Base(path), text[:end])
+			text = text[end:]
+		}
+	}
+	return b.String(), nil
 }
 
 // PIDs are the process ids of the stack's running processes by name

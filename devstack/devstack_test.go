@@ -346,3 +346,29 @@ func TestDevServerExitingAtStartIsStartedAgain(t *testing.T) {
 		t.Fatal("no dev server running after the second start")
 	}
 }
+
+func TestRaceReports(t *testing.T) {
+	dir := t.TempDir()
+	s := &Stack{Dir: dir}
+	if got, err := s.RaceReports(); err != nil || got != "" {
+		t.Fatalf("no logs: %q, %v", got, err)
+	}
+	report := "WARNING: DATA RACE\nWrite at 0x00c000 by goroutine 7:\n  main.f()\n=================="
+	logs := map[string]string{
+		"worker.log": "time=… level=INFO msg=starting\n==================\n" + report + "\ntime=… msg=\"callback attempt\"\n",
+		"topsim.log": "time=… msg=\"top request\"\n",
+	}
+	for name, text := range logs {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.RaceReports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "----- worker.log -----\nWARNING: DATA RACE\nWrite at 0x00c000 by goroutine 7:\n  main.f()\n"
+	if got != want {
+		t.Fatalf("reports:\n%q\nwant\n%q", got, want)
+	}
+}

@@ -81,6 +81,17 @@ func runMain(m *testing.M) int {
 	if err := s.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "integration: stopping the stack:", err)
 	}
+	// With IT_RACE the processes are race-built; the detector reports in
+	// their logs and lets them go on, so the suite fails here.
+	races, err := s.RaceReports()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration: reading the logs for race reports:", err)
+		code = 1
+	}
+	if races != "" {
+		fmt.Fprintln(os.Stderr, "integration: the race detector reported data races in the stack's processes:\n"+races)
+		code = 1
+	}
 	return code
 }
 
@@ -133,12 +144,15 @@ func startStack(dir, clientsFile string) (*devstack.Stack, error) {
 		// IT_TEMPORAL_TLS_… become the processes' TEMPORAL_TLS_….
 		TemporalEnv: itTemporalEnv(os.Environ()),
 		DatabaseURL: os.Getenv("IT_DATABASE_URL"),
-		ModuleRoot:  "..",
-		TopsimSeed:  7,
-		Token:       testToken,
-		AppKey:      testAppKey,
-		AppSecret:   testAppSecret,
-		Metrics:     true,
+		// `make test-race-it`: the worker, topsim and starter built with
+		// the race detector.
+		Race:       os.Getenv("IT_RACE") != "",
+		ModuleRoot: "..",
+		TopsimSeed: 7,
+		Token:      testToken,
+		AppKey:     testAppKey,
+		AppSecret:  testAppSecret,
+		Metrics:    true,
 		// Every worker keeps to it, and topsim bans like TOP above it.
 		TOPQPS: testTOPQPS,
 		// Short retry intervals and TOP timeout are devstack's own; the
