@@ -59,20 +59,17 @@ func (a *Activities) begin(ctx context.Context, p store.Policy, e store.Event, a
 		grant, err := a.Store.BeginDelivery(sctx, p, e, attempt, began, started, lease)
 		end(err)
 		if err != nil || grant.Busy == nil {
-			if !waitedFrom.IsZero() {
-				a.metrics().CallbackLeaseWaited(time.Since(waitedFrom))
-			}
 			return started, grant, err
 		}
 		if waitedFrom.IsZero() {
 			waitedFrom = time.Now()
+			defer func() { a.metrics().CallbackLeaseWaited(time.Since(waitedFrom)) }()
 			busy := grant.Busy
 			a.logger().InfoContext(ctx, "callback waits for another attempt to end",
 				"biz_id", e.BizID, "seq", e.Seq, "waits_for_seq", busy.Seq, "waits_for_attempt", busy.Attempt,
 				"lease_until", busy.Until)
 		}
 		if !a.awaitLeases(ctx, e, grant.Busy) {
-			a.metrics().CallbackLeaseWaited(time.Since(waitedFrom))
 			return started, grant, nil
 		}
 	}

@@ -39,13 +39,10 @@ type loadResult struct {
 	AcceptLater Percentiles `json:"accept_latency_later_events"`
 	Delivery    Percentiles `json:"delivery_latency,omitzero"`
 	Resends     int64       `json:"resends"` // events re-sent after a 503 or a broken connection
-	// ServerCPUMSPerLifecycle is the Temporal dev server's CPU time during
-	// the phase per completed lifecycle; 0 = not measured (an external
-	// server). On a machine whose CPU the server saturates first, this is
-	// what sets the throughput.
-	ServerCPUMSPerLifecycle float64 `json:"temporal_server_cpu_ms_per_lifecycle,omitempty"`
 	// CPU is every process's CPU time during the phase per completed
-	// lifecycle (the server's included).
+	// lifecycle. On a machine whose CPU the server saturates first, its
+	// share (CPU.Server; 0 with an external server) is what sets the
+	// throughput.
 	CPU cpuBudget `json:"cpu_ms_per_lifecycle"`
 	// HeartbeatsPerLifecycle is the activity heartbeats the server
 	// received during the phase per completed lifecycle: Temporal Cloud

@@ -695,7 +695,6 @@ func (m *measurer) ingress(ctx context.Context, lcs []lifecycle, name string) (l
 	}
 	res := summarise(start, runs, delivery)
 	res.CPU, res.HeartbeatsPerLifecycle = cpu0.perLifecycle(m.reading(ctx), res.Completed)
-	res.ServerCPUMSPerLifecycle = res.CPU.Server
 	res.Resends = resends.Load()
 	res.deliverySamples = delivery
 	return res, runs, nil
@@ -715,7 +714,6 @@ func (m *measurer) baseline(ctx context.Context, lcs []lifecycle, name string) (
 	cs.apply(runs)
 	res := summarise(start, runs, nil)
 	res.CPU, res.HeartbeatsPerLifecycle = cpu0.perLifecycle(m.reading(ctx), res.Completed)
-	res.ServerCPUMSPerLifecycle = res.CPU.Server
 	return res, runs, nil
 }
 

@@ -236,9 +236,9 @@ func markdown(r *results) string {
 		fmt.Fprintf(&b, "| activity heartbeats per lifecycle (the server's count; billed as actions, not in histories) | %.2f | %.2f | |\n",
 			o.HeartbeatsPerLifecycle, bl.HeartbeatsPerLifecycle)
 	}
-	if o.ServerCPUMSPerLifecycle > 0 {
+	if o.CPU.Server > 0 {
 		fmt.Fprintf(&b, "| Temporal dev server CPU ms per lifecycle | %.1f | %.1f | %.2f |\n",
-			o.ServerCPUMSPerLifecycle, bl.ServerCPUMSPerLifecycle, ratio(o.ServerCPUMSPerLifecycle, bl.ServerCPUMSPerLifecycle))
+			o.CPU.Server, bl.CPU.Server, ratio(o.CPU.Server, bl.CPU.Server))
 	}
 	if o.CPU.Total > 0 && bl.CPU.Total > 0 {
 		fmt.Fprintf(&b, "| CPU ms per lifecycle, all processes: total (server / workers / topsim / bench process) | %.1f (%.1f / %.1f / %.1f / %.1f) | %.1f (%.1f / %.1f / %.1f / %.1f) | %.2f |\n",

@@ -89,6 +89,7 @@ func TestTargetsAndMarkdown(t *testing.T) {
 		// CPU ratios per round: 60÷100, 60÷80, 45÷90.
 		"| 1 | 0.00 | 0.00 | 0.95 | 0.0 | 0.0 | 3.00 | 100.0 / 60.0 | 0.60 |",
 		"| **median (min–max)** | | | **0.92 (0.85–0.95)** | | | **2.00 (1.20–3.00)** | | **0.60 (0.50–0.75)** |",
+		"| Temporal dev server CPU ms per lifecycle | 60.0 | 50.0 | 1.20 |",
 		"| CPU ms per lifecycle, all processes: total (server / workers / topsim / bench process) | 100.0 (60.0 / 30.0 / 5.0 / 5.0) | 60.0 (50.0 / 0.5 / 0.5 / 9.0) | 1.67 |",
 		"| 50 % | 4.00 lifecycles/s",
 		"| | | ratio, median (min–max) | p99 1.30 (1.20–4.00) | p50 1.50 (1.50–3.00) | |",

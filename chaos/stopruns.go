@@ -146,11 +146,11 @@ func (s *runStopper) dueAtTOP() (late, due bool) {
 // stopAtTOP slows topsim down, stops (what) the run of a started policy
 // whose DeliverCallback has started, and puts topsim's speed back once the
 // stopped run's call has been answered. For the first two thirds of its
-// search it takes only a run with a callback queued behind the one at TOP
-// (behind reports it got one): the run that takes over then sends that
-// one too while the stopped run's call still sleeps in topsim, which is
-// what put a callback at TOP after the next one before attempts held
-// leases. Then any run at TOP will do.
+// search it takes only a run whose attempt just started (justAtTOP) with a
+// callback queued behind it (behind reports it got one): the run that
+// takes over then sends that one too while the stopped run's call still
+// sleeps in topsim, which is what put a callback at TOP after the next one
+// before attempts held leases. Then any run at TOP will do.
 func (s *runStopper) stopAtTOP(ctx context.Context, what string) (biz string, behind bool, err error) {
 	if err := s.slowTOP(ctx, true); err != nil {
 		return "", false, fmt.Errorf("slow topsim down: %w", err)
@@ -203,18 +203,6 @@ func (s *runStopper) stopAtTOP(ctx context.Context, what string) (biz string, be
 // callback and the one behind it before the stopped call is answered.
 const justAtTOPWithin = 300 * time.Millisecond
 
-// justAtTOP reports whether a run has a DeliverCallback attempt that
-// started within justAtTOPWithin of now.
-func justAtTOP(d *workflowservice.DescribeWorkflowExecutionResponse, now time.Time) bool {
-	for _, a := range d.GetPendingActivities() {
-		if a.GetActivityType().GetName() == "DeliverCallback" && a.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED &&
-			a.GetLastStartedTime() != nil && now.Sub(a.GetLastStartedTime().AsTime()) < justAtTOPWithin {
-			return true
-		}
-	}
-	return false
-}
-
 // hasQueuedBehind reports whether st shows a callback queued behind one
 // in flight.
 func hasQueuedBehind(st workflows.Status) bool {
@@ -250,12 +238,29 @@ func (s *runStopper) stopIfOpen(ctx context.Context, what, bizID, reason string,
 
 // atTOP reports whether a run has a DeliverCallback attempt running.
 func atTOP(d *workflowservice.DescribeWorkflowExecutionResponse) bool {
+	_, ok := callbackStarted(d)
+	return ok
+}
+
+// justAtTOP reports whether a run has a DeliverCallback attempt that
+// started within justAtTOPWithin of now.
+func justAtTOP(d *workflowservice.DescribeWorkflowExecutionResponse, now time.Time) bool {
+	at, ok := callbackStarted(d)
+	return ok && now.Sub(at) < justAtTOPWithin
+}
+
+// callbackStarted is when the run's running DeliverCallback attempt
+// started (zero if Temporal did not say); ok is false when none runs.
+func callbackStarted(d *workflowservice.DescribeWorkflowExecutionResponse) (at time.Time, ok bool) {
 	for _, a := range d.GetPendingActivities() {
 		if a.GetActivityType().GetName() == "DeliverCallback" && a.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
-			return true
+			if t := a.GetLastStartedTime(); t != nil {
+				at = t.AsTime()
+			}
+			return at, true
 		}
 	}
-	return false
+	return time.Time{}, false
 }
 
 // stoppedRuns checks the policies a run was stopped for, once everything

@@ -100,3 +100,32 @@ func TestHasQueuedBehind(t *testing.T) {
 		}
 	}
 }
+
+func TestJustAtTOP(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	desc := func(state enumspb.PendingActivityState, started time.Time) *workflowservice.DescribeWorkflowExecutionResponse {
+		a := &workflowpb.PendingActivityInfo{ActivityType: &commonpb.ActivityType{Name: "DeliverCallback"}, State: state}
+		if !started.IsZero() {
+			a.LastStartedTime = timestamppb.New(started)
+		}
+		return &workflowservice.DescribeWorkflowExecutionResponse{PendingActivities: []*workflowpb.PendingActivityInfo{a}}
+	}
+	for _, tt := range []struct {
+		name        string
+		d           *workflowservice.DescribeWorkflowExecutionResponse
+		atTOP, just bool
+	}{
+		{"started 100 ms ago", desc(enumspb.PENDING_ACTIVITY_STATE_STARTED, now.Add(-100*time.Millisecond)), true, true},
+		{"started 2 s ago", desc(enumspb.PENDING_ACTIVITY_STATE_STARTED, now.Add(-2*time.Second)), true, false},
+		{"started, no time given", desc(enumspb.PENDING_ACTIVITY_STATE_STARTED, time.Time{}), true, false},
+		{"scheduled only", desc(enumspb.PENDING_ACTIVITY_STATE_SCHEDULED, now), false, false},
+		{"no activity", &workflowservice.DescribeWorkflowExecutionResponse{}, false, false},
+	} {
+		if got := atTOP(tt.d); got != tt.atTOP {
+			t.Errorf("%s: atTOP %v, want %v", tt.name, got, tt.atTOP)
+		}
+		if got := justAtTOP(tt.d, now); got != tt.just {
+			t.Errorf("%s: justAtTOP %v, want %v", tt.name, got, tt.just)
+		}
+	}
+}
