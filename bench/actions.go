@@ -24,6 +24,9 @@ type actionFigures struct {
 	Kinds5 map[string]float64 `json:"kinds_5_event"`
 	// Baseline5 is the baseline workflow's mean for 5 events.
 	Baseline5 float64 `json:"baseline_per_5_event_lifecycle"`
+	// VisibleBaseline5 is the visible baseline's: insuranceflow's count by
+	// construction, which this checks.
+	VisibleBaseline5 float64 `json:"visible_baseline_per_5_event_lifecycle"`
 	// HistoryEvents5 and HistoryBytes5 are a 5-event lifecycle's mean
 	// history length and size (the events' protobuf encoding, as the
 	// server stores them, before compression).
@@ -105,11 +108,11 @@ func historyOf(ctx context.Context, c client.Client, workflowID string) ([]*hist
 // countActions reads up to limit completed lifecycles' histories of each
 // system. A policy workflow closes shortly after its cancel is delivered,
 // so each is awaited first: an open history could still grow.
-func countActions(ctx context.Context, c client.Client, lcs []lifecycle, ours, base []lcRun, limit int) (actionFigures, error) {
+func countActions(ctx context.Context, c client.Client, lcs []lifecycle, ours, base, visible []lcRun, limit int) (actionFigures, error) {
 	var fig actionFigures
 	var sum5, sum6 actions.Count
-	var n5, n6, nb, evs5, bytes5 int
-	var sumBase int
+	var n5, n6, nb, nv, evs5, bytes5 int
+	var sumBase, sumVisible int
 	for i, l := range lcs {
 		if fig.Histories >= limit {
 			break
@@ -144,6 +147,14 @@ func countActions(ctx context.Context, c client.Client, lcs []lifecycle, ours, b
 			sumBase += actions.Of(bevs).Total()
 			nb++
 		}
+		if visible != nil && visible[i].err == nil && len(l.Steps) == 5 && nv < limit {
+			vevs, err := historyOf(ctx, c, visibleBaselineWorkflowID(l.BizID))
+			if err != nil {
+				return fig, err
+			}
+			sumVisible += actions.Of(vevs).Total()
+			nv++
+		}
 	}
 	if n5 > 0 {
 		fig.PerLifecycle5 = round2(float64(sum5.Total()) / float64(n5))
@@ -161,6 +172,9 @@ func countActions(ctx context.Context, c client.Client, lcs []lifecycle, ours, b
 	}
 	if nb > 0 {
 		fig.Baseline5 = round2(float64(sumBase) / float64(nb))
+	}
+	if nv > 0 {
+		fig.VisibleBaseline5 = round2(float64(sumVisible) / float64(nv))
 	}
 	return fig, nil
 }

@@ -12,13 +12,19 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/insuranceflow/insuranceflow/fsm"
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
 // The baseline: the least a Temporal workflow can do for the same
 // lifecycle — one Update per event (Update-with-Start for the first), one
 // no-op "callback" activity per event, sequentially, FIFO — with no FSM, no
 // store, no HTTP and no search attributes. Its worker runs in this process
-// on its own task queue, against the same server as the real stack.
+// on its own task queue, against the same server as the real stack. The
+// same workflow with baselineInput.Visible is the "visible baseline": the
+// baseline plus insuranceflow's search attributes and idle timer.
 const (
 	baselineQueue    = "bench-baseline"
 	baselineWorkflow = "BenchBaselinePolicy"
@@ -31,7 +37,19 @@ const (
 // its cancel is delivered.
 type baselineInput struct {
 	Events int `json:"events"`
+	// Visible makes the run keep what insuranceflow's keeps in Temporal
+	// besides its updates and callbacks: the search attributes (set at
+	// start, PolicyState upserted when a delivered event changed it) and one
+	// idle timer, so the same Temporal actions per lifecycle (15 for five
+	// events). The "visible baseline" tells what that visibility costs the
+	// server apart from what insuranceflow's own work (FSM, store, signed
+	// HTTP, ingress) costs.
+	Visible bool `json:"visible,omitempty"`
 }
+
+// idleTimer stands in for insuranceflow's idle timer (Settings.IdleTimeout's
+// default): armed once, never fired within a run.
+const idleTimer = 30 * 24 * time.Hour
 
 // baselineEvent is the update's argument.
 type baselineEvent struct {
@@ -54,6 +72,10 @@ func baselinePolicy(ctx workflow.Context, in baselineInput) (int, error) {
 		return 0, err
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+	shown := fsm.StatePreInsured // what the driver's start set
+	if in.Visible {
+		workflow.NewTimer(ctx, idleTimer)
+	}
 	delivered := 0
 	for delivered < in.Events {
 		if err := workflow.Await(ctx, func() bool { return len(queue) > 0 }); err != nil {
@@ -65,11 +87,39 @@ func baselinePolicy(ctx workflow.Context, in baselineInput) (int, error) {
 			return delivered, err
 		}
 		delivered++
+		// As insuranceflow does: an upsert once a delivery moved the state.
+		if next := stateAfter(shown, ev); in.Visible && next != shown {
+			if err := workflow.UpsertTypedSearchAttributes(ctx, workflows.SearchPolicyState.ValueSet(string(next))); err != nil {
+				return delivered, err
+			}
+			shown = next
+		}
 	}
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return delivered, err
 	}
 	return delivered, nil
+}
+
+// stateAfter is the policy state after ev, for the bench's lifecycles
+// (always legal): a failure keeps the state, a success moves it to its
+// stage's. A switch, not the fsm package's machine: the baseline spends
+// nothing on the rules insuranceflow enforces.
+func stateAfter(current fsm.State, ev baselineEvent) fsm.State {
+	if insurance.Status(ev.Status) != insurance.StatusSuccess {
+		return current
+	}
+	switch insurance.Stage(ev.Stage) {
+	case insurance.StagePreInsure:
+		return fsm.StatePreInsured
+	case insurance.StageUnderwrite:
+		return fsm.StateUnderwritten
+	case insurance.StageInsure, insurance.StageEndorse:
+		return fsm.StateInsured
+	case insurance.StageCancel:
+		return fsm.StateCancelled
+	}
+	return current
 }
 
 // callbackLog stands in for the TOP call and for topsim's receipt log: the
@@ -123,13 +173,27 @@ func activityOptions() activity.RegisterOptions {
 
 func baselineWorkflowID(bizID string) string { return "bench-baseline-" + bizID }
 
+func visibleBaselineWorkflowID(bizID string) string { return "bench-visible-" + bizID }
+
+// baselineIDs is the workflow ID scheme of the baseline, or of the
+// visible baseline.
+func baselineIDs(visible bool) func(bizID string) string {
+	if visible {
+		return visibleBaselineWorkflowID
+	}
+	return baselineWorkflowID
+}
+
 // baselineDriver sends step k straight through the SDK client and waits
-// for the update's result, as the ingress does.
-func baselineDriver(c client.Client) driver {
+// for the update's result, as the ingress does; visible drives the visible
+// baseline, whose start sets the search attributes insuranceflow's starter
+// sets.
+func baselineDriver(c client.Client, visible bool) driver {
+	id := baselineIDs(visible)
 	return func(ctx context.Context, l lifecycle, k int) error {
 		st := l.Steps[k]
 		upd := client.UpdateWorkflowOptions{
-			WorkflowID:   baselineWorkflowID(l.BizID),
+			WorkflowID:   id(l.BizID),
 			UpdateName:   baselineUpdate,
 			Args:         []any{baselineEvent{Stage: int(st.Stage), Status: int(st.Status)}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -137,11 +201,15 @@ func baselineDriver(c client.Client) driver {
 		var h client.WorkflowUpdateHandle
 		var err error
 		if k == 0 {
-			op := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-				ID:                       baselineWorkflowID(l.BizID),
+			start := client.StartWorkflowOptions{
+				ID:                       id(l.BizID),
 				TaskQueue:                baselineQueue,
 				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			}, baselineWorkflow, baselineInput{Events: len(l.Steps)})
+			}
+			if visible {
+				start.TypedSearchAttributes = workflows.PolicySearchAttributes(l.BizID, fsm.StatePreInsured, insurance.TypeHomeProperty, workflows.CallbackIdle)
+			}
+			op := c.NewWithStartWorkflowOperation(start, baselineWorkflow, baselineInput{Events: len(l.Steps), Visible: visible})
 			upd.WorkflowID = ""
 			h, err = c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{StartWorkflowOperation: op, UpdateOptions: upd})
 		} else {
@@ -164,14 +232,15 @@ func baselineDriver(c client.Client) driver {
 // completions waits for baseline workflows to close and records when.
 type completions struct {
 	c    client.Client
+	id   func(bizID string) string
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	at   map[int]time.Time
 	errs map[int]error
 }
 
-func newCompletions(c client.Client) *completions {
-	return &completions{c: c, at: map[int]time.Time{}, errs: map[int]error{}}
+func newCompletions(c client.Client, id func(bizID string) string) *completions {
+	return &completions{c: c, id: id, at: map[int]time.Time{}, errs: map[int]error{}}
 }
 
 func (cs *completions) watch(ctx context.Context, i int, bizID string) {
@@ -179,7 +248,7 @@ func (cs *completions) watch(ctx context.Context, i int, bizID string) {
 	go func() {
 		defer cs.wg.Done()
 		var n int
-		err := cs.c.GetWorkflow(ctx, baselineWorkflowID(bizID), "").Get(ctx, &n)
+		err := cs.c.GetWorkflow(ctx, cs.id(bizID), "").Get(ctx, &n)
 		now := time.Now()
 		cs.mu.Lock()
 		defer cs.mu.Unlock()

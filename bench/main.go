@@ -94,8 +94,8 @@ type results struct {
 	Machine    machine   `json:"machine"`
 	Config     config    `json:"config"`
 	Phases     []phase   `json:"phases"`
-	// Saturation is the closed loop, one entry per round (baseline first,
-	// then insuranceflow, alternating); Ratios are their medians.
+	// Saturation is the closed loop, one entry per round (the baseline, the
+	// visible baseline, then insuranceflow); Ratios are their medians.
 	Saturation []satRound `json:"saturation_rounds"`
 	// Insuranceflow and Baseline are the round with the median
 	// throughput ratio, shown in the detailed table.
@@ -115,13 +115,24 @@ type results struct {
 type satRound struct {
 	Insuranceflow loadResult `json:"insuranceflow"`
 	Baseline      loadResult `json:"baseline"`
-	Throughput    float64    `json:"throughput_ratio"`
-	AcceptP99     float64    `json:"accept_p99_ratio"`
+	// VisibleBaseline is the baseline with insuranceflow's search
+	// attributes and idle timer (baselineInput.Visible): not judged, it
+	// splits the throughput gap into what that visibility costs and what
+	// insuranceflow's own work does.
+	VisibleBaseline   loadResult `json:"visible_baseline"`
+	Throughput        float64    `json:"throughput_ratio"`
+	AcceptP99         float64    `json:"accept_p99_ratio"`
+	VisibleThroughput float64    `json:"visible_throughput_ratio"` // insuranceflow ÷ visible baseline
 }
 
 type ratios struct {
 	Throughput spread `json:"throughput"` // insuranceflow lifecycles/s ÷ baseline's, per round
 	AcceptP99  spread `json:"accept_p99"` // insuranceflow accept p99 ÷ baseline update p99, per round
+	// VisibleThroughput is insuranceflow lifecycles/s ÷ the visible
+	// baseline's, and VisibleOverBaseline the visible baseline's ÷ the
+	// baseline's: what the search attributes and idle timer alone leave.
+	VisibleThroughput   spread `json:"visible_throughput"`
+	VisibleOverBaseline spread `json:"visible_over_baseline"`
 }
 
 // storeFigures is what the measured lifecycles left in the store.
@@ -198,7 +209,7 @@ func parseFlags(args []string, getenv func(string) string) (flags, string, error
 	fs.StringVar(&f.readme, "readme", "README.md", "README whose Performance section -update-readme rewrites")
 	fs.BoolVar(&f.updateReadme, "update-readme", false, "write the results into the README's Performance section")
 	fs.BoolVar(&f.strict, "strict", true, "exit 1 when a target is missed (-strict=false only reports)")
-	fs.IntVar(&f.rounds, "rounds", 3, "alternating rounds (baseline, insuranceflow, …) of each measured phase; ratios are the median of the rounds")
+	fs.IntVar(&f.rounds, "rounds", 3, "alternating rounds (baseline, visible baseline, insuranceflow, …) of each measured phase; ratios are the median of the rounds")
 	fs.IntVar(&f.workers, "workers", 1, "insuranceflow worker processes sharing the task queue (each with its ingress; lifecycles spread over them)")
 	fs.DurationVar(&f.openSeconds, "open-duration", 12*time.Second, "how long each open-loop run offers load")
 	loads := fs.String("open-loads", "0.25,0.5,0.75", "open-loop offered loads, as shares of the capacity the closed loop measured; 0.5 is judged")
@@ -381,7 +392,10 @@ func run(ctx context.Context, args []string) (int, error) {
 	if f.warmup > 0 {
 		warm := plan(tag+"W", f.warmup, f.failureShare, f.seed+1)
 		if err := timed("warm-up", func() error {
-			if _, _, err := m.baseline(ctx, warm, "warm-up baseline"); err != nil {
+			if _, _, err := m.baseline(ctx, warm, false, "warm-up baseline"); err != nil {
+				return err
+			}
+			if _, _, err := m.baseline(ctx, warm, true, "warm-up visible baseline"); err != nil {
 				return err
 			}
 			_, _, err := m.ingress(ctx, warm, "warm-up insuranceflow")
@@ -399,7 +413,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		return 1, err
 	}
 	var first []lifecycle
-	var firstOurs, firstBase []lcRun
+	var firstOurs, firstBase, firstVisible []lcRun
 	var cpu float64
 	completed := 0
 	var peakHWM int64
@@ -407,9 +421,12 @@ func run(ctx context.Context, args []string) (int, error) {
 	for r := 1; r <= f.rounds; r++ {
 		lcs := plan(fmt.Sprintf("%s%d_", satPrefix, r), f.n, f.failureShare, f.seed+uint64(r)-1)
 		var round satRound
-		var baseRuns, ourRuns []lcRun
+		var baseRuns, visibleRuns, ourRuns []lcRun
 		if err := timed(fmt.Sprintf("saturation round %d", r), func() error {
-			if round.Baseline, baseRuns, err = m.baseline(ctx, lcs, fmt.Sprintf("saturation %d/%d baseline", r, f.rounds)); err != nil {
+			if round.Baseline, baseRuns, err = m.baseline(ctx, lcs, false, fmt.Sprintf("saturation %d/%d baseline", r, f.rounds)); err != nil {
+				return err
+			}
+			if round.VisibleBaseline, visibleRuns, err = m.baseline(ctx, lcs, true, fmt.Sprintf("saturation %d/%d visible baseline", r, f.rounds)); err != nil {
 				return err
 			}
 			before, err := readProc(s.WorkerPID())
@@ -435,9 +452,10 @@ func run(ctx context.Context, args []string) (int, error) {
 		}
 		round.Throughput = round2(ratio(round.Insuranceflow.LifecyclesPerSec, round.Baseline.LifecyclesPerSec))
 		round.AcceptP99 = round2(ratio(round.Insuranceflow.Accept.P99, round.Baseline.Accept.P99))
+		round.VisibleThroughput = round2(ratio(round.Insuranceflow.LifecyclesPerSec, round.VisibleBaseline.LifecyclesPerSec))
 		res.Saturation = append(res.Saturation, round)
 		if r == 1 {
-			first, firstOurs, firstBase = lcs, ourRuns, baseRuns
+			first, firstOurs, firstBase, firstVisible = lcs, ourRuns, baseRuns, visibleRuns
 			for _, l := range lcs {
 				if len(l.Steps) == 6 {
 					res.Config.RetryLifecycles++
@@ -461,7 +479,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	res.Store = storeFiguresOf(storeBefore, storeAfter, completed)
 
 	if err := timed("count actions", func() error {
-		res.Actions, err = countActions(ctx, s.Temporal, first, firstOurs, firstBase, f.actionsLimit)
+		res.Actions, err = countActions(ctx, s.Temporal, first, firstOurs, firstBase, firstVisible, f.actionsLimit)
 		return err
 	}); err != nil {
 		return 1, err
@@ -573,12 +591,14 @@ func run(ctx context.Context, args []string) (int, error) {
 // summariseRounds takes the median of the rounds' ratios, and returns the
 // round whose throughput ratio is the median, for the detailed table.
 func summariseRounds(rs []satRound) (ratios, loadResult, loadResult) {
-	var tp, ap []float64
+	var tp, ap, vt, vb []float64
 	for _, r := range rs {
 		tp = append(tp, r.Throughput)
 		ap = append(ap, r.AcceptP99)
+		vt = append(vt, r.VisibleThroughput)
+		vb = append(vb, round2(ratio(r.VisibleBaseline.LifecyclesPerSec, r.Baseline.LifecyclesPerSec)))
 	}
-	rt := ratios{Throughput: spreadOf(tp), AcceptP99: spreadOf(ap)}
+	rt := ratios{Throughput: spreadOf(tp), AcceptP99: spreadOf(ap), VisibleThroughput: spreadOf(vt), VisibleOverBaseline: spreadOf(vb)}
 	if len(rs) == 0 {
 		return rt, loadResult{}, loadResult{}
 	}
@@ -700,13 +720,13 @@ func (m *measurer) ingress(ctx context.Context, lcs []lifecycle, name string) (l
 	return res, runs, nil
 }
 
-// baseline drives lcs in a closed loop through the baseline workflow and
-// waits for each run to close.
-func (m *measurer) baseline(ctx context.Context, lcs []lifecycle, name string) (loadResult, []lcRun, error) {
-	cs := newCompletions(m.s.Temporal)
+// baseline drives lcs in a closed loop through the baseline workflow (the
+// visible baseline with visible) and waits for each run to close.
+func (m *measurer) baseline(ctx context.Context, lcs []lifecycle, visible bool, name string) (loadResult, []lcRun, error) {
+	cs := newCompletions(m.s.Temporal, baselineIDs(visible))
 	cpu0 := m.reading(ctx)
 	start := time.Now()
-	runs := drive(ctx, lcs, m.c, baselineDriver(m.s.Temporal), newBar(len(lcs), name+": accepted"),
+	runs := drive(ctx, lcs, m.c, baselineDriver(m.s.Temporal, visible), newBar(len(lcs), name+": accepted"),
 		func(i int) { cs.watch(ctx, i, lcs[i].BizID) })
 	if ctx.Err() != nil {
 		return loadResult{}, runs, ctx.Err()
@@ -726,7 +746,7 @@ type cpuReading struct {
 }
 
 // reading reads the CPU time of the dev server, the insuranceflow workers,
-// topsim and this process (which drives both systems and runs the
+// topsim and this process (which drives the systems and runs the
 // baseline's worker), and the server's heartbeat count.
 func (m *measurer) reading(ctx context.Context) cpuReading {
 	r := cpuReading{server: -1, heartbeats: -1}
@@ -821,7 +841,7 @@ func (m *measurer) openIngress(ctx context.Context, lcs []lifecycle, rate float6
 func (m *measurer) openBaseline(ctx context.Context, lcs []lifecycle, rate float64, name string) (openRun, error) {
 	eager0 := m.eagerBefore(ctx)
 	fmt.Fprintf(barWriter, "bench: %s: %d lifecycles at %.2f/s\n", name, len(lcs), rate)
-	runs := openLoop(ctx, lcs, rate, baselineDriver(m.s.Temporal))
+	runs := openLoop(ctx, lcs, rate, baselineDriver(m.s.Temporal, false))
 	if ctx.Err() != nil {
 		return openRun{}, ctx.Err()
 	}

@@ -2,13 +2,20 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+
+	"github.com/insuranceflow/insuranceflow/fsm"
+	"github.com/insuranceflow/insuranceflow/insurance"
+	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
 func TestTargetsAndMarkdown(t *testing.T) {
@@ -43,9 +50,18 @@ func TestTargetsAndMarkdown(t *testing.T) {
 		Config:     config{Lifecycles: 10, Concurrency: 2, RetryLifecycles: 3, Rounds: 3, OpenSeconds: 12, Workers: 1},
 		Phases:     []phase{{Name: "baseline", Seconds: 3}},
 		Saturation: []satRound{
-			{Throughput: 0.95, AcceptP99: 3, Insuranceflow: loadResult{CPU: cpuBudget{Total: 100}}, Baseline: loadResult{CPU: cpuBudget{Total: 60}}},
-			{Throughput: 0.85, AcceptP99: 1.2, Insuranceflow: loadResult{CPU: cpuBudget{Total: 80}}, Baseline: loadResult{CPU: cpuBudget{Total: 60}}},
-			{Throughput: 0.92, AcceptP99: 2, Insuranceflow: loadResult{CPU: cpuBudget{Total: 90}}, Baseline: loadResult{CPU: cpuBudget{Total: 45}}},
+			{Throughput: 0.95, AcceptP99: 3, VisibleThroughput: 0.97,
+				Insuranceflow:   loadResult{LifecyclesPerSec: 19, CPU: cpuBudget{Total: 100}},
+				Baseline:        loadResult{LifecyclesPerSec: 20, CPU: cpuBudget{Total: 60}},
+				VisibleBaseline: loadResult{LifecyclesPerSec: 19.6, CPU: cpuBudget{Total: 70, Server: 55}}},
+			{Throughput: 0.85, AcceptP99: 1.2, VisibleThroughput: 0.94,
+				Insuranceflow:   loadResult{LifecyclesPerSec: 17, CPU: cpuBudget{Total: 80}},
+				Baseline:        loadResult{LifecyclesPerSec: 20, CPU: cpuBudget{Total: 60}},
+				VisibleBaseline: loadResult{LifecyclesPerSec: 18}},
+			{Throughput: 0.92, AcceptP99: 2, VisibleThroughput: 0.97,
+				Insuranceflow:   loadResult{LifecyclesPerSec: 18.4, CPU: cpuBudget{Total: 90}},
+				Baseline:        loadResult{LifecyclesPerSec: 20, CPU: cpuBudget{Total: 45}},
+				VisibleBaseline: loadResult{LifecyclesPerSec: 19}},
 		},
 		Insuranceflow: loadResult{LifecyclesPerSec: 9, Accept: Percentiles{P99: 30}, HeartbeatsPerLifecycle: 0.5,
 			CPU:         cpuBudget{Server: 60, Workers: 30, TOPSim: 5, Bench: 5, Total: 100},
@@ -54,12 +70,14 @@ func TestTargetsAndMarkdown(t *testing.T) {
 			CPU:         cpuBudget{Server: 50, Workers: 0.5, TOPSim: 0.5, Bench: 9, Total: 60},
 			AcceptFirst: Percentiles{P50: 13.9, P95: 158.7, P99: 350.6}, AcceptLater: Percentiles{P50: 104.3, P95: 139.6, P99: 147.7}},
 		OpenLoop: []openLevel{lvl},
-		Actions:  actionFigures{PerLifecycle5: 15, Dispatch: dispatchFigures{Queued: 10, SameTask: 10}},
+		Actions:  actionFigures{PerLifecycle5: 15, Baseline5: 11, VisibleBaseline5: 15, Dispatch: dispatchFigures{Queued: 10, SameTask: 10}},
 		Open:     &openFigures{GrowthRatio: 4, SubLinear: false, Judged: true},
 	}
 	r.Ratios, _, _ = summariseRounds(r.Saturation)
-	if r.Ratios.Throughput.Median != 0.92 || r.Ratios.AcceptP99.Median != 2 {
-		t.Fatalf("ratios %+v, want the medians 0.92 and 2", r.Ratios)
+	// Visible baseline ÷ baseline per round: 0.98, 0.90, 0.95.
+	if r.Ratios.Throughput.Median != 0.92 || r.Ratios.AcceptP99.Median != 2 ||
+		r.Ratios.VisibleThroughput.Median != 0.97 || !slices.Equal(r.Ratios.VisibleOverBaseline.Rounds, []float64{0.98, 0.9, 0.95}) || r.Ratios.VisibleOverBaseline.Median != 0.95 {
+		t.Fatalf("ratios %+v, want the medians 0.92, 2, 0.97 and 0.95 (0.90–0.98)", r.Ratios)
 	}
 	r.Targets = targets(r)
 	want := map[string]bool{
@@ -87,7 +105,11 @@ func TestTargetsAndMarkdown(t *testing.T) {
 		"| Temporal actions per 5-event lifecycle (heartbeats included) | ≤ 16 | 15.50 | PASS |",
 		"| saturation accept p99 ÷ baseline update p99 (median of rounds) | ≤ 1.5 | 2.00 | FAIL |",
 		// CPU ratios per round: 60÷100, 60÷80, 45÷90.
-		"| 1 | 0.00 | 0.00 | 0.95 | 0.0 | 0.0 | 3.00 | 100.0 / 60.0 | 0.60 |",
+		"| 1 | 19.00 | 20.00 | 0.95 | 0.0 | 0.0 | 3.00 | 100.0 / 60.0 | 0.60 |",
+		"the same Temporal actions per 5-event lifecycle (15.00; insuranceflow 15.00, the baseline 11.00)",
+		"| 1 | 19.60 | 0.98 | 0.97 | 70.0 (55.0) |",
+		"| 2 | 18.00 | 0.90 | 0.94 | — |",
+		"| **median (min–max)** | | **0.95 (0.90–0.98)** | **0.97 (0.94–0.97)** | |",
 		"| **median (min–max)** | | | **0.92 (0.85–0.95)** | | | **2.00 (1.20–3.00)** | | **0.60 (0.50–0.75)** |",
 		"| Temporal dev server CPU ms per lifecycle | 60.0 | 50.0 | 1.20 |",
 		"| CPU ms per lifecycle, all processes: total (server / workers / topsim / bench process) | 100.0 (60.0 / 30.0 / 5.0 / 5.0) | 60.0 (50.0 / 0.5 / 0.5 / 9.0) | 1.67 |",
@@ -142,47 +164,94 @@ func TestTargetsAndMarkdown(t *testing.T) {
 	}
 }
 
-// TestBaselineWorkflow runs the baseline in the SDK's test environment: it
-// answers each update with its sequence number and closes after the
-// planned number of callbacks.
+// TestBaselineWorkflow runs the baseline and the visible baseline in the
+// SDK's test environment over a 5-event lifecycle: each answers every
+// update with its sequence number and closes after the planned number of
+// callbacks; the visible one also arms one timer and upserts PolicyState
+// exactly where a delivered event moved it, as insuranceflow does.
 func TestBaselineWorkflow(t *testing.T) {
-	var ts testsuite.WorkflowTestSuite
-	env := ts.NewTestWorkflowEnvironment()
-	cl := newCallbackLog()
-	env.RegisterActivityWithOptions(cl.Callback, activityOptions())
-	calls := 0
-	env.SetOnActivityStartedListener(func(*activity.Info, context.Context, converter.EncodedValues) { calls++ })
-	var seqs []int
-	for i := range 3 {
-		env.RegisterDelayedCallback(func() {
-			env.UpdateWorkflow(baselineUpdate, "", &testsuite.TestUpdateCallback{
-				OnReject: func(err error) { t.Errorf("update %d rejected: %v", i, err) },
-				OnAccept: func() {},
-				OnComplete: func(v any, err error) {
-					if err != nil {
-						t.Errorf("update %d: %v", i, err)
-						return
-					}
-					seqs = append(seqs, v.(int))
-				},
-			}, baselineEvent{Stage: i + 1, Status: 1})
-		}, time.Duration(i+1)*time.Second)
+	for _, visible := range []bool{false, true} {
+		t.Run(map[bool]string{false: "baseline", true: "visible baseline"}[visible], func(t *testing.T) {
+			var ts testsuite.WorkflowTestSuite
+			env := ts.NewTestWorkflowEnvironment()
+			cl := newCallbackLog()
+			env.RegisterActivityWithOptions(cl.Callback, activityOptions())
+			calls, timers := 0, 0
+			env.SetOnActivityStartedListener(func(*activity.Info, context.Context, converter.EncodedValues) { calls++ })
+			env.SetOnTimerScheduledListener(func(string, time.Duration) { timers++ })
+			var upserted []string
+			env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+				sa := args.Get(0).(temporal.SearchAttributes)
+				v, ok := sa.GetKeyword(workflows.SearchPolicyState)
+				if !ok || sa.Size() != 1 {
+					t.Errorf("upsert %v, want PolicyState alone", sa)
+				}
+				upserted = append(upserted, v)
+			}).Return(nil).Maybe()
+			steps := happySteps()
+			var seqs []int
+			for i, st := range steps {
+				env.RegisterDelayedCallback(func() {
+					env.UpdateWorkflow(baselineUpdate, "", &testsuite.TestUpdateCallback{
+						OnReject: func(err error) { t.Errorf("update %d rejected: %v", i, err) },
+						OnAccept: func() {},
+						OnComplete: func(v any, err error) {
+							if err != nil {
+								t.Errorf("update %d: %v", i, err)
+								return
+							}
+							seqs = append(seqs, v.(int))
+						},
+					}, baselineEvent{Stage: int(st.Stage), Status: int(st.Status)})
+				}, time.Duration(i+1)*time.Second)
+			}
+			env.ExecuteWorkflow(baselinePolicy, baselineInput{Events: len(steps), Visible: visible})
+			if !env.IsWorkflowCompleted() {
+				t.Fatal("baseline workflow did not complete")
+			}
+			var delivered int
+			if err := env.GetWorkflowResult(&delivered); err != nil {
+				t.Fatal(err)
+			}
+			if delivered != 5 || calls != 5 {
+				t.Fatalf("delivered=%d activities=%d, want 5 and 5", delivered, calls)
+			}
+			if !slices.Equal(seqs, []int{1, 2, 3, 4, 5}) {
+				t.Fatalf("update answers %v, want [1 2 3 4 5]", seqs)
+			}
+			if got := cl.started("default-test-workflow-id"); len(got) != 5 {
+				t.Fatalf("callback log has %d starts for the workflow, want 5", len(got))
+			}
+			wantUpserts, wantTimers := []string(nil), 0
+			if visible {
+				// pre_insured is set at the start and the endorse keeps insured.
+				wantUpserts, wantTimers = []string{"underwritten", "insured", "cancelled"}, 1
+			}
+			if !slices.Equal(upserted, wantUpserts) || timers != wantTimers {
+				t.Fatalf("upserts %v and %d timers, want %v and %d", upserted, timers, wantUpserts, wantTimers)
+			}
+		})
 	}
-	env.ExecuteWorkflow(baselinePolicy, baselineInput{Events: 3})
-	if !env.IsWorkflowCompleted() {
-		t.Fatal("baseline workflow did not complete")
+}
+
+// TestStateAfter: failures keep the state; an endorsement keeps insured.
+func TestStateAfter(t *testing.T) {
+	ev := func(st insurance.Stage, status insurance.Status) baselineEvent {
+		return baselineEvent{Stage: int(st), Status: int(status)}
 	}
-	var delivered int
-	if err := env.GetWorkflowResult(&delivered); err != nil {
-		t.Fatal(err)
-	}
-	if delivered != 3 || calls != 3 {
-		t.Fatalf("delivered=%d activities=%d, want 3 and 3", delivered, calls)
-	}
-	if len(seqs) != 3 || seqs[0] != 1 || seqs[1] != 2 || seqs[2] != 3 {
-		t.Fatalf("update answers %v, want [1 2 3]", seqs)
-	}
-	if got := cl.started("default-test-workflow-id"); len(got) != 3 {
-		t.Fatalf("callback log has %d starts for the workflow, want 3", len(got))
+	for _, tt := range []struct {
+		from fsm.State
+		ev   baselineEvent
+		want fsm.State
+	}{
+		{fsm.StatePreInsured, ev(insurance.StageUnderwrite, insurance.StatusFailure), fsm.StatePreInsured},
+		{fsm.StatePreInsured, ev(insurance.StageUnderwrite, insurance.StatusSuccess), fsm.StateUnderwritten},
+		{fsm.StateUnderwritten, ev(insurance.StageInsure, insurance.StatusSuccess), fsm.StateInsured},
+		{fsm.StateInsured, ev(insurance.StageEndorse, insurance.StatusSuccess), fsm.StateInsured},
+		{fsm.StateInsured, ev(insurance.StageCancel, insurance.StatusSuccess), fsm.StateCancelled},
+	} {
+		if got := stateAfter(tt.from, tt.ev); got != tt.want {
+			t.Errorf("stateAfter(%s, %+v)=%s, want %s", tt.from, tt.ev, got, tt.want)
+		}
 	}
 }
