@@ -2,7 +2,8 @@
 // the whole stack as real processes with package devstack, drives complete
 // policy lifecycles through the HTTP ingress with topsim as the gateway,
 // runs a minimal Temporal workflow doing the same updates and activities as
-// a baseline on the same server, counts Temporal actions from the
+// a baseline on the same server (and, at saturation, the same workflow with
+// insuranceflow's search attributes and idle timer), counts Temporal actions from the
 // histories, samples the worker's CPU and memory (also with thousands of
 // policies left open), and writes JSON, Markdown and a latency chart to
 // bench-results/ — and, with -update-readme, the README's Performance

@@ -321,7 +321,8 @@ func readmeSection(r *results) string {
 			"(the pinned Temporal dev server on SQLite in WAL mode, topsim as the TOP gateway, the worker with its HTTP ingress), " +
 			"drives complete policy lifecycles (pre_insure, underwrite, insure, one endorse, cancel) through the HTTP ingress, and, " +
 			"in the same run on the same server, a minimal Temporal workflow doing the same number of updates and no-op callback " +
-			"activities with no FSM, store or HTTP, driven straight through the SDK client. It first saturates both (closed loop) " +
+			"activities with no FSM, store or HTTP, driven straight through the SDK client (at saturation also that workflow with " +
+			"insuranceflow's search attributes and idle timer, to split the gap). It first saturates both (closed loop) " +
 			"to measure capacity, then offers each 25, 50 and 75 % of that capacity on a clock (open loop), in alternating rounds, " +
 			"and exits non-zero when a target is missed. This section is written by the program " +
 			"(`-update-readme`, by every run that completed, whether or not its targets were met); the numbers are never typed in by hand.\n\n")
