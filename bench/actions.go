@@ -139,21 +139,27 @@ func countActions(ctx context.Context, c client.Client, lcs []lifecycle, ours, b
 		} else {
 			sum6, n6 = sum6.Add(cnt), n6+1
 		}
-		if base != nil && base[i].err == nil && len(l.Steps) == 5 && nb < limit {
-			bevs, err := historyOf(ctx, c, baselineWorkflowID(l.BizID))
-			if err != nil {
-				return fig, err
-			}
-			sumBase += actions.Of(bevs).Total()
-			nb++
+		if len(l.Steps) != 5 {
+			continue
 		}
-		if visible != nil && visible[i].err == nil && len(l.Steps) == 5 && nv < limit {
-			vevs, err := historyOf(ctx, c, visibleBaselineWorkflowID(l.BizID))
+		// The baselines' 5-event runs that completed, up to limit each.
+		for _, b := range []struct {
+			runs   []lcRun
+			id     string
+			sum, n *int
+		}{
+			{base, baselineWorkflowID(l.BizID), &sumBase, &nb},
+			{visible, visibleBaselineWorkflowID(l.BizID), &sumVisible, &nv},
+		} {
+			if b.runs == nil || b.runs[i].err != nil || *b.n >= limit {
+				continue
+			}
+			evs, err := historyOf(ctx, c, b.id)
 			if err != nil {
 				return fig, err
 			}
-			sumVisible += actions.Of(vevs).Total()
-			nv++
+			*b.sum += actions.Of(evs).Total()
+			*b.n++
 		}
 	}
 	if n5 > 0 {
