@@ -83,3 +83,27 @@ func TestRaceInvariantsCatchTheirViolations(t *testing.T) {
 func receiptFor(biz, requestID string, at time.Time) devstack.Receipt {
 	return devstack.Receipt{Order: 99999, BizID: biz, RequestID: requestID, ReceivedAt: at}
 }
+
+// TestOperatorAction: the first policy acted on gets a skip whatever its
+// place in the plan, and so does every next first action until one skip
+// is applied; after that every third policy; second actions are retries.
+func TestOperatorAction(t *testing.T) {
+	for _, tt := range []struct {
+		actedOn int
+		first   bool
+		skips   int
+		want    string
+	}{
+		{0, true, 0, "skip"},
+		{1, true, 0, "skip"}, // the first skip was not applied
+		{1, true, 1, "retry"},
+		{2, true, 1, "retry"},
+		{3, true, 1, "skip"},
+		{3, false, 1, "retry"},
+		{0, false, 0, "retry"},
+	} {
+		if got := operatorAction(tt.actedOn, tt.first, tt.skips); got != tt.want {
+			t.Errorf("operatorAction(%d, %v, %d)=%q, want %q", tt.actedOn, tt.first, tt.skips, got, tt.want)
+		}
+	}
+}
