@@ -260,3 +260,85 @@ func TestResumeOverARunThatNeverRan(t *testing.T) {
 		t.Fatalf("callbacks at topsim: %+v; want pre_insure then underwrite, each once", got)
 	}
 }
+
+// TestResumeOverARunCancelledBeforeItLoaded: the run between the one that
+// accepted the events and the resume starts its first workflow task with a
+// cancel already requested (chaos: the worker was killed, the run cancelled
+// meanwhile), so it is cancelled before its load completes. Asked for its
+// snapshot it knows nothing; the resumed run must go on to the run before
+// it, which accepted seq 2 while seq 1 was at TOP and recorded neither.
+// Before policyclient.neverLoaded the resumed run took the store's
+// snapshot alone, and seq 2 never reached TOP (found by make chaos-short).
+func TestResumeOverARunCancelledBeforeItLoaded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const queue = "cancelled-load-it"
+	url := extraWorker(ctx, t, "cancelled-load-worker", []string{
+		"TASK_QUEUE=" + queue, "SWEEP_INTERVAL=1h", "EMPTY_RUN_GRACE=2s", "TOP_CALL_TIMEOUT=10s",
+	})
+	t.Cleanup(func() { clearFaults(t) })
+	tc := dialStack(t, ctx)
+	st := openStackStore(t, ctx)
+	settings := workflows.Settings{RetryInitialInterval: 200 * time.Millisecond, RetryMaxInterval: time.Second,
+		EmptyRunGrace: 2 * time.Second, Pipeline: true}
+	resumer := func(queue string) *policyclient.Client {
+		return &policyclient.Client{Temporal: tc, Snapshots: policyclient.StoreSnapshots{Store: st}, Settings: settings, TaskQueue: queue}
+	}
+	latest := func(bizID string) string {
+		t.Helper()
+		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	}
+
+	bizID := newBizID("CBL")
+	setFaults(t, `{"latency":"3s"}`)
+	reportVia(t, url, event(bizID, 1, 1, 0))
+	reportVia(t, url, event(bizID, 2, 1, 1)) // behind seq 1, at topsim: in no store row yet
+	first := latest(bizID)
+	if err := tc.TerminateWorkflow(ctx, workflows.WorkflowID(bizID), first, "integration test"); err != nil {
+		t.Fatal(err)
+	}
+	clearFaults(t)
+	// The next run goes to a queue no worker polls yet, and is cancelled
+	// there; a worker started on that queue then runs its first workflow
+	// task with the cancel in it.
+	late := "late-" + bizID
+	if resumed, err := resumer(late).Resume(ctx, bizID); err != nil || !resumed {
+		t.Fatalf("resume onto an unpolled queue = %v, %v", resumed, err)
+	}
+	middle := latest(bizID)
+	if middle == first {
+		t.Fatal("the resume started no run")
+	}
+	if err := tc.CancelWorkflow(ctx, workflows.WorkflowID(bizID), middle); err != nil {
+		t.Fatal(err)
+	}
+	extraWorker(ctx, t, "late-worker", []string{"TASK_QUEUE=" + late, "SWEEP_INTERVAL=1h"})
+	eventually(t, 30*time.Second, "the middle run cancelled", func() (bool, string) {
+		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), middle)
+		if err != nil {
+			return false, err.Error()
+		}
+		s := d.GetWorkflowExecutionInfo().GetStatus()
+		return s == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, s.String()
+	})
+	// The late worker's first sweep may resume the policy before we do;
+	// either way a run that loads over the cancelled one takes over.
+	if resumed, err := resumer(queue).Resume(ctx, bizID); err != nil || (!resumed && latest(bizID) == middle) {
+		t.Fatalf("resume = %v, %v, and no other run took over", resumed, err)
+	}
+	eventually(t, 60*time.Second, bizID+" both callbacks at TOP", func() (bool, string) {
+		got := simCallbacks(t, bizID)
+		return len(got) >= 2, fmt.Sprintf("%d callbacks at topsim", len(got))
+	})
+	eventually(t, 30*time.Second, "topsim answered every request", func() (bool, string) {
+		s := getSimStats(t)
+		return s.InFlight == 0, fmt.Sprintf("%d in flight", s.InFlight)
+	})
+	if got := simCallbacks(t, bizID); len(got) != 2 || got[0].StageName != "pre_insure" || got[1].StageName != "underwrite" {
+		t.Fatalf("callbacks at topsim: %+v; want pre_insure then underwrite, each once", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -29,8 +30,8 @@ type SnapshotLoader struct {
 	DataConverter converter.DataConverter
 }
 
-// maxRunsBack bounds how many runs that never ran a workflow task Load
-// looks past to find the one that holds the policy's state.
+// maxRunsBack bounds how many runs that never loaded the policy (see
+// previous) Load looks past to find the one that holds its state.
 const maxRunsBack = 20
 
 // Load returns the policy's snapshot: the store's, or, when the previous run
@@ -100,14 +101,15 @@ func mergePrevious(stored, prev *workflows.Snapshot) *workflows.Snapshot {
 // task (terminated or cancelled while workers were down, or at once)
 // cannot answer (Temporal: WorkflowNotReady), and need not: it accepted no
 // event and took nothing over from the run before it, so what it would
-// have loaded is that run's. So the question goes back along the runs'
-// PreviousRunIDs to the first that ran.
+// have loaded is that run's. The same holds for a run that started but
+// closed before its own load completed (cancelled in its first workflow
+// task, say): it answers workflows.SnapshotNotLoaded. So the question goes
+// back along the runs' PreviousRunIDs to the first that loaded.
 func (l SnapshotLoader) previous(ctx context.Context, in workflows.LoadSnapshotInput) (*workflows.Snapshot, error) {
 	runID := in.PreviousRunID
 	for back := 0; ; back++ {
 		v, err := l.Temporal.QueryWorkflow(ctx, workflows.WorkflowID(in.BizID), runID, workflows.QuerySnapshot)
-		var notReady *serviceerror.WorkflowNotReady
-		if errors.As(err, &notReady) && back < maxRunsBack {
+		if neverLoaded(err) && back < maxRunsBack {
 			if runID, err = l.previousRunOf(ctx, in.BizID, runID); err != nil || runID == "" {
 				return nil, err
 			}
@@ -153,4 +155,21 @@ func (l SnapshotLoader) previousRunOf(ctx context.Context, bizID, runID string) 
 		return "", fmt.Errorf("decode the input of run %s of policy %s: %w", runID, bizID, err)
 	}
 	return started.PreviousRunID, nil
+}
+
+// neverLoaded reports whether a snapshot query's error says the run never
+// loaded the policy: it never started a workflow task, or answered
+// workflows.SnapshotNotLoaded (by the failure's type, or by its message
+// where the server passed on no failure).
+func neverLoaded(err error) bool {
+	var notReady *serviceerror.WorkflowNotReady
+	if errors.As(err, &notReady) {
+		return true
+	}
+	var failed *serviceerror.QueryFailed
+	if !errors.As(err, &failed) {
+		return false
+	}
+	return failed.Failure.GetApplicationFailureInfo().GetType() == workflows.SnapshotNotLoaded ||
+		strings.HasPrefix(failed.Message, workflows.SnapshotNotLoaded+":")
 }

@@ -1,8 +1,13 @@
 package policyclient
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	failurepb "go.temporal.io/api/failure/v1"
+	"go.temporal.io/api/serviceerror"
 
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
@@ -45,4 +50,32 @@ func TestMergePrevious(t *testing.T) {
 			t.Errorf("handed-over callback %+v, want queued with a fresh budget and its attempts kept", h)
 		}
 	})
+}
+
+// TestNeverLoaded: a run that never started a workflow task, or that
+// answers SnapshotNotLoaded (by the failure's type, or by its message when
+// the server passed on no failure), is looked past; any other failed query
+// is not.
+func TestNeverLoaded(t *testing.T) {
+	typed := &failurepb.Failure{Message: "x", FailureInfo: &failurepb.Failure_ApplicationFailureInfo{
+		ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{Type: workflows.SnapshotNotLoaded}}}
+	other := &failurepb.Failure{Message: "x", FailureInfo: &failurepb.Failure_ApplicationFailureInfo{
+		ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{Type: "panic"}}}
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"never ran a task", serviceerror.NewWorkflowNotReady("not ready"), true},
+		{"typed failure", serviceerror.NewQueryFailedWithFailure("query failed", typed), true},
+		{"message only", fmt.Errorf("query: %w", serviceerror.NewQueryFailed(workflows.SnapshotNotLoaded+": this run has not loaded its policy")), true},
+		{"another query failure", serviceerror.NewQueryFailedWithFailure("boom", other), false},
+		{"unknown query", serviceerror.NewQueryFailed("unknown queryType snapshot"), false},
+		{"not found", serviceerror.NewNotFound("gone"), false},
+		{"other", errors.New("unavailable"), false},
+	} {
+		if got := neverLoaded(tt.err); got != tt.want {
+			t.Errorf("%s: neverLoaded=%v, want %v", tt.name, got, tt.want)
+		}
+	}
 }

@@ -39,6 +39,12 @@ const (
 	// PolicyInput.PreviousRunID), because such a run may have accepted
 	// events it never got to record.
 	QuerySnapshot = "snapshot"
+	// SnapshotNotLoaded is the ApplicationError type (and the message) of a
+	// snapshot query answered by a run that reopened the policy but never
+	// loaded it (cancelled or terminated before its load completed): it
+	// accepted nothing and knows nothing, and the asker goes on to the run
+	// before it, which may hold accepted events no store row has.
+	SnapshotNotLoaded = "policy_not_loaded"
 
 	// LoadSnapshotActivity is the local activity, registered by the worker
 	// under this name, that a run reopening a policy runs in its first

@@ -38,8 +38,8 @@ func (p *policy) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QuerySnapshot, func() (Snapshot, error) {
 		if !p.loaded {
 			// A run that never loaded knows nothing: the asker must not
-			// take its empty state for the policy's.
-			return Snapshot{}, errors.New("this run has not loaded its policy yet")
+			// take its empty state for the policy's (see SnapshotNotLoaded).
+			return Snapshot{}, temporal.NewApplicationError(SnapshotNotLoaded+": this run has not loaded its policy", SnapshotNotLoaded)
 		}
 		return p.snapshot(), nil
 	}); err != nil {
