@@ -11,6 +11,7 @@ import (
 
 	"github.com/insuranceflow/insuranceflow/insurance"
 	"github.com/insuranceflow/insuranceflow/policyclient"
+	"github.com/insuranceflow/insuranceflow/store"
 	"github.com/insuranceflow/insuranceflow/workflows"
 )
 
@@ -206,59 +207,23 @@ func TestResumeAfterAReportOpenedARun(t *testing.T) {
 func TestResumeOverARunThatNeverRan(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	const queue = "never-ran-it"
-	url := extraWorker(ctx, t, "never-ran-worker", []string{
-		"TASK_QUEUE=" + queue, "SWEEP_INTERVAL=1h", "EMPTY_RUN_GRACE=2s", "TOP_CALL_TIMEOUT=10s",
-	})
-	t.Cleanup(func() { clearFaults(t) })
-	tc := dialStack(t, ctx)
-	st := openStackStore(t, ctx)
-	settings := workflows.Settings{RetryInitialInterval: 200 * time.Millisecond, RetryMaxInterval: time.Second,
-		EmptyRunGrace: 2 * time.Second, Pipeline: true}
-	resumer := func(queue string) *policyclient.Client {
-		return &policyclient.Client{Temporal: tc, Snapshots: policyclient.StoreSnapshots{Store: st}, Settings: settings, TaskQueue: queue}
-	}
-	terminateLatest := func(bizID string) string {
-		t.Helper()
-		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		run := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-		if err := tc.TerminateWorkflow(ctx, workflows.WorkflowID(bizID), run, "integration test"); err != nil {
-			t.Fatal(err)
-		}
-		return run
-	}
-
-	bizID := newBizID("NVR")
-	setFaults(t, `{"latency":"3s"}`)
-	reportVia(t, url, event(bizID, 1, 1, 0))
-	reportVia(t, url, event(bizID, 2, 1, 1)) // behind seq 1, at topsim: in no store row yet
-	first := terminateLatest(bizID)
-	clearFaults(t)
+	fx := newResumeFixture(ctx, t, "never-ran", "NVR")
 	// The run that takes over goes to a queue no worker polls: it never
 	// starts a workflow task before it is terminated in turn.
-	if resumed, err := resumer("nobody-polls-"+bizID).Resume(ctx, bizID); err != nil || !resumed {
+	if resumed, err := fx.resumer("nobody-polls-"+fx.bizID).Resume(ctx, fx.bizID); err != nil || !resumed {
 		t.Fatalf("resume onto an unpolled queue = %v, %v", resumed, err)
 	}
-	if never := terminateLatest(bizID); never == first {
+	never := fx.latest()
+	if never == fx.first {
 		t.Fatal("the resume started no run")
 	}
-	if resumed, err := resumer(queue).Resume(ctx, bizID); err != nil || !resumed {
+	if err := fx.tc.TerminateWorkflow(ctx, workflows.WorkflowID(fx.bizID), never, "integration test"); err != nil {
+		t.Fatal(err)
+	}
+	if resumed, err := fx.resumer(fx.queue).Resume(ctx, fx.bizID); err != nil || !resumed {
 		t.Fatalf("resume = %v, %v", resumed, err)
 	}
-	eventually(t, 60*time.Second, bizID+" both callbacks at TOP", func() (bool, string) {
-		got := simCallbacks(t, bizID)
-		return len(got) >= 2, fmt.Sprintf("%d callbacks at topsim", len(got))
-	})
-	eventually(t, 30*time.Second, "topsim answered every request", func() (bool, string) {
-		s := getSimStats(t)
-		return s.InFlight == 0, fmt.Sprintf("%d in flight", s.InFlight)
-	})
-	if got := simCallbacks(t, bizID); len(got) != 2 || got[0].StageName != "pre_insure" || got[1].StageName != "underwrite" {
-		t.Fatalf("callbacks at topsim: %+v; want pre_insure then underwrite, each once", got)
-	}
+	fx.expectBothCallbacks()
 }
 
 // TestResumeOverARunCancelledBeforeItLoaded: the run between the one that
@@ -272,53 +237,24 @@ func TestResumeOverARunThatNeverRan(t *testing.T) {
 func TestResumeOverARunCancelledBeforeItLoaded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	const queue = "cancelled-load-it"
-	url := extraWorker(ctx, t, "cancelled-load-worker", []string{
-		"TASK_QUEUE=" + queue, "SWEEP_INTERVAL=1h", "EMPTY_RUN_GRACE=2s", "TOP_CALL_TIMEOUT=10s",
-	})
-	t.Cleanup(func() { clearFaults(t) })
-	tc := dialStack(t, ctx)
-	st := openStackStore(t, ctx)
-	settings := workflows.Settings{RetryInitialInterval: 200 * time.Millisecond, RetryMaxInterval: time.Second,
-		EmptyRunGrace: 2 * time.Second, Pipeline: true}
-	resumer := func(queue string) *policyclient.Client {
-		return &policyclient.Client{Temporal: tc, Snapshots: policyclient.StoreSnapshots{Store: st}, Settings: settings, TaskQueue: queue}
-	}
-	latest := func(bizID string) string {
-		t.Helper()
-		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-	}
-
-	bizID := newBizID("CBL")
-	setFaults(t, `{"latency":"3s"}`)
-	reportVia(t, url, event(bizID, 1, 1, 0))
-	reportVia(t, url, event(bizID, 2, 1, 1)) // behind seq 1, at topsim: in no store row yet
-	first := latest(bizID)
-	if err := tc.TerminateWorkflow(ctx, workflows.WorkflowID(bizID), first, "integration test"); err != nil {
-		t.Fatal(err)
-	}
-	clearFaults(t)
+	fx := newResumeFixture(ctx, t, "cancelled-load", "CBL")
 	// The next run goes to a queue no worker polls yet, and is cancelled
 	// there; a worker started on that queue then runs its first workflow
 	// task with the cancel in it.
-	late := "late-" + bizID
-	if resumed, err := resumer(late).Resume(ctx, bizID); err != nil || !resumed {
+	late := "late-" + fx.bizID
+	if resumed, err := fx.resumer(late).Resume(ctx, fx.bizID); err != nil || !resumed {
 		t.Fatalf("resume onto an unpolled queue = %v, %v", resumed, err)
 	}
-	middle := latest(bizID)
-	if middle == first {
+	middle := fx.latest()
+	if middle == fx.first {
 		t.Fatal("the resume started no run")
 	}
-	if err := tc.CancelWorkflow(ctx, workflows.WorkflowID(bizID), middle); err != nil {
+	if err := fx.tc.CancelWorkflow(ctx, workflows.WorkflowID(fx.bizID), middle); err != nil {
 		t.Fatal(err)
 	}
 	extraWorker(ctx, t, "late-worker", []string{"TASK_QUEUE=" + late, "SWEEP_INTERVAL=1h"})
 	eventually(t, 30*time.Second, "the middle run cancelled", func() (bool, string) {
-		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(bizID), middle)
+		d, err := fx.tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(fx.bizID), middle)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -327,18 +263,76 @@ func TestResumeOverARunCancelledBeforeItLoaded(t *testing.T) {
 	})
 	// The late worker's first sweep may resume the policy before we do;
 	// either way a run that loads over the cancelled one takes over.
-	if resumed, err := resumer(queue).Resume(ctx, bizID); err != nil || (!resumed && latest(bizID) == middle) {
+	if resumed, err := fx.resumer(fx.queue).Resume(ctx, fx.bizID); err != nil || (!resumed && fx.latest() == middle) {
 		t.Fatalf("resume = %v, %v, and no other run took over", resumed, err)
 	}
-	eventually(t, 60*time.Second, bizID+" both callbacks at TOP", func() (bool, string) {
-		got := simCallbacks(t, bizID)
+	fx.expectBothCallbacks()
+}
+
+// resumeFixture is a policy whose first run accepted seq 2 while seq 1 was
+// at topsim (slowed to 3 s), and was terminated then: the store holds
+// neither, only that run's history does.
+type resumeFixture struct {
+	t     *testing.T
+	ctx   context.Context
+	tc    client.Client
+	st    *store.Store
+	queue string // the fixture's worker's task queue
+	bizID string
+	first string // the terminated run
+}
+
+func newResumeFixture(ctx context.Context, t *testing.T, name, prefix string) *resumeFixture {
+	t.Helper()
+	fx := &resumeFixture{t: t, ctx: ctx, queue: name + "-it", bizID: newBizID(prefix)}
+	url := extraWorker(ctx, t, name+"-worker", []string{
+		"TASK_QUEUE=" + fx.queue, "SWEEP_INTERVAL=1h", "EMPTY_RUN_GRACE=2s", "TOP_CALL_TIMEOUT=10s",
+	})
+	t.Cleanup(func() { clearFaults(t) })
+	fx.tc = dialStack(t, ctx)
+	fx.st = openStackStore(t, ctx)
+	setFaults(t, `{"latency":"3s"}`)
+	reportVia(t, url, event(fx.bizID, 1, 1, 0))
+	reportVia(t, url, event(fx.bizID, 2, 1, 1)) // behind seq 1, at topsim: in no store row yet
+	fx.first = fx.latest()
+	if err := fx.tc.TerminateWorkflow(ctx, workflows.WorkflowID(fx.bizID), fx.first, "integration test"); err != nil {
+		t.Fatal(err)
+	}
+	clearFaults(t)
+	return fx
+}
+
+// resumer resumes policies onto queue.
+func (fx *resumeFixture) resumer(queue string) *policyclient.Client {
+	settings := workflows.Settings{RetryInitialInterval: 200 * time.Millisecond, RetryMaxInterval: time.Second,
+		EmptyRunGrace: 2 * time.Second, Pipeline: true}
+	return &policyclient.Client{Temporal: fx.tc, Snapshots: policyclient.StoreSnapshots{Store: fx.st}, Settings: settings, TaskQueue: queue}
+}
+
+// latest is the policy's latest run.
+func (fx *resumeFixture) latest() string {
+	fx.t.Helper()
+	d, err := fx.tc.DescribeWorkflowExecution(fx.ctx, workflows.WorkflowID(fx.bizID), "")
+	if err != nil {
+		fx.t.Fatal(err)
+	}
+	return d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+}
+
+// expectBothCallbacks waits for pre_insure then underwrite at topsim, each
+// once.
+func (fx *resumeFixture) expectBothCallbacks() {
+	t := fx.t
+	t.Helper()
+	eventually(t, 60*time.Second, fx.bizID+" both callbacks at TOP", func() (bool, string) {
+		got := simCallbacks(t, fx.bizID)
 		return len(got) >= 2, fmt.Sprintf("%d callbacks at topsim", len(got))
 	})
 	eventually(t, 30*time.Second, "topsim answered every request", func() (bool, string) {
 		s := getSimStats(t)
 		return s.InFlight == 0, fmt.Sprintf("%d in flight", s.InFlight)
 	})
-	if got := simCallbacks(t, bizID); len(got) != 2 || got[0].StageName != "pre_insure" || got[1].StageName != "underwrite" {
+	if got := simCallbacks(t, fx.bizID); len(got) != 2 || got[0].StageName != "pre_insure" || got[1].StageName != "underwrite" {
 		t.Fatalf("callbacks at topsim: %+v; want pre_insure then underwrite, each once", got)
 	}
 }
