@@ -120,10 +120,11 @@ type satRound struct {
 	// attributes and idle timer (baselineInput.Visible): not judged, it
 	// splits the throughput gap into what that visibility costs and what
 	// insuranceflow's own work does.
-	VisibleBaseline   loadResult `json:"visible_baseline"`
-	Throughput        float64    `json:"throughput_ratio"`
-	AcceptP99         float64    `json:"accept_p99_ratio"`
-	VisibleThroughput float64    `json:"visible_throughput_ratio"` // insuranceflow ÷ visible baseline
+	VisibleBaseline     loadResult `json:"visible_baseline"`
+	Throughput          float64    `json:"throughput_ratio"`
+	AcceptP99           float64    `json:"accept_p99_ratio"`
+	VisibleThroughput   float64    `json:"visible_throughput_ratio"`    // insuranceflow ÷ visible baseline
+	VisibleOverBaseline float64    `json:"visible_over_baseline_ratio"` // visible baseline ÷ baseline
 }
 
 type ratios struct {
@@ -454,6 +455,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		round.Throughput = round2(ratio(round.Insuranceflow.LifecyclesPerSec, round.Baseline.LifecyclesPerSec))
 		round.AcceptP99 = round2(ratio(round.Insuranceflow.Accept.P99, round.Baseline.Accept.P99))
 		round.VisibleThroughput = round2(ratio(round.Insuranceflow.LifecyclesPerSec, round.VisibleBaseline.LifecyclesPerSec))
+		round.VisibleOverBaseline = round2(ratio(round.VisibleBaseline.LifecyclesPerSec, round.Baseline.LifecyclesPerSec))
 		res.Saturation = append(res.Saturation, round)
 		if r == 1 {
 			first, firstOurs, firstBase, firstVisible = lcs, ourRuns, baseRuns, visibleRuns
@@ -597,7 +599,7 @@ func summariseRounds(rs []satRound) (ratios, loadResult, loadResult) {
 		tp = append(tp, r.Throughput)
 		ap = append(ap, r.AcceptP99)
 		vt = append(vt, r.VisibleThroughput)
-		vb = append(vb, round2(ratio(r.VisibleBaseline.LifecyclesPerSec, r.Baseline.LifecyclesPerSec)))
+		vb = append(vb, r.VisibleOverBaseline)
 	}
 	rt := ratios{Throughput: spreadOf(tp), AcceptP99: spreadOf(ap), VisibleThroughput: spreadOf(vt), VisibleOverBaseline: spreadOf(vb)}
 	if len(rs) == 0 {

@@ -447,8 +447,7 @@ func visibleBaselineMarkdown(r *results) string {
 		if v.CPU.Total > 0 {
 			cpu = fmt.Sprintf("%.1f (%.1f)", v.CPU.Total, v.CPU.Server)
 		}
-		fmt.Fprintf(&b, "| %d | %.2f | %.2f | %.2f | %s |\n", i+1, v.LifecyclesPerSec,
-			ratio(v.LifecyclesPerSec, sr.Baseline.LifecyclesPerSec), sr.VisibleThroughput, cpu)
+		fmt.Fprintf(&b, "| %d | %.2f | %.2f | %.2f | %s |\n", i+1, v.LifecyclesPerSec, sr.VisibleOverBaseline, sr.VisibleThroughput, cpu)
 	}
 	fmt.Fprintf(&b, "| **median (min–max)** | | **%s** | **%s** | |\n", r.Ratios.VisibleOverBaseline, r.Ratios.VisibleThroughput)
 	return b.String()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -159,8 +158,8 @@ func (l SnapshotLoader) previousRunOf(ctx context.Context, bizID, runID string) 
 
 // neverLoaded reports whether a snapshot query's error says the run never
 // loaded the policy: it never started a workflow task, or answered
-// workflows.SnapshotNotLoaded (by the failure's type, or by its message
-// where the server passed on no failure).
+// workflows.SnapshotNotLoaded (the query failure's type, which the server
+// passes on).
 func neverLoaded(err error) bool {
 	var notReady *serviceerror.WorkflowNotReady
 	if errors.As(err, &notReady) {
@@ -170,6 +169,5 @@ func neverLoaded(err error) bool {
 	if !errors.As(err, &failed) {
 		return false
 	}
-	return failed.Failure.GetApplicationFailureInfo().GetType() == workflows.SnapshotNotLoaded ||
-		strings.HasPrefix(failed.Message, workflows.SnapshotNotLoaded+":")
+	return failed.Failure.GetApplicationFailureInfo().GetType() == workflows.SnapshotNotLoaded
 }

@@ -53,9 +53,8 @@ func TestMergePrevious(t *testing.T) {
 }
 
 // TestNeverLoaded: a run that never started a workflow task, or that
-// answers SnapshotNotLoaded (by the failure's type, or by its message when
-// the server passed on no failure), is looked past; any other failed query
-// is not.
+// answers with a failure of type SnapshotNotLoaded, is looked past; any
+// other failed query is not.
 func TestNeverLoaded(t *testing.T) {
 	typed := &failurepb.Failure{Message: "x", FailureInfo: &failurepb.Failure_ApplicationFailureInfo{
 		ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{Type: workflows.SnapshotNotLoaded}}}
@@ -68,7 +67,7 @@ func TestNeverLoaded(t *testing.T) {
 	}{
 		{"never ran a task", serviceerror.NewWorkflowNotReady("not ready"), true},
 		{"typed failure", serviceerror.NewQueryFailedWithFailure("query failed", typed), true},
-		{"message only", fmt.Errorf("query: %w", serviceerror.NewQueryFailed(workflows.SnapshotNotLoaded+": this run has not loaded its policy")), true},
+		{"wrapped", fmt.Errorf("query: %w", serviceerror.NewQueryFailedWithFailure("query failed", typed)), true},
 		{"another query failure", serviceerror.NewQueryFailedWithFailure("boom", other), false},
 		{"unknown query", serviceerror.NewQueryFailed("unknown queryType snapshot"), false},
 		{"not found", serviceerror.NewNotFound("gone"), false},

@@ -39,7 +39,7 @@ const (
 	// PolicyInput.PreviousRunID), because such a run may have accepted
 	// events it never got to record.
 	QuerySnapshot = "snapshot"
-	// SnapshotNotLoaded is the ApplicationError type (and the message) of a
+	// SnapshotNotLoaded is the ApplicationError type of the failure of a
 	// snapshot query answered by a run that reopened the policy but never
 	// loaded it (cancelled or terminated before its load completed): it
 	// accepted nothing and knows nothing, and the asker goes on to the run
